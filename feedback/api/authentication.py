@@ -1,0 +1,5 @@
+from knox.auth import TokenAuthentication
+
+
+class CachedTokenAuthentication(TokenAuthentication):
+    """knox's hashed, expiring tokens (``Authorization: Token <token>``)."""

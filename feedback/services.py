@@ -1,0 +1,226 @@
+"""Writes that span models: recording votes, skips and reports, forming pairs.
+
+Every function here is keyword-only, named ``<entity>_<action>``, and raises ``ServiceError`` (400)
+or ``Conflict`` (409) for input it refuses; views turn those into an error message.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from .models import Assignment, Completion, Flag, Pair, Vote, whitespace_normalised
+
+
+class ServiceError(Exception):
+    """Input the service refuses: the caller gets a 400 with this message."""
+
+
+class Conflict(ServiceError):
+    """The request contradicts what is already stored: the caller gets a 409."""
+
+
+SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
+MAX_KEY_LENGTH = 64
+MAX_RATIONALE_LENGTH = 280
+
+
+def choice_from_screen(screen_choice: str, *, left_is_a: bool) -> str:
+    """left / right / tie / both_bad, as seen on screen, to the choice stored in terms of completions."""
+    if screen_choice == "left":
+        return Vote.Choice.A if left_is_a else Vote.Choice.B
+    if screen_choice == "right":
+        return Vote.Choice.B if left_is_a else Vote.Choice.A
+    if screen_choice in ("tie", "both_bad"):
+        return screen_choice
+    raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    vote: Vote
+    created: bool
+
+
+def _replay(*, user, pair_id: int, key: str) -> VoteResult | None:
+    """The stored vote for this key or pair, or a Conflict if the request contradicts it."""
+    for vote in Vote.objects.filter(Q(idempotency_key=key) | Q(pair_id=pair_id), volunteer=user):
+        if vote.idempotency_key == key and vote.pair_id == pair_id:
+            return VoteResult(vote, created=False)
+        if vote.idempotency_key == key:
+            raise Conflict(f"idempotency_key {key!r} was already used for a vote on pair {vote.pair_id}")
+        raise Conflict(f"you already voted on pair {pair_id} ({vote.screen_choice}); a vote cannot be changed")
+    return None
+
+
+def vote_record(
+    *,
+    user,
+    pair_id: int,
+    screen_choice: str,
+    key: str,
+    rationale: str = "",
+    time_taken_ms: int | None = None,
+) -> VoteResult:
+    """Store a volunteer's vote on an assigned pair, exactly once.
+
+    One transaction inserts the vote, bumps the pair's count and closes it at k votes. A retry with the
+    same idempotency key returns the stored vote and counts nothing; a different second vote is a Conflict.
+    """
+    key = (key or "").strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ServiceError(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
+    rationale = " ".join((rationale or "").split())
+    if len(rationale) > MAX_RATIONALE_LENGTH:
+        raise ServiceError(f"rationale must be at most {MAX_RATIONALE_LENGTH} characters")
+    if screen_choice not in SCREEN_CHOICES:
+        raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
+
+    replay = _replay(user=user, pair_id=pair_id, key=key)
+    if replay is not None:
+        return replay
+    assignment = Assignment.objects.filter(volunteer=user, pair_id=pair_id).first()
+    if assignment is None:
+        raise ServiceError(f"pair {pair_id} is not assigned to you")
+    if assignment.skipped_at is not None:
+        raise ServiceError(f"you skipped pair {pair_id}")
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            vote = Vote.objects.create(
+                pair_id=pair_id,
+                volunteer=user,
+                choice=choice_from_screen(screen_choice, left_is_a=assignment.left_is_a),
+                left_is_a=assignment.left_is_a,
+                idempotency_key=key,
+                rationale=rationale,
+                time_taken_ms=time_taken_ms,
+                created_at=now,
+            )
+            # A released (expired) assignment gave its claim back: a late vote takes one again.
+            reclaim = 1 if assignment.released_at is not None else 0
+            Pair.objects.filter(pk=pair_id).update(
+                votes_count=F("votes_count") + 1,
+                claims_count=F("claims_count") + reclaim,
+                last_vote_at=now,
+                state=Case(
+                    When(Q(state=Pair.State.OPEN) & Q(votes_count__gte=F("votes_wanted") - 1), then=Value(Pair.State.COMPLETE)),
+                    default=F("state"),
+                ),
+            )
+            Assignment.objects.filter(pk=assignment.pk).update(voted_at=now)
+    except IntegrityError:
+        # A concurrent retry of the same request won the race: answer as its replay would.
+        replay = _replay(user=user, pair_id=pair_id, key=key)
+        if replay is None:
+            raise
+        return replay
+    return VoteResult(vote, created=True)
+
+
+@transaction.atomic
+def pair_skip(*, user, pair_id: int) -> Assignment:
+    """The volunteer passes on an assigned pair; it goes back to others and never returns to them."""
+    assignment = Assignment.objects.select_for_update().filter(volunteer=user, pair_id=pair_id).first()
+    if assignment is None:
+        raise ServiceError(f"pair {pair_id} is not assigned to you")
+    if assignment.voted_at is not None:
+        raise Conflict(f"you already voted on pair {pair_id}")
+    if assignment.skipped_at is None:
+        if assignment.released_at is None:
+            Pair.objects.filter(pk=pair_id, claims_count__gt=0).update(claims_count=F("claims_count") - 1)
+        assignment.skipped_at = timezone.now()
+        assignment.save(update_fields=["skipped_at"])
+    return assignment
+
+
+def flag_create(*, user, pair_id: int, reason: str, note: str = "") -> tuple[Flag, bool]:
+    """Report a pair (broken / harmful / personal data). Reporting the same thing twice stores it once."""
+    if reason not in Flag.Reason.values:
+        raise ServiceError(f"reason must be one of {', '.join(Flag.Reason.values)}; got {reason!r}")
+    note = " ".join((note or "").split())
+    if len(note) > 500:
+        raise ServiceError("note must be at most 500 characters")
+    pair = Pair.objects.filter(pk=pair_id).only("id", "prompt_id").first()
+    if pair is None:
+        raise ServiceError(f"pair {pair_id} does not exist")
+    if not Assignment.objects.filter(volunteer=user, pair_id=pair_id).exists():
+        raise ServiceError(f"pair {pair_id} is not assigned to you")
+    try:
+        with transaction.atomic():
+            flag, created = Flag.objects.get_or_create(
+                reporter=user, pair=pair, reason=reason, defaults={"prompt_id": pair.prompt_id, "note": note}
+            )
+    except IntegrityError:
+        flag, created = Flag.objects.get(reporter=user, pair=pair, reason=reason), False
+    return flag, created
+
+
+def assignments_release_expired() -> int:
+    """Give back the claims of assignments nobody answered in time; returns how many were released."""
+    now = timezone.now()
+    released = 0
+    with transaction.atomic():
+        expired = list(
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(expires_at__lt=now, voted_at__isnull=True, skipped_at__isnull=True, released_at__isnull=True)
+            .values_list("pk", "pair_id")[:1000]
+        )
+        for pk, pair_id in expired:
+            Assignment.objects.filter(pk=pk).update(released_at=now)
+            Pair.objects.filter(pk=pair_id, claims_count__gt=0).update(claims_count=F("claims_count") - 1)
+            released += 1
+    return released
+
+
+def pairs_form(
+    *,
+    completions: Iterable[Completion],
+    max_pairs: int | None = None,
+    cross_model_only: bool = False,
+) -> list[Pair]:
+    """Form pairs from completions of one prompt: every two distinct ones, up to the per-prompt cap.
+
+    Two completions that are equal after whitespace normalisation are never paired; a pair that
+    already exists is not formed again, and existing pairs count towards the cap.
+    """
+    completions = sorted(completions, key=lambda c: c.pk)
+    if len(completions) < 2:
+        return []
+    prompt = completions[0].prompt
+    cap = settings.CODEPREF["MAX_PAIRS_PER_PROMPT"] if max_pairs is None else max_pairs
+    existing = set(Pair.objects.filter(prompt=prompt).values_list("completion_a_id", "completion_b_id"))
+    room = cap - len(existing)
+    formed: list[Pair] = []
+    normalised = {c.pk: whitespace_normalised(c.text) for c in completions}
+    for a, b in itertools.combinations(completions, 2):
+        if room <= 0:
+            break
+        if (a.pk, b.pk) in existing or normalised[a.pk] == normalised[b.pk]:
+            continue
+        if cross_model_only and a.model_version_id == b.model_version_id:
+            continue
+        formed.append(
+            Pair(
+                prompt=prompt,
+                language=prompt.language,
+                completion_a=a,
+                completion_b=b,
+                decided_by_tests=_decided_by_tests(a, b),
+            )
+        )
+        room -= 1
+    Pair.objects.bulk_create(formed, ignore_conflicts=True)
+    return formed
+
+
+def _decided_by_tests(a: Completion, b: Completion) -> bool:
+    outcomes = {a.outcome, b.outcome}
+    return Completion.Outcome.PASSED in outcomes and len(outcomes) == 2 and Completion.Outcome.NOT_RUN not in outcomes
