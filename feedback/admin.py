@@ -1,1 +1,3 @@
-from django.contrib import admin  # noqa: F401  (model admins are registered in feedback/admin_*.py)
+"""Admin registrations live beside the feature they serve; this module only loads them."""
+
+from . import admin_datasets, admin_generation, admin_ranking, admin_training  # noqa: F401
