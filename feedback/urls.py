@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
     path("rank/", include("feedback.web_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
