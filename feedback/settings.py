@@ -307,6 +307,14 @@ CODEPREF = {
     "TRAINING_DIR": Path(env_str("CODEPREF_TRAINING_DIR", str(VAR_DIR / "training"))),
     "TRAINING_RECIPE": env_str("CODEPREF_TRAINING_RECIPE", "tiny"),
     "TRAINING_MIN_NEW_PREFERENCES": env_int("CODEPREF_TRAINING_MIN_NEW_PREFERENCES", 50),
+    # How the pipeline process starts: empty = `python -m <module>`; else a launcher that takes `-m <module>`,
+    # e.g. "accelerate launch --config_file training/recipes/accelerate/zero2.yaml" or "torchrun --nproc_per_node 2".
+    "TRAINING_LAUNCHER": env_str("CODEPREF_TRAINING_LAUNCHER", ""),
+    "TRAINING_PIPELINE_MODULE": env_str("CODEPREF_TRAINING_PIPELINE_MODULE", "training.pipeline"),
+    "TRAINING_RECIPES_DIR": Path(env_str("CODEPREF_TRAINING_RECIPES_DIR", str(BASE_DIR / "training" / "recipes"))),
+    "TRAINING_TIMEOUT_SECONDS": env_int("CODEPREF_TRAINING_TIMEOUT_SECONDS", 3 * 3600),
+    "TRAINING_POLL_SECONDS": env_float("CODEPREF_TRAINING_POLL_SECONDS", 2.0),
+    "TRAINING_ARENA_PROMPTS": env_int("CODEPREF_TRAINING_ARENA_PROMPTS", 50),  # prompts the new policy answers
 }
 
 LOGGING = {
