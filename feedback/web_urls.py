@@ -4,4 +4,8 @@ from . import views
 
 urlpatterns = [
     path("", views.rank, name="rank"),
+    path("vote/", views.vote, name="rank-vote"),
+    path("skip/", views.skip, name="rank-skip"),
+    path("report/", views.report, name="rank-report"),
+    path("terms/", views.terms, name="rank-terms"),
 ]
