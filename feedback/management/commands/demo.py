@@ -1,0 +1,100 @@
+"""python manage.py demo [--serve] [--addr 127.0.0.1:8000]
+
+Everything the demo needs, each step safe to repeat: migrate (SQLite unless DATABASE_URL says
+otherwise), import the bundled demo prompts, prepare the models, create the demo volunteer and an
+admin, print where to go and how to log in, and with --serve run the development server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from feedback.importing import ImportFailed, decode_jsonl, prompts_import
+from feedback.models import Volunteer
+
+DEMO_PROMPTS = Path(__file__).resolve().parents[2] / "fixtures" / "demo_prompts.jsonl"
+# Fixed and printed on purpose: this is a local demo. Never run it against a shared database.
+VOLUNTEER = ("demo", "demo-password-123")
+ADMIN = ("admin", "admin-password-123")
+
+
+class Command(BaseCommand):
+    help = "Set up the demo (migrate, demo prompts, demo volunteer and admin) and optionally serve it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--serve", action="store_true", help="Run the development server afterwards.")
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="Address for --serve (default 127.0.0.1:8000).")
+
+    def handle(self, *args, serve: bool, addr: str, **options):
+        self._migrate()
+        self._import_prompts()
+        self._prepare_models()
+        self._create_users()
+        url = _url_for(addr)
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"codepref demo ready at {url}"))
+        self.stdout.write(f"  rank as the demo volunteer: username {VOLUNTEER[0]!r}, password {VOLUNTEER[1]!r}")
+        self.stdout.write(f"  admin at {url}admin/: username {ADMIN[0]!r}, password {ADMIN[1]!r}")
+        if serve:
+            # --insecure serves static files with DEBUG off: fine for a local demo, never in production.
+            call_command("runserver", addr, use_reloader=False, insecure_serving=True)
+
+    def _migrate(self) -> None:
+        database = settings.DATABASES["default"]
+        if database["ENGINE"] == "django.db.backends.sqlite3" and str(database["NAME"]) != ":memory:":
+            Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        self.stdout.write("Migrating the database ...")
+        call_command("migrate", interactive=False, verbosity=0)
+
+    def _import_prompts(self) -> None:
+        try:
+            report = prompts_import(lines=decode_jsonl(DEMO_PROMPTS.read_bytes()), strict=True)
+        except (OSError, ImportFailed) as exc:
+            raise CommandError(f"{DEMO_PROMPTS}: the demo prompts could not be imported: {exc}")
+        self.stdout.write(f"Demo prompts: {report.summary()}")
+
+    def _prepare_models(self) -> None:
+        """Hook for the bootstrap model: build the tiny local model once (cached), then generate completions.
+
+        Left minimal here on purpose: the demo already has imported completions to rank. The bootstrap
+        feature fills this in (e.g. ``training.bootstrap`` to build ``CODEPREF["MODEL"]`` if it is
+        missing, register it as a ModelVersion, and queue generation for the demo prompts).
+        """
+
+    @transaction.atomic
+    def _create_users(self) -> None:
+        volunteer = self._user(*VOLUNTEER, email="demo@example.org")
+        admin = self._user(*ADMIN, email="admin@example.org")
+        if not (admin.is_staff and admin.is_superuser):
+            admin.is_staff = admin.is_superuser = True
+            admin.save(update_fields=["is_staff", "is_superuser"])
+        for user in (volunteer, admin):
+            profile, _ = Volunteer.objects.get_or_create(user=user)
+            profile.languages = ["python"]
+            profile.accepted_licence = profile.accepted_licence or settings.CODEPREF["CONTRIBUTION_LICENCE"]
+            profile.accepted_terms_at = profile.accepted_terms_at or timezone.now()
+            profile.save(update_fields=["languages", "accepted_licence", "accepted_terms_at"])
+        self.stdout.write(f"Users: demo volunteer {volunteer.username!r} and superuser {admin.username!r}")
+
+    def _user(self, username: str, password: str, *, email: str):
+        user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
+        # The printed password must work, even if someone changed it since the last run.
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user
+
+
+def _url_for(addr: str) -> str:
+    """The address runserver listens on, as a browser on this machine would open it."""
+    host, _, port = addr.rpartition(":") if not addr.isdigit() else ("", "", addr)
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/"
