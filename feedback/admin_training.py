@@ -1,1 +1,300 @@
-"""Admin for this area (filled in by its feature)."""
+"""Admin for training runs: cycles and their stages, metrics, log tail, loss curves, and cancelling.
+
+Runs are written by the training cycle (feedback/training_cycles.py), never edited here: the pages are
+read-only except for "cancel". Loss curves are PNG files under the run's artefact folder, served to
+staff by ``artefact_view`` (path-checked to stay inside ``TRAINING_DIR``) so that ``<img src>`` stays on
+this origin, as the CSP's ``img-src 'self'`` asks.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.http import FileResponse, Http404, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from .models import TrainingRun
+from .services import ServiceError
+from .training_cycles import ACTIVE, LOG_NAME, is_watched, training_run_cancel
+
+# What the artefact view serves, by suffix; anything else under the folder (weights, configs) is not.
+SERVED_TYPES = {".png": "image/png", ".log": "text/plain; charset=utf-8", ".jsonl": "text/plain; charset=utf-8"}
+MAX_IMAGES_PER_STAGE = 8
+
+
+def _pretty_json(value) -> str:
+    if not value:
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def artefact_path(run: TrainingRun, relpath: str) -> Path | None:
+    """The file ``relpath`` under the run's artefact folder, if it is one the admin may serve; else None."""
+    if not run.artefact_dir:
+        return None
+    training_root = Path(settings.CODEPREF["TRAINING_DIR"]).resolve()
+    root = Path(run.artefact_dir).resolve()
+    if not root.is_relative_to(training_root):
+        return None  # a folder outside TRAINING_DIR is never served, whatever the row says
+    target = (root / relpath).resolve()
+    if not target.is_relative_to(root) or target.suffix.lower() not in SERVED_TYPES or not target.is_file():
+        return None
+    return target
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "stage",
+        "state_shown",
+        "recipe",
+        "cycle_link",
+        "snapshot",
+        "started_at",
+        "finished_at",
+        "duration",
+        "model_version",
+    )
+    list_filter = ("stage", "state", "recipe")
+    list_select_related = ("snapshot", "model_version", "cycle")
+    search_fields = ("message", "recipe")
+    actions = ["cancel_runs"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "stage",
+                    "state_shown",
+                    "message",
+                    "cycle_link",
+                    "recipe",
+                    "snapshot",
+                    "base_model",
+                    "model_version",
+                    "started_at",
+                    "finished_at",
+                    "duration",
+                )
+            },
+        ),
+        ("Stages", {"fields": ("stages_table",)}),
+        ("Metrics", {"fields": ("metrics_pretty", "loss_curves")}),
+        ("Log", {"fields": ("log_tail_pretty",)}),
+        (
+            "Process",
+            {
+                "classes": ("collapse",),
+                "fields": ("artefact_dir", "pid", "host", "heartbeat_at", "cancel_requested", "config_pretty"),
+            },
+        ),
+    )
+    readonly_fields = (
+        "stage",
+        "state_shown",
+        "message",
+        "cycle_link",
+        "recipe",
+        "snapshot",
+        "base_model",
+        "model_version",
+        "started_at",
+        "finished_at",
+        "duration",
+        "stages_table",
+        "metrics_pretty",
+        "loss_curves",
+        "log_tail_pretty",
+        "artefact_dir",
+        "pid",
+        "host",
+        "heartbeat_at",
+        "cancel_requested",
+        "config_pretty",
+    )
+    change_form_template = "admin/feedback/trainingrun/change_form.html"
+
+    # --- permissions: read-only pages, "cancel" for those who may change runs ----------------------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.state in ACTIVE:
+            return False  # cancel it first: deleting a running cycle would orphan its process
+        return super().has_delete_permission(request, obj)
+
+    def has_cancel_permission(self, request, obj=None):
+        user = request.user
+        return user.is_active and user.is_staff and user.has_perm("feedback.change_trainingrun")
+
+    # --- columns -----------------------------------------------------------------------------------------
+
+    @admin.display(description="state", ordering="state")
+    def state_shown(self, run: TrainingRun) -> str:
+        if run.stage == TrainingRun.Stage.CYCLE and run.state == TrainingRun.State.RUNNING and not is_watched(run):
+            since = f" since {run.heartbeat_at:%Y-%m-%d %H:%M}" if run.heartbeat_at else ""
+            return f"{run.state} (no watcher{since})"
+        if run.cancel_requested and run.state in ACTIVE:
+            return f"{run.state} (cancel requested)"
+        return run.state
+
+    @admin.display(description="cycle")
+    def cycle_link(self, run: TrainingRun) -> str:
+        if not run.cycle_id:
+            return "-"
+        url = reverse("admin:feedback_trainingrun_change", args=[run.cycle_id])
+        return format_html('<a href="{}">cycle {}</a>', url, run.cycle_id)
+
+    @admin.display(description="duration")
+    def duration(self, run: TrainingRun) -> str:
+        if not run.started_at:
+            return "-"
+        end = run.finished_at or timezone.now()
+        seconds = int((end - run.started_at).total_seconds())
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+    @admin.display(description="stages")
+    def stages_table(self, run: TrainingRun) -> str:
+        if run.stage != TrainingRun.Stage.CYCLE:
+            return "-"
+        stages = list(run.stages.order_by("started_at", "pk"))
+        if not stages:
+            return "-"
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:feedback_trainingrun_change", args=[s.pk]),
+                    s.stage,
+                    s.state,
+                    self.duration(s),
+                    ", ".join(f"{k}={_short(v)}" for k, v in sorted(s.metrics.items()) if _scalar(v))[:200],
+                )
+                for s in stages
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>stage</th><th>state</th><th>time</th><th>metrics</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="metrics")
+    def metrics_pretty(self, run: TrainingRun) -> str:
+        return _pretty_json(run.metrics)
+
+    @admin.display(description="config")
+    def config_pretty(self, run: TrainingRun) -> str:
+        return _pretty_json(run.config)
+
+    @admin.display(description="log tail")
+    def log_tail_pretty(self, run: TrainingRun) -> str:
+        return format_html("<pre>{}</pre>", run.log_tail) if run.log_tail else "-"
+
+    @admin.display(description="loss curves")
+    def loss_curves(self, run: TrainingRun) -> str:
+        runs = list(run.stages.order_by("started_at", "pk")) if run.stage == TrainingRun.Stage.CYCLE else [run]
+        images = []
+        for stage_run in runs:
+            folder = Path(stage_run.artefact_dir) if stage_run.artefact_dir else None
+            if folder is None or not folder.is_dir():
+                continue
+            for png in sorted(folder.glob("*.png"))[:MAX_IMAGES_PER_STAGE]:
+                if artefact_path(stage_run, png.name) is None:
+                    continue
+                url = reverse("admin:feedback_trainingrun_artefact", args=[stage_run.pk, png.name])
+                images.append((stage_run.stage, png.name, url))
+        if not images:
+            return "-"
+        return format_html_join(
+            "",
+            '<figure><img src="{2}" alt="{0} {1}" width="480"><figcaption>{0}: {1}</figcaption></figure>',
+            images,
+        )
+
+    # --- views -------------------------------------------------------------------------------------------
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/artefact/<path:relpath>",
+                self.admin_site.admin_view(self.artefact_view),
+                name="feedback_trainingrun_artefact",
+            ),
+            path("<int:pk>/cancel/", self.admin_site.admin_view(self.cancel_view), name="feedback_trainingrun_cancel"),
+        ]
+        return own + super().get_urls()
+
+    def artefact_view(self, request, pk: int, relpath: str):
+        """A loss curve (or the log) of a run, for staff who may view runs; 404 for anything else."""
+        if not self.has_view_permission(request):
+            raise Http404
+        run = get_object_or_404(TrainingRun, pk=pk)
+        target = artefact_path(run, relpath)
+        if target is None:
+            raise Http404("no such artefact")
+        content_type = SERVED_TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0]
+        response = FileResponse(open(target, "rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=60"
+        return response
+
+    def cancel_view(self, request, pk: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = get_object_or_404(TrainingRun, pk=pk)
+        if not self.has_cancel_permission(request, run):
+            raise Http404
+        self._cancel(request, run)
+        return redirect("admin:feedback_trainingrun_change", run.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if run is not None:
+            cycle = run.cycle or run
+            extra["can_cancel"] = cycle.state in ACTIVE and self.has_cancel_permission(request, run)
+            extra["cancel_url"] = reverse("admin:feedback_trainingrun_cancel", args=[run.pk])
+            if run.artefact_dir and artefact_path(cycle, LOG_NAME) is not None:
+                extra["log_url"] = reverse("admin:feedback_trainingrun_artefact", args=[cycle.pk, LOG_NAME])
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    # --- actions -----------------------------------------------------------------------------------------
+
+    @admin.action(description="Cancel selected runs (kills the pipeline)", permissions=["cancel"])
+    def cancel_runs(self, request, queryset):
+        for run in queryset:
+            self._cancel(request, run)
+
+    def _cancel(self, request, run: TrainingRun) -> None:
+        try:
+            cycle = training_run_cancel(run_id=run.pk, by=request.user.get_username())
+        except ServiceError as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+            return
+        if cycle.state == TrainingRun.State.CANCELLED:
+            self.message_user(request, f"cycle {cycle.pk} cancelled: {cycle.message}", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"cycle {cycle.pk}: cancel requested; its watcher stops the pipeline", messages.SUCCESS
+            )
+
+
+def _scalar(value) -> bool:
+    return isinstance(value, (int, float, str, bool)) and not (isinstance(value, str) and len(value) > 40)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

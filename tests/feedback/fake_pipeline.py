@@ -1,0 +1,92 @@
+"""A stand-in for ``training.pipeline`` in the training-cycle tests: the same arguments and output layout.
+
+    python -m tests.feedback.fake_pipeline --config C --snapshot S --output_dir O --model_name_or_path M
+
+FAKE_PIPELINE_MODE (environment): ``succeed`` (default), ``worse`` (pass@1 below the parent's), ``fail``
+(the dpo stage fails), ``crash`` (exit 3 without a summary), ``sleep`` (starts a child process in its
+group and sleeps, for cancel and timeout tests). FAKE_PIPELINE_DELAY: seconds to wait before each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# A valid 1x1 PNG: what the admin serves as a stage's loss curve.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+STAGES = ("reward", "dpo", "evaluate")
+
+
+def _write(path: Path, data) -> None:
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    for name in ("--config", "--snapshot", "--output_dir", "--model_name_or_path"):
+        parser.add_argument(name, required=True)
+    args = parser.parse_args(argv)
+    mode = os.environ.get("FAKE_PIPELINE_MODE", "succeed")
+    delay = float(os.environ.get("FAKE_PIPELINE_DELAY", "0"))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"fake pipeline ({mode}): model {args.model_name_or_path}, snapshot {args.snapshot}", flush=True)
+
+    if mode == "sleep":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        (out / "reward").mkdir(exist_ok=True)
+        _write(out / "child.pid", str(child.pid))
+        time.sleep(120)
+        return 0
+    if mode == "crash":
+        print("Traceback (most recent call last):\nRuntimeError: out of memory", flush=True)
+        return 3
+
+    stages = []
+    for stage in STAGES:
+        time.sleep(delay)
+        folder = out / stage
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "loss.png").write_bytes(PNG)
+        _write(folder / "metrics.jsonl", json.dumps({"step": 1, "loss": 0.69}) + "\n")
+        _write(folder / "run_info.json", {"stage": stage, "seed": 0, "model_name_or_path": args.model_name_or_path})
+        _write(folder / "config.json", {"model_type": "llama"})
+        if mode == "fail" and stage == "dpo":
+            stages.append({"stage": stage, "state": "failed", "output_dir": str(folder), "result": None, "seconds": 0.1})
+            _write(
+                out / "summary.json",
+                {"state": "failed", "failed_stage": "dpo", "message": "dpo: loss became nan", "stages": stages},
+            )
+            print("dpo: loss became nan", flush=True)
+            return 1
+        result = {"loss": 0.69, "accuracy": 0.75} if stage != "evaluate" else {"pass@1_policy": 0.5}
+        _write(folder / "result.json", result)
+        stages.append({"stage": stage, "state": "succeeded", "output_dir": str(folder), "result": result, "seconds": 1.5})
+        print(f"stage {stage}: done", flush=True)
+
+    policy, parent = (0.1, 0.25) if mode == "worse" else (0.5, 0.25)
+    _write(
+        out / "summary.json",
+        {
+            "state": "succeeded",
+            "failed_stage": None,
+            "message": "",
+            "stages": stages,
+            "policy_dir": str(out / "dpo"),
+            "parent_dir": args.model_name_or_path,
+            "evaluation": {"pass@1": {"policy": policy, "parent": parent}},
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,538 @@
+"""Training cycles on the platform: one at a time, skipped without new data, cancellable, re-delivery safe,
+recorded per stage, and a better policy becomes the active model version.
+
+Most tests run ``tests/feedback/fake_pipeline.py`` in place of ``training.pipeline`` (same arguments, same
+output layout) so that they take a second; the slow test at the end runs the real tiny pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from feedback import tasks, training_cycles
+from feedback.models import DatasetSnapshot, ModelVersion, TrainingRun
+from feedback.services import Conflict, ServiceError
+from feedback.training_cycles import (
+    run_dir_for,
+    training_cycle_execute,
+    training_cycle_run,
+    training_cycle_start,
+    training_run_cancel,
+)
+
+pytestmark = pytest.mark.django_db
+
+FAKE = "tests.feedback.fake_pipeline"
+
+
+def _dead(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def cycle_settings(settings, tmp_path):
+    recipes = tmp_path / "recipes"
+    (recipes / "tiny").mkdir(parents=True)
+    (recipes / "tiny" / "pipeline.yaml").write_text("stages: [reward, dpo, evaluate]\n")
+    settings.CODEPREF = {
+        **settings.CODEPREF,
+        "TRAINING_PIPELINE_MODULE": FAKE,
+        "TRAINING_RECIPES_DIR": recipes,
+        "TRAINING_RECIPE": "tiny",
+        "TRAINING_LAUNCHER": "",
+        "TRAINING_POLL_SECONDS": 0.05,
+        "TRAINING_TIMEOUT_SECONDS": 60,
+        "TRAINING_MIN_NEW_PREFERENCES": 5,
+        "MODEL": str(tmp_path / "bootstrap"),
+    }
+    return settings
+
+
+@pytest.fixture
+def no_snapshot_build(monkeypatch):
+    """Cycles pick the latest published snapshot (the data side's build service is tested on its own)."""
+    monkeypatch.setattr(training_cycles, "snapshot_builder", lambda: None)
+
+
+def make_snapshot(version: int, rows: int, last_vote_id: int) -> DatasetSnapshot:
+    snapshot = DatasetSnapshot.objects.create(
+        version=version,
+        state=DatasetSnapshot.State.PUBLISHED,
+        counts={"preference": rows},
+        last_vote_id=last_vote_id,
+        published_at=timezone.now(),
+    )
+    snapshot.path.mkdir(parents=True, exist_ok=True)
+    (snapshot.path / "manifest.json").write_text("{}")
+    return snapshot
+
+
+@pytest.fixture
+def snapshot(cycle_settings, no_snapshot_build):
+    return make_snapshot(1, rows=20, last_vote_id=40)
+
+
+@pytest.fixture
+def parent_version(tmp_path):
+    folder = tmp_path / "parent-model"
+    folder.mkdir()
+    return ModelVersion.objects.create(
+        name="bootstrap", backend=ModelVersion.Backend.TRANSFORMERS, target=str(folder), is_active=True
+    )
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Records arena generation requests instead of sending them to the broker."""
+    calls = []
+    monkeypatch.setattr(training_cycles, "arena_generation_enqueue", lambda *, version_id: calls.append(version_id))
+    return calls
+
+
+def running_cycle(*, heartbeat_age: float, pid: int | None = None, snapshot=None) -> TrainingRun:
+    now = timezone.now()
+    run = TrainingRun.objects.create(
+        stage=TrainingRun.Stage.CYCLE,
+        state=TrainingRun.State.RUNNING,
+        recipe="tiny",
+        snapshot=snapshot,
+        started_at=now - timedelta(seconds=heartbeat_age + 1),
+        heartbeat_at=now - timedelta(seconds=heartbeat_age),
+        pid=pid,
+        host=socket.gethostname(),
+    )
+    run.artefact_dir = str(run_dir_for(run))
+    run.save(update_fields=["artefact_dir"])
+    return run
+
+
+# --- a cycle that trains --------------------------------------------------------------------------------
+
+
+def test_a_cycle_records_each_stage_and_activates_a_policy_that_is_not_worse(
+    snapshot, parent_version, enqueued, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setenv("FAKE_PIPELINE_DELAY", "0.1")  # long enough for the watcher to see stages appear
+    lines: list[str] = []
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_cycle_execute(force=False, progress=lines.append)
+
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.SUCCEEDED, run.message
+    assert run.snapshot == snapshot and run.base_model == parent_version
+    assert run.pid and run.finished_at >= run.started_at
+    assert "fake pipeline (succeed)" in run.log_tail
+    assert run.metrics["evaluation"] == {"pass@1": {"policy": 0.5, "parent": 0.25}}
+    assert run.config["model_name_or_path"] == parent_version.target
+    stages = {s.stage: s for s in run.stages.all()}
+    assert set(stages) == {"reward", "dpo", "evaluate"}
+    assert all(s.state == TrainingRun.State.SUCCEEDED for s in stages.values())
+    assert stages["reward"].metrics == {"loss": 0.69, "accuracy": 0.75, "seconds": 1.5}
+    assert Path(stages["dpo"].artefact_dir, "loss.png").is_file()
+    assert stages["dpo"].config["seed"] == 0  # from the stage's run_info.json
+
+    new = ModelVersion.objects.get(training_run=run)
+    assert run.model_version == new
+    assert new.backend == ModelVersion.Backend.TRANSFORMERS
+    assert new.target == str((run_dir_for(run) / "dpo").resolve())
+    assert new.parent == parent_version
+    assert list(ModelVersion.objects.filter(is_active=True)) == [new]
+    assert "activated: pass@1 0.500 (parent 0.250)" in run.message
+    assert enqueued == [new.pk]  # new completions (and new-vs-old pairs) asked for once committed
+    assert any(line.startswith("stage dpo: succeeded") for line in lines)
+    assert lines[-1].startswith(f"cycle {run.pk}: succeeded")
+
+
+def test_a_policy_with_a_worse_pass_at_1_is_registered_but_not_activated(
+    snapshot, parent_version, enqueued, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "worse")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.SUCCEEDED
+    new = ModelVersion.objects.get(training_run=run)
+    assert not new.is_active
+    assert list(ModelVersion.objects.filter(is_active=True)) == [parent_version]
+    assert "worse than the parent's 0.250" in run.message
+    assert enqueued == []
+
+
+def test_without_an_active_model_a_cycle_trains_from_the_bootstrap_folder(snapshot, enqueued, cycle_settings):
+    run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.SUCCEEDED
+    assert run.base_model is None
+    assert run.config["model_name_or_path"] == cycle_settings.CODEPREF["MODEL"]
+    assert ModelVersion.objects.get(training_run=run).is_active
+
+
+def test_the_launcher_setting_prefixes_the_pipeline_module(cycle_settings):
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_LAUNCHER": "accelerate launch --num_processes 2"}
+    command = training_cycles.pipeline_command(
+        config_path="c.yaml", snapshot_dir=Path("/s"), output_dir=Path("/o"), model_path="/m"
+    )
+    assert command[:5] == ["accelerate", "launch", "--num_processes", "2", "-m"]
+    assert command[5:] == [FAKE, "--config", "c.yaml", "--snapshot", "/s", "--output_dir", "/o",
+                           "--model_name_or_path", "/m"]  # fmt: skip
+
+
+# --- failures -----------------------------------------------------------------------------------------------
+
+
+def test_a_failed_stage_fails_the_cycle_and_names_the_stage(snapshot, parent_version, monkeypatch, enqueued):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "fail")
+    run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.FAILED
+    assert run.message == "stage dpo failed: dpo: loss became nan"
+    assert {s.stage: s.state for s in run.stages.all()} == {"reward": "succeeded", "dpo": "failed"}
+    assert not ModelVersion.objects.filter(training_run=run).exists()
+    assert list(ModelVersion.objects.filter(is_active=True)) == [parent_version]
+
+
+def test_a_crashed_pipeline_fails_the_cycle_with_its_exit_code_and_last_log_line(snapshot, monkeypatch):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "crash")
+    run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.FAILED
+    assert "exited with code 3 without a summary.json" in run.message
+    assert run.message.endswith("RuntimeError: out of memory")
+
+
+def test_a_cycle_past_its_timeout_is_killed_and_failed(snapshot, monkeypatch, cycle_settings):
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_TIMEOUT_SECONDS": 1}
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "sleep")
+    started = time.monotonic()
+    run = training_cycle_execute()
+
+    assert time.monotonic() - started < 15
+    assert run.state == TrainingRun.State.FAILED
+    assert run.message.startswith("timed out after 1 s")
+    assert _dead(run.pid)
+    assert _wait_for(lambda: _dead(int((run_dir_for(run) / "child.pid").read_text())))
+
+
+def test_an_unknown_recipe_is_refused_before_anything_is_created(snapshot):
+    with pytest.raises(ServiceError, match="recipe 'huge' has no pipeline config"):
+        training_cycle_execute(recipe="huge")
+    with pytest.raises(ServiceError, match="recipe must be a folder name"):
+        training_cycle_execute(recipe="../tiny")
+    assert not TrainingRun.objects.exists()
+
+
+# --- one at a time, skipping, re-delivery ----------------------------------------------------------------
+
+
+def test_a_second_cycle_while_one_runs_is_refused_and_creates_nothing(snapshot):
+    running = running_cycle(heartbeat_age=1, pid=os.getpid(), snapshot=snapshot)
+
+    assert tasks.train_cycle() == f"refused: cycle {running.pk} is running"
+    assert tasks.train_cycle(force=True) == f"refused: cycle {running.pk} is running"
+    assert TrainingRun.objects.count() == 1
+    running.refresh_from_db()
+    assert running.state == TrainingRun.State.RUNNING
+
+
+def test_a_second_start_after_a_queued_cycle_is_refused(snapshot):
+    first = training_cycle_start(force=True)
+    assert first.state == TrainingRun.State.QUEUED
+
+    with pytest.raises(Conflict, match=f"refused: cycle {first.pk} is queued"):
+        training_cycle_start(force=True)
+    assert TrainingRun.objects.count() == 1
+
+
+def test_the_database_allows_only_one_active_cycle(db):
+    TrainingRun.objects.create(stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.RUNNING)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TrainingRun.objects.create(stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.QUEUED)
+    TrainingRun.objects.create(stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.SKIPPED)  # inactive: fine
+    TrainingRun.objects.create(stage=TrainingRun.Stage.DPO, state=TrainingRun.State.RUNNING)  # stages: fine
+    assert TrainingRun.objects.count() == 3
+
+
+def test_a_cycle_without_enough_new_preferences_is_skipped(snapshot, cycle_settings):
+    trained = TrainingRun.objects.create(
+        stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.SUCCEEDED, snapshot=snapshot,
+        finished_at=timezone.now(),
+    )  # fmt: skip
+    make_snapshot(2, rows=23, last_vote_id=45)  # 3 new rows; 5 needed
+
+    result = tasks.train_cycle()
+
+    skipped = TrainingRun.objects.exclude(pk=trained.pk).get()
+    assert result == f"cycle {skipped.pk} skipped: {skipped.message}"
+    assert skipped.state == TrainingRun.State.SKIPPED
+    assert skipped.snapshot.version == 2
+    assert skipped.message.startswith(f"3 new preference rows in snapshot v2 since cycle {trained.pk} (snapshot v1)")
+    assert skipped.pid is None and not run_dir_for(skipped).exists()
+
+
+def test_the_same_snapshot_as_last_time_counts_no_new_preferences(snapshot):
+    TrainingRun.objects.create(
+        stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.SUCCEEDED, snapshot=snapshot, finished_at=timezone.now()
+    )
+    run = training_cycle_start()
+    assert run.state == TrainingRun.State.SKIPPED and run.message.startswith("0 new preference rows")
+
+
+def test_force_trains_without_new_preferences(snapshot, enqueued):
+    TrainingRun.objects.create(
+        stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.SUCCEEDED, snapshot=snapshot, finished_at=timezone.now()
+    )
+    assert training_cycle_execute(force=True).state == TrainingRun.State.SUCCEEDED
+
+
+def test_without_a_snapshot_a_cycle_is_skipped(cycle_settings, no_snapshot_build):
+    run = training_cycle_execute(force=True)
+    assert run.state == TrainingRun.State.SKIPPED
+    assert run.message == "no published dataset snapshot to train on"
+
+
+def test_a_redelivered_task_marks_a_cycle_whose_pipeline_died_failed(snapshot):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lost = running_cycle(heartbeat_age=3600, pid=gone.pid, snapshot=snapshot)
+
+    result = tasks.train_cycle()
+
+    lost.refresh_from_db()
+    assert lost.state == TrainingRun.State.FAILED
+    assert "watcher of this cycle was lost" in lost.message and f"pid {gone.pid}" in lost.message
+    assert result == f"cycle {lost.pk} failed: {lost.message}"
+    assert TrainingRun.objects.count() == 1  # it finished the lost cycle; the next run starts a fresh one
+    assert tasks.train_cycle().startswith("cycle ")
+    assert TrainingRun.objects.filter(stage="cycle").count() == 2
+
+
+def test_a_redelivered_task_reattaches_to_a_pipeline_that_still_runs(snapshot, parent_version, enqueued, cycle_settings):
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_TIMEOUT_SECONDS": 7200}  # started an hour ago
+    lost = running_cycle(heartbeat_age=3600, snapshot=snapshot)
+    out = run_dir_for(lost)
+    env = {**os.environ, "FAKE_PIPELINE_DELAY": "0.3"}
+    command = [sys.executable, "-m", FAKE, "--config", "c", "--snapshot", str(snapshot.path),
+               "--output_dir", str(out), "--model_name_or_path", parent_version.target]  # fmt: skip
+    orphan = subprocess.Popen(command, start_new_session=True, env=env, stdout=subprocess.DEVNULL)
+    lost.pid = orphan.pid
+    lost.base_model = parent_version
+    lost.save(update_fields=["pid", "base_model"])
+
+    lines: list[str] = []
+    run = training_cycle_execute(progress=lines.append)
+    orphan.wait(timeout=10)
+
+    assert run.pk == lost.pk
+    assert lines[0] == f"cycle {lost.pk}: re-attached to pipeline pid {orphan.pid} (its watcher was lost)"
+    assert run.state == TrainingRun.State.SUCCEEDED, run.message
+    assert ModelVersion.objects.get(training_run=run).is_active
+    assert TrainingRun.objects.filter(stage="cycle").count() == 1
+
+
+def test_a_redelivered_task_collects_a_summary_written_while_nobody_watched(snapshot, parent_version, enqueued):
+    lost = running_cycle(heartbeat_age=3600, snapshot=snapshot)
+    from tests.feedback import fake_pipeline
+
+    fake_pipeline.main(["--config", "c", "--snapshot", str(snapshot.path), "--output_dir", str(run_dir_for(lost)),
+                        "--model_name_or_path", parent_version.target])  # fmt: skip
+    lost.pid = 2**22 + 12345  # no such process
+    lost.save(update_fields=["pid"])
+
+    run = training_cycle_run(run_id=lost.pk)
+
+    assert run.state == TrainingRun.State.SUCCEEDED
+    assert run.stages.count() == 3
+
+
+def test_running_a_finished_cycle_again_changes_nothing(snapshot, enqueued):
+    run = training_cycle_execute()
+    versions = ModelVersion.objects.count()
+
+    again = training_cycle_run(run_id=run.pk)
+
+    assert again.state == TrainingRun.State.SUCCEEDED and again.finished_at == run.finished_at
+    assert ModelVersion.objects.count() == versions
+
+
+# --- cancelling --------------------------------------------------------------------------------------------
+
+
+def test_cancel_kills_the_pipeline_and_its_children_and_marks_the_cycle_cancelled(snapshot, monkeypatch):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "sleep")
+    seen: dict[str, int] = {}
+
+    def progress(message: str) -> None:
+        # Cancel as the admin would, from "outside", once the pipeline and its child are up.
+        if "pipeline started" in message:
+            run = TrainingRun.objects.get(stage="cycle")
+            child = run_dir_for(run) / "child.pid"
+            assert _wait_for(lambda: child.is_file() and child.read_text())
+            seen["pid"], seen["child"] = run.pid, int(child.read_text())
+            assert training_run_cancel(run_id=run.pk, by="maya").state == TrainingRun.State.RUNNING
+
+    started = time.monotonic()
+    run = training_cycle_execute(progress=progress)
+
+    assert time.monotonic() - started < 20
+    assert run.state == TrainingRun.State.CANCELLED
+    assert run.message == "cancel requested: the pipeline's process group was killed"
+    assert run.cancel_requested
+    assert _dead(seen["pid"])
+    assert _wait_for(lambda: _dead(seen["child"]))
+    assert run.stages.get().state == TrainingRun.State.CANCELLED  # the stage it was in
+
+
+def test_cancelling_a_finished_cycle_is_a_conflict(snapshot):
+    done = TrainingRun.objects.create(stage="cycle", state=TrainingRun.State.SUCCEEDED)
+    with pytest.raises(Conflict, match=f"cycle {done.pk} is already succeeded"):
+        training_run_cancel(run_id=done.pk)
+
+
+def _orphan_pipeline(run: TrainingRun) -> subprocess.Popen:
+    """A process that looks like this run's pipeline (its folder on the command line) and sleeps."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", str(run_dir_for(run))], start_new_session=True
+    )
+
+
+def test_cancelling_an_unwatched_cycle_kills_its_pipeline_and_marks_it_at_once(snapshot):
+    lost = running_cycle(heartbeat_age=3600, snapshot=snapshot)
+    proc = _orphan_pipeline(lost)
+    lost.pid = proc.pid
+    lost.save(update_fields=["pid"])
+
+    run = training_run_cancel(run_id=lost.pk, by="maya")
+
+    assert proc.wait(timeout=15) < 0  # killed by a signal
+    assert run.state == TrainingRun.State.CANCELLED and run.message == "cancelled by maya; pipeline killed"
+
+
+# --- the command -------------------------------------------------------------------------------------------
+
+
+def test_the_train_command_prints_progress_and_the_outcome(snapshot, enqueued):
+    out = io.StringIO()
+    call_command("train", "--recipe", "tiny", "--force", stdout=out)
+    text = out.getvalue()
+    run = TrainingRun.objects.get(stage="cycle")
+    assert f"cycle {run.pk}: pipeline started (pid {run.pid})" in text
+    assert "stage evaluate: succeeded" in text or "  evaluate   succeeded" in text
+    assert f"cycle {run.pk} succeeded: new policy cycle-{run.pk}: activated" in text
+
+
+def test_the_train_command_at_verbosity_2_echoes_the_pipeline_log(snapshot, enqueued, monkeypatch):
+    monkeypatch.setenv("FAKE_PIPELINE_DELAY", "0.5")
+    out = io.StringIO()
+    call_command("train", "--force", verbosity=2, stdout=out)
+    assert "  | fake pipeline (succeed)" in out.getvalue()
+
+
+def test_the_train_command_reports_a_refusal_as_an_error(snapshot):
+    running = running_cycle(heartbeat_age=1, pid=os.getpid())
+    with pytest.raises(CommandError, match=f"refused: cycle {running.pk} is running"):
+        call_command("train", "--force", stdout=io.StringIO())
+
+
+def test_the_train_command_fails_with_the_cycle_message(snapshot, monkeypatch):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "fail")
+    with pytest.raises(CommandError, match="failed: stage dpo failed: dpo: loss became nan"):
+        call_command("train", "--force", stdout=io.StringIO())
+
+
+# --- the admin ---------------------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_a_cycles_stages_metrics_and_loss_curves(admin_client, snapshot, enqueued):
+    run = training_cycle_execute()
+    dpo = run.stages.get(stage="dpo")
+
+    page = admin_client.get(f"/admin/feedback/trainingrun/{run.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    image_url = f"/admin/feedback/trainingrun/{dpo.pk}/artefact/loss.png"
+    assert f'<img src="{image_url}"' in html
+    assert "&quot;pass@1&quot;: {" in html  # the metrics, pretty-printed and escaped
+    assert f'href="/admin/feedback/trainingrun/{run.pk}/artefact/pipeline.log"' in html
+    assert "Cancel this cycle" not in html  # finished
+
+    image = admin_client.get(image_url)
+    assert image.status_code == 200 and image["Content-Type"] == "image/png"
+    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
+
+    listing = admin_client.get("/admin/feedback/trainingrun/")
+    assert listing.status_code == 200 and f"cycle {run.pk}" in listing.content.decode()
+
+
+def test_the_artefact_view_serves_only_images_and_logs_inside_the_run_to_staff(
+    admin_client, client, volunteer, snapshot, enqueued, tmp_path
+):
+    run = training_cycle_execute()
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG secret")
+    base = f"/admin/feedback/trainingrun/{run.pk}/artefact/"
+
+    assert admin_client.get(base + "dpo/loss.png").status_code == 200
+    assert admin_client.get(base + "dpo/config.json").status_code == 404  # not an image or a log
+    assert admin_client.get(base + "../secret.png").status_code == 404
+    assert admin_client.get(base + "dpo/../../secret.png").status_code == 404
+    assert admin_client.get(base + "nothing.png").status_code == 404
+    run.artefact_dir = str(tmp_path)  # a row pointing outside TRAINING_DIR is never served
+    run.save(update_fields=["artefact_dir"])
+    assert admin_client.get(base + "secret.png").status_code == 404
+
+    client.force_login(volunteer)  # not staff: sent to the admin login
+    response = client.get(base + "dpo/loss.png")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_cancelling_from_the_admin_page_stops_the_pipeline(admin_client, snapshot):
+    lost = running_cycle(heartbeat_age=3600, snapshot=snapshot)
+    proc = _orphan_pipeline(lost)
+    lost.pid = proc.pid
+    lost.save(update_fields=["pid"])
+
+    page = admin_client.get(f"/admin/feedback/trainingrun/{lost.pk}/change/")
+    assert "Cancel this cycle" in page.content.decode()
+    assert admin_client.get(f"/admin/feedback/trainingrun/{lost.pk}/cancel/").status_code == 405
+    response = admin_client.post(f"/admin/feedback/trainingrun/{lost.pk}/cancel/")
+
+    assert response.status_code == 302
+    assert proc.wait(timeout=15) < 0
+    lost.refresh_from_db()
+    assert lost.state == TrainingRun.State.CANCELLED and lost.message == "cancelled by admin; pipeline killed"
+
+
+def test_the_admin_cancel_action_requests_cancel_of_a_watched_cycle(admin_client, snapshot):
+    watched = running_cycle(heartbeat_age=1, snapshot=snapshot)
+    response = admin_client.post(
+        "/admin/feedback/trainingrun/",
+        {"action": "cancel_runs", "_selected_action": [watched.pk]},
+    )
+    assert response.status_code == 302
+    watched.refresh_from_db()
+    # Its watcher (elsewhere) stops the pipeline and marks it; here only the request is recorded.
+    assert watched.cancel_requested and watched.state == TrainingRun.State.RUNNING
