@@ -546,13 +546,15 @@ def _heartbeat(run: TrainingRun, log_path: Path) -> bool:
 
 
 def _stage_dir(run: TrainingRun, raw: str | None, stage: str) -> Path:
+    """A folder the summary names: absolute as given; relative, under the run folder or the project root."""
     root = run_dir_for(run)
     if not raw:
         return root / stage
     path = Path(raw)
     if path.is_absolute():
         return path
-    return path if (settings.BASE_DIR / path).exists() and not (root / path).exists() else root / path
+    in_project = Path(settings.BASE_DIR) / path
+    return in_project if in_project.exists() and not (root / path).exists() else root / path
 
 
 def _stages_sync(
@@ -681,18 +683,18 @@ def _collect(
 
 
 def _succeed(run: TrainingRun, summary: dict, *, metrics: dict, tail: str, progress: Progress | None) -> TrainingRun:
-    policy_dir = summary.get("policy_dir")
-    if not policy_dir or not Path(policy_dir).is_dir():
+    policy_dir = _stage_dir(run, summary.get("policy_dir"), "") if summary.get("policy_dir") else None
+    if policy_dir is None or not policy_dir.is_dir():
         return _finish(
             run,
             TrainingRun.State.FAILED,
-            f"summary.json names no policy folder that exists: {policy_dir!r}",
+            f"summary.json names no policy folder that exists: {summary.get('policy_dir')!r}",
             log_tail=tail,
             metrics=metrics,
         )
     with transaction.atomic():
         version = model_version_register_policy(
-            cycle=run, policy_dir=str(Path(policy_dir).resolve()), evaluation=metrics["evaluation"]
+            cycle=run, policy_dir=str(policy_dir.resolve()), evaluation=metrics["evaluation"]
         )
         promoted, why = model_version_promote(version=version, evaluation=metrics["evaluation"])
         run = _finish(
@@ -704,7 +706,8 @@ def _succeed(run: TrainingRun, summary: dict, *, metrics: dict, tail: str, progr
             model_version=version,
         )
         if promoted:
-            transaction.on_commit(lambda: arena_generation_enqueue(version_id=version.pk))
+            # robust: the cycle is recorded either way; a broker outage only delays the new pairs (logged).
+            transaction.on_commit(lambda: arena_generation_enqueue(version_id=version.pk), robust=True)
     return run
 
 
