@@ -362,3 +362,25 @@ def test_a_report_with_an_unknown_reason_gives_400(client, ranker):
     assert "reason: Select a valid choice" in response.content.decode()
     assert Flag.objects.count() == 0
     assert assignment_of(ranker, pair_id).skipped_at is None
+
+
+@pytest.mark.parametrize(
+    ("url", "signed_in"),
+    [
+        ("/accounts/login/", False),
+        ("/accounts/signup/", False),
+        ("/accounts/password/reset/", False),
+        ("/accounts/logout/", True),
+        ("/accounts/email/", True),
+        ("/accounts/password/change/", True),
+    ],
+)
+def test_allauth_pages_render_inside_the_site_layout(client, volunteer, url, signed_in):
+    if signed_in:
+        client.force_login(volunteer)
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<header class="site">' in html
+    assert "/static/feedback/site.css" in html
+    assert "<title>" in html and "· codepref</title>" in html

@@ -37,6 +37,10 @@
   }
 
   function afterSwap() {
+    // Messages from the last full page load (e.g. "signed in") are stale once the pair changes.
+    document.querySelectorAll("main > .messages").forEach(function (list) {
+      list.remove();
+    });
     const heading = root.querySelector("h1");
     if (heading) {
       heading.setAttribute("tabindex", "-1");

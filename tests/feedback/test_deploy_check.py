@@ -1,0 +1,40 @@
+"""`manage.py check --deploy` passes with production settings taken from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CODEPREF_"))}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+PRODUCTION = {
+    "CODEPREF_PRODUCTION": "1",
+    "DJANGO_DEBUG": "0",
+    "DJANGO_ALLOWED_HOSTS": "example.org",
+}
+
+
+def test_the_deploy_check_passes_with_production_settings():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", DJANGO_SECRET_KEY=secrets.token_urlsafe(64), **PRODUCTION
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = manage("check", "--deploy", **PRODUCTION)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when CODEPREF_PRODUCTION=1" in result.stderr
