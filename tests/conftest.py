@@ -22,6 +22,8 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def pytest_configure(config):
+    # A production password hash costs ~0.25 s here, and tests make and log in many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if IN_CI:
         engine = settings.DATABASES["default"]["ENGINE"]
         if "postgresql" not in engine:
