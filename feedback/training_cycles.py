@@ -40,12 +40,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .models import Completion, DatasetSnapshot, ModelVersion, Prompt, TrainingRun
 from .services import Conflict, ServiceError
@@ -557,6 +558,10 @@ def _stage_dir(run: TrainingRun, raw: str | None, stage: str) -> Path:
     return in_project if in_project.exists() and not (root / path).exists() else root / path
 
 
+def _when(value) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) and value else None
+
+
 def _stages_sync(
     run: TrainingRun,
     summary: dict | None,
@@ -568,8 +573,9 @@ def _stages_sync(
 ) -> list[TrainingRun]:
     """Make the stage rows match the pipeline's summary.json, or its stage folders when there is none.
 
-    A stage folder with a result.json is a finished stage; one without is running (``live``) or, at the
-    end, ``unfinished`` (failed, or cancelled with the cycle).
+    Without a summary, a stage's state is the one its run_info.json records (running / succeeded /
+    failed; a result.json alone means succeeded). A stage still running counts as running while
+    ``live``, and as ``unfinished`` (failed, or cancelled with the cycle) at the end.
     """
     root = run_dir_for(run)
     now = timezone.now()
@@ -582,12 +588,9 @@ def _stages_sync(
         for stage in STAGES:
             folder = root / stage
             if folder.is_dir():
+                info = _read_json(folder / "run_info.json") or {}
                 result = _read_json(folder / "result.json")
-                state = (
-                    TrainingRun.State.SUCCEEDED
-                    if result is not None
-                    else (TrainingRun.State.RUNNING if live else unfinished)
-                )
+                state = info.get("state") or (TrainingRun.State.SUCCEEDED if result else TrainingRun.State.RUNNING)
                 items.append((stage, {"state": state, "result": result, "output_dir": str(folder)}))
     rows = []
     for stage, item in items:
@@ -595,23 +598,24 @@ def _stages_sync(
         if state not in TrainingRun.State.values or (state == TrainingRun.State.RUNNING and not live):
             state = unfinished
         folder = _stage_dir(run, item.get("output_dir"), stage)
+        info = _read_json(folder / "run_info.json") or {}
         row, _ = TrainingRun.objects.get_or_create(
             cycle=run, stage=stage, defaults={"snapshot": run.snapshot, "recipe": run.recipe, "started_at": now}
         )
         row.state = state
         row.artefact_dir = str(folder)
+        row.config = info or row.config
         result = item.get("result")
         if isinstance(result, dict):
             row.metrics = result
-        seconds = item.get("seconds")
+        seconds = item.get("seconds", info.get("seconds"))
         if isinstance(seconds, (int, float)):
             row.metrics = {**row.metrics, "seconds": round(float(seconds), 2)}
-        if state != TrainingRun.State.RUNNING and row.finished_at is None:
-            row.finished_at = now
-            if isinstance(seconds, (int, float)) and not seen:
-                row.started_at = now - timedelta(seconds=float(seconds))  # not watched live: from its duration
-        if not row.config:
-            row.config = _read_json(folder / "run_info.json") or {}
+        row.started_at = _when(info.get("started_at")) or row.started_at
+        if state != TrainingRun.State.RUNNING:
+            row.finished_at = _when(info.get("finished_at")) or row.finished_at or now
+            if isinstance(seconds, (int, float)) and not info.get("started_at") and not seen:
+                row.started_at = row.finished_at - timedelta(seconds=float(seconds))  # not watched: from its duration
         row.save()
         rows.append(row)
         if seen is not None and seen.get(stage) != state:
