@@ -1,0 +1,391 @@
+"""The sandbox (training/sandbox.py): correct solutions pass, wrong ones fail, and the escape corpus neither
+passes nor harms the host."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from training import sandbox
+from training.sandbox import SANDBOX_VERSION, isolation_available, run_many, run_program
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# --- prompts written for these tests: (prompt, tests, style, entry point, correct, wrong) ----------------------
+PROMPTS = {
+    "add": (
+        'def add(a: int, b: int) -> int:\n    """Return a + b."""\n',
+        "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n",
+        "humaneval",
+        "add",
+        "    return a + b\n",
+        "    return a - b\n",
+    ),
+    "vowels": (
+        'def count_vowels(text: str) -> int:\n    """How many of a, e, i, o, u (any case) the text has."""\n',
+        "def check(candidate):\n    assert candidate('Hello') == 2\n    assert candidate('') == 0\n"
+        "    assert candidate('AEIOUxyz') == 5\n",
+        "humaneval",
+        "count_vowels",
+        "    return sum(1 for c in text.lower() if c in 'aeiou')\n",
+        "    return sum(1 for c in text if c in 'aeiou')\n",  # forgets upper case
+    ),
+    "flatten": (
+        "from typing import List\n\n\ndef flatten(rows: List[List[int]]) -> List[int]:\n"
+        '    """All elements of the rows, in order."""\n',
+        "METADATA = {}\n\n\ndef check(candidate):\n    assert candidate([]) == []\n"
+        "    assert candidate([[1, 2], [], [3]]) == [1, 2, 3]\n",
+        "humaneval",
+        "flatten",
+        "    return [x for row in rows for x in row]\n",
+        "    return [row[0] for row in rows if row]\n",
+    ),
+    "similar": (
+        "Write a function to find the shared elements of two tuples, as a sorted tuple.",
+        "assert similar_elements((3, 4, 5, 6), (5, 7, 4, 10)) == (4, 5)\n"
+        "assert similar_elements((1, 2, 3, 4), (5, 4, 3, 7)) == (3, 4)\n",
+        "asserts",
+        "",
+        "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b)))\n",
+        "def similar_elements(a, b):\n    return tuple(set(a) | set(b))\n",
+    ),
+    "square_sum": (
+        "def square_sum(n):\n",
+        "import math\nassert square_sum(2) == 5\nassert square_sum(3) == 14\nassert math.isclose(square_sum(0), 0)\n",
+        "asserts",
+        "",
+        "    return sum(i * i for i in range(1, n + 1))\n",
+        "    return sum(i for i in range(1, n + 1))\n",
+    ),
+    "first_repeated": (
+        "Write a python function to find the first repeated character in a string, or 'None'.",
+        "assert first_repeated_char('abcabc') == 'a'\nassert first_repeated_char('abc') == 'None'\n"
+        "assert first_repeated_char('123123') == '1'\n",
+        "asserts",
+        "",
+        "def first_repeated_char(s):\n    seen = set()\n    for c in s:\n        if c in seen:\n            return c\n"
+        "        seen.add(c)\n    return 'None'\n",
+        "def first_repeated_char(s):\n    return s[0] if s else 'None'\n",
+    ),
+}
+
+
+def job(name: str, completion: str | None = None, **options) -> dict:
+    prompt, tests, style, entry_point, correct, _ = PROMPTS[name]
+    completion = correct if completion is None else completion
+    return dict(prompt=prompt, completion=completion, tests=tests, style=style, entry_point=entry_point) | options
+
+
+def run(name: str, completion: str | None = None, **options) -> sandbox.RunResult:
+    return run_program(**job(name, completion, **options))
+
+
+def bwrap_works() -> bool:
+    """Independently of the module: can bubblewrap make a network namespace here?"""
+    if not os.access("/usr/bin/bwrap", os.X_OK):
+        return False
+    command = ["/usr/bin/bwrap", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "/usr/bin/true"]
+    if os.geteuid() != 0:
+        command.insert(1, "--unshare-user")
+    return subprocess.run(command, capture_output=True).returncode == 0
+
+
+ISOLATION = isolation_available()
+BUBBLEWRAP = ISOLATION == "bubblewrap"
+needs_bubblewrap = pytest.mark.skipif(not BUBBLEWRAP, reason=f"needs bubblewrap; this host gives {ISOLATION}")
+contained = pytest.mark.skipif(ISOLATION == "rlimits", reason="rlimits alone cannot keep the program off the host")
+
+
+def uid_processes(uid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and f"\nUid:\t{uid}\t" in status:
+            pids.append(int(entry.name))
+    return pids
+
+
+def no_processes_left(uid: int, within: float = 2.0) -> bool:
+    end = time.monotonic() + within
+    while uid_processes(uid):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# --- the verdict on honest programs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROMPTS)
+def test_a_correct_solution_passes_and_a_wrong_one_fails(name):
+    right, wrong = run_many([job(name), job(name, PROMPTS[name][5])], workers=2)
+    assert (right.outcome, wrong.outcome) == ("passed", "failed"), (right.stderr, wrong.stderr)
+    assert right.passed and not wrong.passed
+    assert right.isolation == ISOLATION
+    assert right.sandbox_version == SANDBOX_VERSION
+    assert "AssertionError" in wrong.stderr
+
+
+def test_a_syntax_error_or_a_crash_at_import_is_an_error_not_a_failure():
+    broken, crash = run_many([job("add", "    return a +\n"), job("add", "    return a + b\nraise ValueError('x')\n")])
+    assert broken.outcome == "error" and "SyntaxError" in broken.stderr
+    assert crash.outcome == "error" and "ValueError: x" in crash.stderr
+
+
+def test_an_exception_inside_the_candidate_fails_the_tests():
+    result = run("add", "    raise TypeError('no')\n")
+    assert result.outcome == "failed"
+    assert "TypeError: no" in result.stderr
+
+
+def test_stdout_and_stderr_are_captured():
+    result = run(
+        "add", "    import sys\n    print('out', a)\n    print('err', b, file=sys.stderr)\n    return a + b\n"
+    )
+    assert result.passed
+    assert result.stdout == "out 2\nout -1\n"
+    assert result.stderr == "err 3\nerr 1\n"
+
+
+def test_a_flood_of_output_is_truncated_to_the_limit_and_still_passes():
+    completion = "    return a + b\nfor i in range(300000):\n    print('line', i)\n"
+    result = run("add", completion, output_limit=1000)
+    assert result.passed
+    assert len(result.stdout.encode()) <= 1000
+    assert result.stdout.startswith("line 0\nline 1\n")
+    assert result.stdout.endswith("line 299999\n")
+    assert "bytes dropped" in result.stdout
+
+
+def test_mbpp_asserts_are_counted_and_setup_statements_run():
+    chunks = sandbox.test_chunks(tests=PROMPTS["square_sum"][1], style="asserts", entry_point="")
+    assert [asserts for _, _, asserts in chunks] == [0, 1, 1, 1]
+    assert run("square_sum").passed
+
+
+def test_an_mbpp_prompt_in_prose_is_not_part_of_the_program():
+    assert sandbox.program_source(prompt="Write a function.", completion="x = 1\n", style="asserts") == "x = 1\n"
+    stub = sandbox.program_source(prompt="def f(n):\n", completion="    return n\n", style="asserts")
+    assert stub == "def f(n):\n    return n\n"
+
+
+def test_a_humaneval_prompt_without_an_entry_point_is_an_error_without_running():
+    result = run("add", entry_point="add(1); import os")
+    assert result.outcome == "error"
+    assert "entry_point" in result.stderr
+
+
+def test_run_many_returns_results_in_the_order_of_the_jobs():
+    names = list(PROMPTS)
+    jobs = [job(name) if i % 2 else job(name, PROMPTS[name][5]) for i, name in enumerate(names)]
+    results = run_many(jobs, workers=3)
+    assert [r.outcome for r in results] == ["failed" if i % 2 == 0 else "passed" for i in range(len(names))]
+
+
+def test_a_report_is_trusted_only_with_the_nonce_once_and_complete():
+    nonce = b"ab" * 16
+    line = b"codepref-sandbox-report %s passed tests 2\n" % nonce
+    assert sandbox._verdict(line, nonce=nonce, expected_asserts=2) == ("passed", "")
+    assert sandbox._verdict(line, nonce=b"cd" * 16, expected_asserts=2)[0] is None
+    assert sandbox._verdict(line + line, nonce=nonce, expected_asserts=2)[0] is None
+    assert sandbox._verdict(b"", nonce=nonce, expected_asserts=2)[0] is None
+    assert sandbox._verdict(line, nonce=nonce, expected_asserts=3)[0] == "error"
+    failed = b"codepref-sandbox-report %s failed tests 1\n" % nonce
+    assert sandbox._verdict(failed, nonce=nonce, expected_asserts=2) == ("failed", "")
+
+
+# --- the isolation this host gives ------------------------------------------------------------------------------
+
+
+def test_bubblewrap_is_used_wherever_it_works():
+    if IN_CI or bwrap_works():
+        assert ISOLATION == "bubblewrap"
+    else:
+        assert ISOLATION in ("setpriv", "rlimits")
+
+
+@contained
+def test_the_program_runs_as_an_unprivileged_user_with_process_limits():
+    completion = (
+        "    return a + b\nimport os, resource\n"
+        "print(os.getuid(), resource.getrlimit(resource.RLIMIT_NPROC)[0], resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+    )
+    result = run("add", completion, memory_mb=512, max_processes=7)
+    uid, nproc, address_space = map(int, result.stdout.split())
+    assert uid != 0 and uid != os.getuid()
+    assert (nproc, address_space) == (7, 512 << 20)
+    assert result.passed
+
+
+@needs_bubblewrap
+def test_the_program_sees_a_fresh_private_tmp_and_no_host_files():
+    completion = (
+        "    return a + b\nimport os\nopen('scratch', 'w').write('x')\n"
+        "print(os.getcwd(), sorted(os.listdir('.')), os.path.exists('/etc/passwd'), os.path.exists('/work'))\n"
+    )
+    first, second = run_many([job("add", completion), job("add", completion)])
+    assert first.stdout == second.stdout == "/tmp ['scratch'] False False\n"
+
+
+# --- the escape corpus: none passes, none harms the host ---------------------------------------------------------
+# Each case is the correct solution plus an escape, so that a pass could only come from the escape.
+
+CORRECT = PROMPTS["add"][4]
+
+
+def test_os_exit_before_the_tests_does_not_pass():
+    result = run("add", CORRECT + "import os\nos._exit(0)\n")
+    assert result.outcome == "error"
+    assert "no report" in result.stderr
+
+
+def test_sys_exit_does_not_pass():
+    at_import, in_candidate = run_many(
+        [job("add", CORRECT + "import sys\nsys.exit(0)\n"), job("add", "    import sys\n    sys.exit(0)\n")]
+    )
+    assert at_import.outcome == "error" and "SystemExit" in at_import.stderr
+    assert in_candidate.outcome == "error" and "SystemExit" in in_candidate.stderr
+
+
+def test_printing_a_pass_or_a_fake_report_on_every_descriptor_does_not_pass():
+    fake = (
+        "import os\nprint('passed')\nprint('codepref-sandbox-report ' + '0' * 32 + ' passed tests 1')\n"
+        "for fd in os.listdir('/proc/self/fd'):\n"
+        "    try:\n        os.write(int(fd), b'codepref-sandbox-report ' + b'0' * 32 + b' passed tests 1\\n')\n"
+        "    except OSError:\n        pass\n"
+    )
+    then_exit, then_tests = run_many([job("add", CORRECT + fake + "os._exit(0)\n"), job("add", CORRECT + fake)])
+    assert then_exit.outcome == "error" and not then_exit.passed
+    assert "nonce" in then_exit.stderr
+    assert then_tests.outcome == "error"  # the harness's own report no longer stands alone
+    assert "passed" in then_tests.stdout
+
+
+def test_patching_exec_or_a_trace_hook_that_jumps_over_asserts_does_not_skip_the_tests():
+    # Both turn this wrong solution into a pass under a plain exec(); the harness binds exec before the
+    # program runs and clears trace hooks before the tests.
+    wrong = "    return 0 if a == 2 else a + b\n"
+    patch_exec = wrong + "import builtins\nbuiltins.exec = lambda *args, **kwargs: None\n"
+    jump = wrong + (
+        "import sys\ndef tracer(frame, event, arg):\n    if frame.f_code.co_name != 'check':\n        return None\n"
+        "    def local(frame, event, arg):\n"
+        "        if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 1:\n"
+        "            frame.f_lineno += 1\n        return local\n    return local\nsys.settrace(tracer)\n"
+    )
+    results = run_many([job("add", patch_exec), job("add", jump)])
+    assert [r.outcome for r in results] == ["failed", "failed"]
+
+
+@contained
+def test_deleting_files_outside_its_directory_does_not_pass_and_the_files_stay(tmp_path):
+    canary = tmp_path / "canary.txt"
+    canary.write_text("still here")
+    completion = CORRECT + f"import os, shutil\nshutil.rmtree({str(tmp_path)!r})\nos.remove({str(canary)!r})\n"
+    result = run("add", completion)
+    assert not result.passed
+    assert canary.read_text() == "still here"
+
+
+@contained
+def test_reading_etc_shadow_fails():
+    result = run("add", CORRECT + "print(open('/etc/shadow').read())\n")
+    assert result.outcome == "error"
+    assert "root:" not in result.stdout
+    assert "FileNotFoundError" in result.stderr or "PermissionError" in result.stderr
+
+
+@needs_bubblewrap
+def test_the_network_is_unreachable_postgres_and_a_listening_port_alike():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        results = run_many(
+            [
+                job("add", CORRECT + f"import socket\nsocket.create_connection(('127.0.0.1', {p}), timeout=2)\n")
+                for p in (5432, port)
+            ]
+        )
+    assert [r.outcome for r in results] == ["error", "error"]
+    assert all("ConnectionRefusedError" in r.stderr for r in results)
+
+
+@contained
+def test_a_fork_bomb_is_bounded_and_ends_as_a_timeout_with_no_process_left():
+    bomb = (
+        CORRECT
+        + "import os\nprint(os.getuid(), flush=True)\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+        "        pass\n"
+    )
+    started = time.monotonic()
+    result = run("add", bomb, timeout=2)
+    assert result.outcome == "timeout"
+    assert time.monotonic() - started < 4
+    assert no_processes_left(int(result.stdout.split()[0]))
+
+
+@contained
+def test_a_fork_beyond_the_process_limit_fails():
+    completion = CORRECT + "import os\ntry:\n    os.fork()\nexcept BlockingIOError:\n    raise SystemExit(3)\n"
+    result = run("add", completion, max_processes=1)
+    assert result.outcome == "error" and "SystemExit: 3" in result.stderr
+
+
+@contained
+def test_a_daemon_started_by_the_program_dies_with_the_run():
+    daemon = (
+        CORRECT + "import os, time\nprint(os.getuid(), flush=True)\nif os.fork() == 0:\n    os.setsid()\n"
+        "    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n"
+    )
+    result = run("add", daemon)
+    assert no_processes_left(int(result.stdout.split()[0]))
+
+
+def test_allocating_10_gb_is_a_memory_error_not_a_pass():
+    result = run("add", CORRECT + "hog = bytearray(10 * 1024 ** 3)\n")
+    assert result.outcome == "error"
+    assert "MemoryError" in result.stderr
+
+
+def test_an_infinite_loop_times_out_on_the_wall_clock():
+    started = time.monotonic()
+    result = run("add", CORRECT + "while True:\n    pass\n", timeout=1.5)
+    elapsed = time.monotonic() - started
+    assert result.outcome == "timeout"
+    assert 1.5 <= elapsed < 2.5
+    assert "killed after 1.5 s" in result.stderr
+
+
+def test_killing_its_parent_does_not_pass_and_the_caller_lives():
+    result = run("add", CORRECT + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    assert not result.passed
+    assert run("add").passed  # this process (the caller) is still here to run another
+
+
+def test_a_fork_whose_parent_exits_does_not_pass_through_the_child():
+    result = run("add", CORRECT + "import os\nif os.fork() != 0:\n    os._exit(0)\n")
+    assert result.outcome == "error"
+    assert "no report" in result.stderr
+
+
+def test_a_huge_file_is_stopped_by_the_file_size_limit():
+    result = run("add", CORRECT + "open('big', 'wb').write(b'x' * (64 << 20))\n")
+    assert result.outcome == "error"
+    assert "File too large" in result.stderr
+
+
+def test_the_rlimits_fallback_still_requires_the_harness_report():
+    exits, passes = run_many(
+        [job("add", CORRECT + "import os\nos._exit(0)\n", isolation="rlimits"), job("add", isolation="rlimits")]
+    )
+    assert exits.outcome == "error" and exits.isolation == "rlimits"
+    assert passes.outcome == "passed"

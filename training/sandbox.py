@@ -1,0 +1,561 @@
+"""Run untrusted Python against its unit tests, and return a verdict that the program cannot forge by exiting.
+
+Used by the platform (feedback/evaluation.py stores the outcome on each Completion) and by training (rewards,
+pass@k), so it imports nothing from Django::
+
+    from training.sandbox import run_program, run_many
+    result = run_program(prompt=p, completion=c, tests=t, entry_point="add")   # HumanEval: check(add)
+    result = run_program(prompt="", completion=c, tests=asserts, style="asserts")  # MBPP assert lines
+    result.outcome  # "passed" | "failed" | "error" | "timeout"; result.isolation says what contained it
+
+Isolation (the best this host allows, probed once per process by running a real job; ``isolation_available``)
+-------------------------------------------------------------------------------------------------------------
+``bubblewrap``
+    ``bwrap`` with new pid, network, mount, ipc and uts namespaces: no network (loopback only, nothing listening),
+    a read-only view of ``/usr`` and of the interpreter's prefix and nothing else of the host (no ``/etc``,
+    ``/home``, ``/root``, ``/work``), a fresh size-limited tmpfs as ``/tmp`` and working directory, and the whole
+    process tree killed with the namespace. As root, bwrap runs without a user namespace and the harness drops to
+    a real unprivileged uid, because ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a
+    user namespace (reproduced: 20 of 20 forks succeeded); with a real uid it holds. Each run gets its own random
+    uid from a range no account uses, since ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not
+    share the budget. The probe checks that a fork beyond the limit fails.
+``setpriv``
+    no namespaces (bwrap unusable here) but root: ``setpriv`` to a random unprivileged uid, no new privileges,
+    a fresh temporary directory. The program sees the host's files as ``nobody`` would, and the network.
+``rlimits``
+    neither: resource limits only, in a fresh temporary directory, behind a shim process so that
+    ``kill(getppid())`` hits the shim. This is not a security boundary.
+
+Every run: a new process per run, in its own session and process group, killed with its whole group (and, under
+bubblewrap, its pid namespace) at the wall-clock timeout; limits on CPU seconds, address space (``memory_mb``),
+file size, processes and open files; no core dumps; stdin is ``/dev/null``; stdout and stderr are captured up
+to ``output_limit`` (head and tail kept) while the rest is drained and dropped, so a program that prints
+forever costs memory to nobody.
+
+The verdict
+-----------
+The harness (training/_sandbox_harness.py, read-only inside the sandbox) receives its job through an inherited
+file descriptor that it closes before any untrusted code runs: the program, the test chunks, the limits, and
+a per-run random nonce. It runs the program, then each test chunk (HumanEval: the test code, then
+``check(entry_point)``; MBPP: every top-level assert separately, so the asserts executed are counted), and only
+after the last chunk writes one line to a pipe whose number the program is not told:
+``codepref-sandbox-report <nonce> <status> <phase> <asserts run>``. The host counts a pass only when that
+pipe holds exactly that one line, with the right nonce, from the tests phase, with every expected assert
+counted. The exit status and stdout are never read for the verdict. Hence:
+
+- ``os._exit(0)``, ``sys.exit(0)`` (caught as an error), a crash, ``kill(getppid())``: no report, not passed.
+- printing "passed" or a fake report, on stdout or on any descriptor it finds: no nonce, not passed.
+- forking: a forked copy of the harness carries the nonce, but the harness reports only from its original pid,
+  and two report lines void the verdict.
+- patching ``builtins.exec``/``compile``/``os.write`` or leaving a trace hook: the harness bound its own
+  references before the program ran and clears trace and profile hooks before the tests.
+
+What it does not stop: the program runs in the harness's own interpreter (as in every HumanEval-style harness,
+so that tests can compare arbitrary return values), and code written to attack this harness specifically can
+read the nonce from the harness's frames or memory and forge a pass. The isolation still contains it; only
+the verdict is lost. Tests are also only as strong as they are: an object whose ``__eq__`` returns True
+passes ``assert f(x) == y`` here as everywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import hmac
+import marshal
+import math
+import os
+import random
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+# Bump whenever the harness, the limits or the isolation could change a verdict: stored outcomes with another
+# version are re-run by ``manage.py run_tests --all``.
+SANDBOX_VERSION = "1.0"
+
+OUTCOMES = ("passed", "failed", "error", "timeout")
+ISOLATIONS = ("bubblewrap", "setpriv", "rlimits")
+
+HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+HARNESS_INSIDE = "/codepref-harness.py"
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+
+# Uids handed to runs: high enough that no account or image user has them, wide enough that two concurrent
+# runs almost never draw the same one (they would then share one RLIMIT_NPROC budget, nothing worse).
+UID_BASE = 200_000
+UID_COUNT = 100_000
+
+MAX_PROCESSES = 16  # per run, threads included (RLIMIT_NPROC counts tasks)
+FILE_SIZE_MB = 16
+TMPFS_MB = 64
+MAX_OPEN_FILES = 256
+EXIT_GRACE_SECONDS = 0.5  # after the program's process exits, how long leftovers may hold its pipes
+REPORT_TAG = b"codepref-sandbox-report"
+SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: str  # "passed" | "failed" | "error" | "timeout"
+    duration: float  # seconds, wall clock, start-up of the sandbox included
+    stdout: str
+    stderr: str
+    isolation: str  # "bubblewrap" | "setpriv" | "rlimits"
+    sandbox_version: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The program and its tests
+
+
+def program_source(*, prompt: str, completion: str, style: str) -> str:
+    """What runs before the tests: HumanEval's prompt + completion; for MBPP, the prompt only if it is code.
+
+    MBPP prompts are often prose ("Write a function to ..."), and the completion is then the whole function;
+    a prompt is code when it parses alone or as a stub header (``def f(x):`` waiting for its body).
+    """
+    if style == "asserts" and prompt.strip() and not _parses(prompt) and not _parses(prompt + "\n    pass\n"):
+        return completion
+    return prompt + completion
+
+
+def _parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+        return True
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+
+
+def test_chunks(*, tests: str, style: str, entry_point: str) -> list[tuple[str, int, int]]:
+    """The tests as (source, first line, asserts in it) chunks that the harness runs and counts one by one."""
+    if style == "humaneval":
+        if not entry_point.isidentifier():
+            raise ValueError(f"HumanEval-style tests need entry_point, a Python name; got {entry_point!r}")
+        return [(tests, 1, 0), (f"check({entry_point})\n", tests.count("\n") + 2, 1)]
+    if style != "asserts":
+        raise ValueError(f"style must be 'humaneval' or 'asserts'; got {style!r}")
+    try:
+        body = ast.parse(tests).body
+    except (SyntaxError, ValueError):
+        return [(tests, 1, 0)]  # the harness reports the syntax error
+    lines = tests.splitlines(True)
+    chunks: list[list[int]] = []  # [first line, last line, asserts]
+    for node in body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        last = node.end_lineno or node.lineno
+        asserts = 1 if isinstance(node, ast.Assert) else 0
+        if chunks and first <= chunks[-1][1]:  # statements sharing a line ("a = 1; assert a") stay together
+            chunks[-1][1] = max(chunks[-1][1], last)
+            chunks[-1][2] += asserts
+        else:
+            chunks.append([first, last, asserts])
+    return [("".join(lines[first - 1 : last]), first, asserts) for first, last, asserts in chunks]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Isolation: what this host gives, probed once
+
+
+def _python() -> str:
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _interpreter_dirs() -> list[str]:
+    """Folders outside /usr that the interpreter needs: its prefix (a pyenv or /opt build)."""
+    python = _python()
+    dirs = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
+    if not any(python.startswith(d + os.sep) for d in dirs):
+        dirs.add(os.path.dirname(python))
+    return sorted(d for d in dirs if d != "/usr" and not d.startswith("/usr/"))
+
+
+def _bwrap_prefix(*, as_root: bool) -> list[str]:
+    if as_root:
+        # No user namespace: the harness then drops to a real uid, the only way RLIMIT_NPROC holds for root.
+        args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    else:
+        args = [BWRAP, "--unshare-all"]
+    args += ["--die-with-parent", "--new-session", "--clearenv"]
+    for name, value in SANDBOX_ENV.items():
+        args += ["--setenv", name, value]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for path in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    made: set[str] = set()
+    for folder in _interpreter_dirs():
+        parent = os.path.dirname(folder)
+        ancestors = []
+        while parent not in ("/", "") and parent not in made:
+            ancestors.append(parent)
+            made.add(parent)
+            parent = os.path.dirname(parent)
+        for ancestor in reversed(ancestors):  # traversable by the unprivileged uid, whatever the host's modes
+            args += ["--perms", "0755", "--dir", ancestor]
+        args += ["--ro-bind", folder, folder]
+    args += ["--ro-bind", str(HARNESS), HARNESS_INSIDE, "--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(TMPFS_MB << 20), "--perms", "1777", "--tmpfs", "/tmp"]
+    args += ["--size", str(TMPFS_MB << 20), "--perms", "1777", "--tmpfs", "/dev/shm"]
+    args += ["--chdir", "/tmp", "--"]
+    return args
+
+
+_probe_lock = threading.Lock()
+_probed: str | None = None
+_bwrap_args: list[str] | None = None
+
+# The probe: a fork beyond RLIMIT_NPROC=1 must fail, and the program must not run as root.
+_PROBE = {
+    "prompt": "import os\n",
+    "completion": "",
+    "tests": (
+        "try:\n    pid = os.fork()\nexcept OSError:\n    pid = -1\nif pid == 0:\n    os._exit(0)\n"
+        "assert pid == -1, 'RLIMIT_NPROC is not enforced'\nassert os.getuid() != 0, 'the program runs as root'\n"
+    ),
+    "style": "asserts",
+    "timeout": 10.0,
+    "max_processes": 1,
+}
+
+
+def isolation_available() -> str:
+    """The strongest isolation that works on this host: "bubblewrap", "setpriv" or "rlimits" (probed once).
+
+    ``CODEPREF_SANDBOX_ISOLATION`` pins one (for tests, or to refuse to fall back: a pinned one that does not
+    work makes every run an error saying why).
+    """
+    global _probed
+    pinned = os.environ.get("CODEPREF_SANDBOX_ISOLATION", "").strip()
+    if pinned:
+        if pinned not in ISOLATIONS:
+            raise ValueError(f"CODEPREF_SANDBOX_ISOLATION must be one of {', '.join(ISOLATIONS)}; got {pinned!r}")
+        return pinned
+    with _probe_lock:
+        if _probed is None:
+            _probed = "rlimits"
+            for candidate in ("bubblewrap", "setpriv"):
+                if _usable(candidate):
+                    _probed = candidate
+                    break
+        return _probed
+
+
+def _usable(isolation: str) -> bool:
+    if isolation == "bubblewrap" and not os.access(BWRAP, os.X_OK):
+        return False
+    if isolation == "setpriv" and (os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK)):
+        return False
+    try:
+        return run_program(**_PROBE, isolation=isolation).passed
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One run
+
+
+class _Capture:
+    """The first and last ``limit`` bytes of a stream; the middle is counted and dropped."""
+
+    def __init__(self, limit: int):
+        self.limit = max(limit, 0)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.limit:
+                del self.tail[: len(self.tail) - self.limit]
+
+    def text(self, note: str = "") -> str:
+        """The capture decoded, at most ``limit`` bytes of it with ``note`` appended, the middle marked if cut."""
+        note_bytes = note.encode()
+        budget = max(self.limit - len(note_bytes), 0)
+        if self.total <= budget:
+            data = bytes(self.head) + bytes(self.tail)
+        else:
+            keep = max(budget - len(f"\n[... {self.total} bytes dropped ...]\n"), 0)
+            head = bytes(self.head[: keep - keep // 2])
+            rest = bytes(self.head[len(head) :]) + bytes(self.tail)  # a gap may sit inside; the end is exact
+            tail = rest[len(rest) - keep // 2 :] if keep // 2 else b""
+            data = head + f"\n[... {self.total - len(head) - len(tail)} bytes dropped ...]\n".encode() + tail
+        # PostgreSQL text cannot hold NUL; the output is for people to read.
+        return (data + note_bytes).decode("utf-8", "replace").replace("\x00", "\N{REPLACEMENT CHARACTER}")
+
+
+def _job_fd(job: dict) -> int:
+    blob = marshal.dumps(job)
+    try:
+        fd = os.memfd_create("codepref-sandbox-job")
+    except (AttributeError, OSError):
+        handle = tempfile.TemporaryFile()
+        fd = os.dup(handle.fileno())
+        handle.close()
+    view = memoryview(blob)
+    while view:
+        view = view[os.write(fd, view) :]
+    return fd
+
+
+def _limits(*, timeout: float, memory_mb: int, max_processes: int) -> list[tuple[str, int, int]]:
+    cpu = math.ceil(timeout) + 1
+    return [
+        ("RLIMIT_CPU", cpu, cpu + 1),
+        ("RLIMIT_AS", memory_mb << 20, memory_mb << 20),
+        ("RLIMIT_FSIZE", FILE_SIZE_MB << 20, FILE_SIZE_MB << 20),
+        ("RLIMIT_NPROC", max_processes, max_processes),
+        ("RLIMIT_CORE", 0, 0),
+        ("RLIMIT_NOFILE", MAX_OPEN_FILES, MAX_OPEN_FILES),
+    ]
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of a run's uid, wherever it moved (setsid, double fork): only runs ever use it."""
+    try:
+        subprocess.run(
+            [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "kill", "-KILL", "-1"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child exited, without reaping it: its pid and group stay ours to signal."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _supervise(proc: subprocess.Popen, streams: dict[int, _Capture], deadline: float) -> tuple[bool, set[int]]:
+    """Read the pipes until they close and the child exits, or the deadline. Returns (timed out, open fds)."""
+    selector = selectors.DefaultSelector()
+    for fd in streams:
+        selector.register(fd, selectors.EVENT_READ)
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+        selector.register(pidfd, selectors.EVENT_READ)
+    except (AttributeError, OSError):
+        pidfd = -1
+    open_fds = set(streams)
+    exited_at: float | None = None
+    timed_out = False
+    try:
+        while open_fds or exited_at is None:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            wait = deadline - now
+            if exited_at is not None:
+                if now >= exited_at + EXIT_GRACE_SECONDS:
+                    break  # something the program started still holds its output open
+                wait = min(wait, exited_at + EXIT_GRACE_SECONDS - now)
+            if pidfd < 0:
+                wait = min(wait, 0.02)
+            for key, _ in selector.select(wait):
+                if key.fd == pidfd:
+                    selector.unregister(pidfd)
+                    exited_at = time.monotonic()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    streams[key.fd].add(chunk)
+                else:
+                    selector.unregister(key.fd)
+                    open_fds.discard(key.fd)
+            if pidfd < 0 and exited_at is None and _exited(proc.pid):
+                exited_at = time.monotonic()
+    finally:
+        selector.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+    return timed_out, open_fds
+
+
+def _drain(streams: dict[int, _Capture], fds: set[int], seconds: float) -> None:
+    """After the kill: what the dying processes still wrote, for a bounded time."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        end = time.monotonic() + seconds
+        while selector.get_map() and time.monotonic() < end:
+            for key, _ in selector.select(max(end - time.monotonic(), 0)):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    streams[key.fd].add(chunk)
+                else:
+                    selector.unregister(key.fd)
+
+
+def _verdict(report: bytes, *, nonce: bytes, expected_asserts: int) -> tuple[str | None, str]:
+    """The outcome the harness reported and a note, or (None, why) when there is no report of the harness's."""
+    lines = [line for line in report.split(b"\n") if line]
+    if len(lines) != 1:
+        return None, f"{len(lines)} report lines where the harness writes one" if lines else "no report"
+    parts = lines[0].split(b" ")
+    if len(parts) != 5 or parts[0] != REPORT_TAG or not hmac.compare_digest(parts[1], nonce):
+        return None, "a report without this run's nonce"
+    status, phase, ran = parts[2].decode("ascii", "replace"), parts[3], parts[4]
+    if status not in ("passed", "failed", "error"):
+        return None, "a report with an unknown status"
+    if status == "passed" and (phase != b"tests" or ran != str(expected_asserts).encode()):
+        return "error", f"tests incomplete: {ran.decode('ascii', 'replace')} of {expected_asserts} asserts ran"
+    return status, ""
+
+
+def run_program(
+    *,
+    prompt: str,
+    completion: str,
+    tests: str,
+    style: str = "humaneval",
+    entry_point: str = "",
+    timeout: float = 10.0,
+    memory_mb: int = 1024,
+    output_limit: int = 8192,
+    max_processes: int = MAX_PROCESSES,
+    isolation: str | None = None,
+) -> RunResult:
+    """Run ``prompt + completion`` and then its tests in a fresh sandbox, and return the trusted outcome.
+
+    ``style="humaneval"``: ``tests`` defines ``check(candidate)``, called with ``entry_point``.
+    ``style="asserts"``: ``tests`` is MBPP's assert lines (plus any setup statements), each counted.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds; got {timeout}")
+    isolation = isolation or isolation_available()
+    if isolation not in ISOLATIONS:
+        raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}; got {isolation!r}")
+    started = time.monotonic()
+
+    def failure(message: str, outcome: str = "error") -> RunResult:
+        return RunResult(outcome, time.monotonic() - started, "", message, isolation, SANDBOX_VERSION)
+
+    try:
+        chunks = test_chunks(tests=tests, style=style, entry_point=entry_point)
+    except ValueError as exc:
+        return failure(f"[sandbox] {exc}\n")
+    expected_asserts = sum(asserts for _, _, asserts in chunks)
+    as_root = os.geteuid() == 0
+    uid = UID_BASE + random.randrange(UID_COUNT)
+    nonce = secrets.token_hex(16).encode()
+    workdir = None
+    job = {
+        "program": program_source(prompt=prompt, completion=completion, style=style),
+        "tests": chunks,
+        "limits": _limits(timeout=timeout, memory_mb=memory_mb, max_processes=max_processes),
+        "nonce": nonce,
+        "uid": None,
+        "cwd": None,
+        "shim": isolation == "rlimits",
+        "report_fd": -1,
+    }
+    python = [_python(), "-I", "-S", "-B"]
+    if isolation == "bubblewrap":
+        global _bwrap_args
+        if _bwrap_args is None:
+            _bwrap_args = _bwrap_prefix(as_root=as_root)
+        argv = _bwrap_args + python + [HARNESS_INSIDE]
+        job["uid"] = uid if as_root else None
+    else:
+        workdir = tempfile.mkdtemp(prefix="codepref-sandbox-")
+        job["cwd"] = workdir
+        argv = python + [str(HARNESS)]
+        if isolation == "setpriv":
+            os.chown(workdir, uid, uid)
+            argv = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs", "--"] + argv
+
+    report_r, report_w = os.pipe()
+    job["report_fd"] = report_w
+    job_fd = _job_fd(job)
+    proc = None
+    try:
+        try:
+            proc = subprocess.Popen(
+                argv + [str(job_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(job_fd, report_w),
+                start_new_session=True,
+                env=SANDBOX_ENV,
+                cwd=workdir or "/",
+            )
+        except OSError as exc:
+            return failure(f"[sandbox] could not start the {isolation} sandbox: {exc}\n")
+        finally:
+            os.close(job_fd)
+            os.close(report_w)
+        deadline = started + timeout
+        out, err, rep = _Capture(output_limit), _Capture(output_limit), _Capture(4096)
+        streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err, report_r: rep}
+        timed_out, still_open = _supervise(proc, streams, deadline)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet, so the group is still this run's
+        except (ProcessLookupError, PermissionError):
+            pass
+        if isolation == "setpriv" and still_open:
+            _kill_uid(uid)
+        _drain(streams, still_open, 1.0)
+        returncode = proc.wait()
+        duration = time.monotonic() - started
+    finally:
+        os.close(report_r)
+        if proc is not None:
+            proc.stdout.close()
+            proc.stderr.close()
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    outcome, problem = _verdict(bytes(rep.head), nonce=nonce, expected_asserts=expected_asserts)
+    if outcome is None:
+        cpu_killed = returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+        if timed_out or cpu_killed:
+            outcome, problem = "timeout", f"killed after {'the CPU limit' if cpu_killed else f'{timeout:g} s'}"
+        else:
+            outcome, problem = "error", f"{problem} from the harness (exit status {returncode}): not passed"
+    note = f"\n[sandbox] {problem}\n" if problem else ""
+    return RunResult(outcome, duration, out.text(), err.text(note), isolation, SANDBOX_VERSION)
+
+
+def run_many(jobs: Iterable[dict], *, workers: int | None = None) -> list[RunResult]:
+    """``run_program(**job)`` for every job, ``workers`` at a time (default: one per CPU); results in order."""
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    workers = workers or len(os.sched_getaffinity(0))
+    isolation_available()  # probe once, before the threads race to do it
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="sandbox") as pool:
+        return list(pool.map(lambda job: run_program(**job), jobs))
