@@ -45,6 +45,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -765,18 +766,17 @@ def model_version_promote(*, version: ModelVersion, evaluation: dict) -> tuple[b
 
 
 def arena_prompt_ids(*, version: ModelVersion, limit: int) -> list[int]:
-    """Prompts for a new policy: those its parent answered (so new-vs-old pairs form), newest first."""
+    """Prompts for a new policy, newest first: those its parent answered (so new-vs-old pairs can form),
+    then others; only prompts with room for two more pairs under MAX_PAIRS_PER_PROMPT."""
+    room = Prompt.objects.annotate(pairs_count=Count("pairs")).filter(
+        pairs_count__lte=int(settings.CODEPREF["MAX_PAIRS_PER_PROMPT"]) - ARENA_SAMPLES
+    )
     ids: list[int] = []
     if version.parent_id:
-        ids = list(
-            Completion.objects.filter(model_version_id=version.parent_id)
-            .order_by("-prompt_id")
-            .values_list("prompt_id", flat=True)
-            .distinct()[:limit]
-        )
+        answered = Completion.objects.filter(model_version_id=version.parent_id).values("prompt_id")
+        ids = list(room.filter(pk__in=answered).order_by("-pk").values_list("pk", flat=True)[:limit])
     if len(ids) < limit:
-        more = Prompt.objects.exclude(pk__in=ids).order_by("-pk").values_list("pk", flat=True)[: limit - len(ids)]
-        ids.extend(more)
+        ids.extend(room.exclude(pk__in=ids).order_by("-pk").values_list("pk", flat=True)[: limit - len(ids)])
     return ids
 
 

@@ -202,6 +202,38 @@ def test_the_launcher_setting_prefixes_the_pipeline_module(cycle_settings):
                            "--model_name_or_path", "/m"]  # fmt: skip
 
 
+def test_a_promoted_policy_gets_completions_and_pairs_against_its_parent(
+    snapshot, parent_version, monkeypatch, django_capture_on_commit_callbacks
+):
+    from feedback import generation
+    from feedback.models import Completion, Pair
+    from tests import factories
+
+    answered = factories.PromptFactory()
+    unanswered = factories.PromptFactory()  # newer, but the parent never answered it: asked for second
+    old = [factories.CompletionFactory(prompt=answered, model_version=parent_version, text=f"    return {i}\n")
+           for i in range(2)]  # fmt: skip
+    asked = []
+
+    def fake_generate(*, prompt_ids, model_version_id, n, params=None, progress=None):
+        asked.append((list(prompt_ids), model_version_id, n))
+        return [
+            Completion.objects.create(prompt_id=pk, model_version_id=model_version_id, text=f"    return x * {i}\n")
+            for pk in prompt_ids
+            for i in range(n)
+        ]
+
+    monkeypatch.setattr(generation, "completions_generate", fake_generate)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_cycle_execute()  # Celery runs eagerly in tests: the chain runs here
+
+    new = run.model_version
+    assert asked == [([answered.pk, unanswered.pk], new.pk, 2)]
+    arena = Pair.objects.filter(prompt=answered, completion_a__in=old)
+    assert arena.count() == 4  # each new completion against each of the parent's
+    assert all(p.completion_b.model_version_id == new.pk for p in arena)
+
+
 # --- failures -----------------------------------------------------------------------------------------------
 
 
