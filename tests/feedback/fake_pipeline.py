@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         _write(folder / "run_info.json", {"stage": stage, "seed": 0, "model_name_or_path": args.model_name_or_path})
         _write(folder / "config.json", {"model_type": "llama"})
         if mode == "fail" and stage == "dpo":
-            stages.append({"stage": stage, "state": "failed", "output_dir": str(folder), "result": None, "seconds": 0.1})
+            stages.append(
+                {"stage": stage, "state": "failed", "output_dir": str(folder), "result": None, "seconds": 0.1}
+            )
             _write(
                 out / "summary.json",
                 {"state": "failed", "failed_stage": "dpo", "message": "dpo: loss became nan", "stages": stages},
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         result = {"loss": 0.69, "accuracy": 0.75} if stage != "evaluate" else {"pass@1_policy": 0.5}
         _write(folder / "result.json", result)
-        stages.append({"stage": stage, "state": "succeeded", "output_dir": str(folder), "result": result, "seconds": 1.5})
+        stages.append(
+            {"stage": stage, "state": "succeeded", "output_dir": str(folder), "result": result, "seconds": 1.5}
+        )
         print(f"stage {stage}: done", flush=True)
 
     policy, parent = (0.1, 0.25) if mode == "worse" else (0.5, 0.25)

@@ -363,7 +363,9 @@ def test_a_redelivered_task_marks_a_cycle_whose_pipeline_died_failed(snapshot):
     assert TrainingRun.objects.filter(stage="cycle").count() == 2
 
 
-def test_a_redelivered_task_reattaches_to_a_pipeline_that_still_runs(snapshot, parent_version, enqueued, cycle_settings):
+def test_a_redelivered_task_reattaches_to_a_pipeline_that_still_runs(
+    snapshot, parent_version, enqueued, cycle_settings
+):
     cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_TIMEOUT_SECONDS": 7200}  # started an hour ago
     lost = running_cycle(heartbeat_age=3600, snapshot=snapshot)
     out = run_dir_for(lost)
