@@ -297,6 +297,9 @@ CODEPREF = {
     # Sandbox
     "SANDBOX_TIMEOUT_SECONDS": env_float("CODEPREF_SANDBOX_TIMEOUT", 10.0),
     "SANDBOX_OUTPUT_LIMIT": env_int("CODEPREF_SANDBOX_OUTPUT_LIMIT", 8192),
+    "SANDBOX_MEMORY_MB": env_int("CODEPREF_SANDBOX_MEMORY_MB", 1024),
+    # Test programs run at once by one run_tests task; keep below the cores so the web stays responsive.
+    "SANDBOX_WORKERS": env_int("CODEPREF_SANDBOX_WORKERS", 2),
     # Datasets
     "DATASETS_DIR": Path(env_str("CODEPREF_DATASETS_DIR", str(MEDIA_ROOT / "datasets"))),
     "PSEUDONYM_SALT": env_str("CODEPREF_PSEUDONYM_SALT", SECRET_KEY),

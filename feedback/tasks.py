@@ -37,3 +37,12 @@ def train_arena_pairs(model_version_id: int, prompt_ids: list[int]) -> int:
     from .training_cycles import arena_pairs_form
 
     return arena_pairs_form(model_version_id=model_version_id, prompt_ids=prompt_ids)
+
+
+# --- sandbox (queue "sandbox") ------------------------------------------------------------------
+@shared_task(name="feedback.tasks.run_tests")
+def run_tests(completion_ids: list[int], force: bool = False) -> dict:
+    """Run the completions' unit tests in the sandbox; a re-run skips those this sandbox version already ran."""
+    from .evaluation import completions_run_tests
+
+    return completions_run_tests(completion_ids=completion_ids, force=force)

@@ -1,0 +1,155 @@
+"""Running completions' unit tests in the sandbox, and storing the trusted outcome on each Completion.
+
+The running itself is training/sandbox.py (no Django there: training uses it for rewards and pass@k). Here:
+which completions to run, the limits from ``settings.CODEPREF``, storing outcome, output and the sandbox's
+version, and flagging the pairs that the tests decide (one side passed, the other did not).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from training.sandbox import SANDBOX_VERSION, run_many
+
+from .models import Completion, Pair, Prompt
+
+logger = logging.getLogger(__name__)
+
+# Languages the sandbox can run; completions of other prompts keep the outcome "not run".
+RUNNABLE_LANGUAGES = frozenset({"python"})
+NOT_PASSED = (Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT)
+
+
+def _runnable(completion: Completion) -> bool:
+    prompt = completion.prompt
+    return prompt.has_tests and prompt.language in RUNNABLE_LANGUAGES and prompt.test_style in ("humaneval", "asserts")
+
+
+def _job(completion: Completion) -> dict:
+    prompt = completion.prompt
+    return {
+        "prompt": prompt.text,
+        "completion": completion.text,
+        "tests": prompt.tests,
+        "style": prompt.test_style,
+        "entry_point": prompt.entry_point,
+        "timeout": settings.CODEPREF["SANDBOX_TIMEOUT_SECONDS"],
+        "memory_mb": settings.CODEPREF.get("SANDBOX_MEMORY_MB", 1024),
+        "output_limit": settings.CODEPREF["SANDBOX_OUTPUT_LIMIT"],
+    }
+
+
+def completions_run_tests(
+    *,
+    completion_ids: Iterable[int],
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Run the unit tests of these completions in the sandbox and store each outcome; safe to repeat.
+
+    A completion already tested by this sandbox version is skipped unless ``force``; one whose prompt has no
+    tests (or is not Python) keeps the outcome "not run". Results are stored a batch at a time, so an
+    interrupted run keeps what it finished. ``progress(n)`` is called as n more completions are done.
+    Returns counts: outcomes, ``skipped_current``, ``skipped_no_tests``, ``missing`` and ``pairs_decided``.
+    """
+    ids = sorted({int(pk) for pk in completion_ids})
+    counts: Counter[str] = Counter()
+    completions = list(Completion.objects.filter(pk__in=ids).select_related("prompt").order_by("pk"))
+    counts["missing"] = len(ids) - len(completions)
+    todo: list[Completion] = []
+    for completion in completions:
+        if not _runnable(completion):
+            counts["skipped_no_tests"] += 1
+        elif not force and completion.outcome != Completion.Outcome.NOT_RUN and _is_current(completion):
+            counts["skipped_current"] += 1
+        else:
+            todo.append(completion)
+    if progress and len(completions) > len(todo):
+        progress(len(completions) - len(todo))
+
+    workers = max(1, int(settings.CODEPREF.get("SANDBOX_WORKERS", 2)))
+    batch = workers * 8
+    isolation = ""
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        results = run_many([_job(c) for c in chunk], workers=workers)
+        tested_at = timezone.now()
+        for completion, result in zip(chunk, results, strict=True):
+            completion.outcome = result.outcome
+            completion.test_duration = round(result.duration, 4)
+            completion.test_stdout = result.stdout
+            completion.test_stderr = result.stderr
+            completion.isolation = result.isolation
+            completion.sandbox_version = result.sandbox_version
+            completion.tested_at = tested_at
+            counts[result.outcome] += 1
+            isolation = result.isolation
+        Completion.objects.bulk_update(
+            chunk,
+            ["outcome", "test_duration", "test_stdout", "test_stderr", "isolation", "sandbox_version", "tested_at"],
+        )
+        if progress:
+            progress(len(chunk))
+    if todo:
+        logger.info("ran the tests of %d completion(s) under %s: %s", len(todo), isolation, dict(counts))
+    counts["pairs_decided"] = pairs_refresh_decided_by_tests(completion_ids=[c.pk for c in todo])
+    return {key: counts.get(key, 0) for key in _COUNT_KEYS}
+
+
+_COUNT_KEYS = (
+    Completion.Outcome.PASSED,
+    Completion.Outcome.FAILED,
+    Completion.Outcome.ERROR,
+    Completion.Outcome.TIMEOUT,
+    "skipped_current",
+    "skipped_no_tests",
+    "missing",
+    "pairs_decided",
+)
+
+
+def _is_current(completion: Completion) -> bool:
+    return completion.sandbox_version == SANDBOX_VERSION
+
+
+def pairs_refresh_decided_by_tests(*, completion_ids: Iterable[int]) -> int:
+    """Set ``decided_by_tests`` on the pairs touching these completions; returns how many are now decided.
+
+    A pair is decided when one side passed and the other failed, errored or timed out; a side not run
+    decides nothing.
+    """
+    ids = list(completion_ids)
+    if not ids:
+        return 0
+    touching = Pair.objects.filter(Q(completion_a_id__in=ids) | Q(completion_b_id__in=ids))
+    passed = Q(completion_a__outcome=Completion.Outcome.PASSED, completion_b__outcome__in=NOT_PASSED) | Q(
+        completion_b__outcome=Completion.Outcome.PASSED, completion_a__outcome__in=NOT_PASSED
+    )
+    with transaction.atomic():
+        decided = set(touching.filter(passed).values_list("pk", flat=True))
+        Pair.objects.filter(pk__in=decided, decided_by_tests=False).update(decided_by_tests=True)
+        touching.exclude(pk__in=decided).filter(decided_by_tests=True).update(decided_by_tests=False)
+    return len(decided)
+
+
+def completion_ids_to_test(*, which: str) -> Iterable[int]:
+    """Ids for ``manage.py run_tests``: "all" completions with runnable tests, or the "untested" ones among them.
+
+    Untested means never run or run by another sandbox version.
+    """
+    runnable = Completion.objects.filter(
+        prompt__language__in=RUNNABLE_LANGUAGES,
+        prompt__test_style__in=[Prompt.TestStyle.HUMANEVAL, Prompt.TestStyle.ASSERTS],
+    ).exclude(prompt__tests="")
+    if which == "untested":
+        runnable = runnable.filter(Q(outcome=Completion.Outcome.NOT_RUN) | ~Q(sandbox_version=SANDBOX_VERSION))
+    elif which != "all":
+        raise ValueError(f"which must be 'all' or 'untested'; got {which!r}")
+    return runnable.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=2000)

@@ -1,0 +1,165 @@
+"""Storing sandbox outcomes on completions (feedback/evaluation.py), the run_tests command and task."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from feedback import tasks
+from feedback.evaluation import completions_run_tests
+from feedback.models import Completion, Pair, Prompt
+from tests import factories
+from training.sandbox import SANDBOX_VERSION, isolation_available
+
+pytestmark = pytest.mark.django_db
+
+PROMPT = 'def double(x: int) -> int:\n    """Twice x."""\n'
+TESTS = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(0) == 0\n"
+RIGHT = "    return 2 * x\n"
+WRONG = "    return x + 2\n"
+
+
+@pytest.fixture
+def prompt(db):
+    return factories.PromptFactory(text=PROMPT, tests=TESTS, entry_point="double")
+
+
+@pytest.fixture
+def pair(prompt):
+    return factories.PairFactory(
+        prompt=prompt,
+        completion_a=factories.CompletionFactory(prompt=prompt, text=RIGHT),
+        completion_b=factories.CompletionFactory(prompt=prompt, text=WRONG),
+    )
+
+
+def test_outcomes_and_output_are_stored_on_the_completions(pair):
+    counts = completions_run_tests(completion_ids=[pair.completion_a_id, pair.completion_b_id])
+    right, wrong = Completion.objects.get(pk=pair.completion_a_id), Completion.objects.get(pk=pair.completion_b_id)
+    assert (right.outcome, wrong.outcome) == ("passed", "failed")
+    assert counts["passed"] == 1 and counts["failed"] == 1
+    assert "AssertionError" in wrong.test_stderr
+    assert right.test_stderr == "" and right.test_stdout == ""
+    for completion in (right, wrong):
+        assert completion.isolation == isolation_available()
+        assert completion.sandbox_version == SANDBOX_VERSION
+        assert completion.tested_at is not None
+        assert 0 < completion.test_duration < 10
+
+
+def test_a_pair_where_one_side_passes_and_the_other_fails_is_decided_by_tests(pair, prompt):
+    both_right = factories.PairFactory(
+        prompt=prompt,
+        completion_a=factories.CompletionFactory(prompt=prompt, text="    return x * 2\n"),
+        completion_b=factories.CompletionFactory(prompt=prompt, text="    return x + x\n"),
+    )
+    ids = [pair.completion_a_id, pair.completion_b_id, both_right.completion_a_id, both_right.completion_b_id]
+    counts = completions_run_tests(completion_ids=ids)
+    assert counts["pairs_decided"] == 1
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
+    assert Pair.objects.get(pk=both_right.pk).decided_by_tests is False
+
+
+def test_a_pair_is_decided_only_once_both_sides_ran(pair):
+    completions_run_tests(completion_ids=[pair.completion_a_id])
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is False
+    completions_run_tests(completion_ids=[pair.completion_b_id])
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
+
+
+def test_a_timeout_and_an_error_count_as_not_passing(prompt, settings):
+    settings.CODEPREF = {**settings.CODEPREF, "SANDBOX_TIMEOUT_SECONDS": 1.0, "SANDBOX_OUTPUT_LIMIT": 300}
+    right = factories.CompletionFactory(prompt=prompt, text=RIGHT)
+    loop = factories.CompletionFactory(prompt=prompt, text=RIGHT + "while True:\n    print('spin' * 50)\n")
+    crash = factories.CompletionFactory(prompt=prompt, text=RIGHT + "import os\nos._exit(0)\n")
+    pairs = [factories.PairFactory(prompt=prompt, completion_a=right, completion_b=other) for other in (loop, crash)]
+    completions_run_tests(completion_ids=[right.pk, loop.pk, crash.pk])
+    loop.refresh_from_db()
+    crash.refresh_from_db()
+    assert (loop.outcome, crash.outcome) == ("timeout", "error")
+    assert len(loop.test_stdout) <= 300 and "bytes dropped" in loop.test_stdout
+    assert all(Pair.objects.get(pk=p.pk).decided_by_tests for p in pairs)
+
+
+def test_completions_of_prompts_without_tests_stay_not_run(db):
+    untested = factories.PromptFactory(tests="", test_style=Prompt.TestStyle.NONE)
+    rust = factories.PromptFactory(language="rust")
+    ids = [factories.CompletionFactory(prompt=p).pk for p in (untested, rust)]
+    counts = completions_run_tests(completion_ids=ids)
+    assert counts["skipped_no_tests"] == 2
+    assert set(Completion.objects.filter(pk__in=ids).values_list("outcome", flat=True)) == {"not_run"}
+
+
+def test_running_again_skips_what_this_sandbox_version_ran_and_force_reruns(pair):
+    ids = [pair.completion_a_id, pair.completion_b_id]
+    completions_run_tests(completion_ids=ids)
+    first = Completion.objects.get(pk=pair.completion_a_id).tested_at
+    again = completions_run_tests(completion_ids=ids)
+    assert again["skipped_current"] == 2 and again["passed"] == again["failed"] == 0
+    assert Completion.objects.get(pk=pair.completion_a_id).tested_at == first
+    forced = completions_run_tests(completion_ids=ids, force=True)
+    assert (forced["passed"], forced["failed"]) == (1, 1)
+    rerun = Completion.objects.get(pk=pair.completion_a_id)
+    assert rerun.tested_at > first and rerun.outcome == "passed"
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
+
+
+def test_an_outcome_from_another_sandbox_version_is_run_again(pair):
+    Completion.objects.filter(pk=pair.completion_a_id).update(outcome="failed", sandbox_version="0.old")
+    counts = completions_run_tests(completion_ids=[pair.completion_a_id])
+    assert counts["passed"] == 1
+    assert Completion.objects.get(pk=pair.completion_a_id).sandbox_version == SANDBOX_VERSION
+
+
+def test_unknown_ids_are_counted_not_fatal(pair):
+    counts = completions_run_tests(completion_ids=[pair.completion_a_id, 10**9])
+    assert counts["missing"] == 1 and counts["passed"] == 1
+
+
+def test_the_celery_task_runs_the_tests_in_eager_mode_and_a_second_run_is_harmless(pair, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    ids = [pair.completion_a_id, pair.completion_b_id]
+    first = tasks.run_tests.delay(ids).get()
+    second = tasks.run_tests.delay(ids).get()
+    assert (first["passed"], first["failed"]) == (1, 1)
+    assert second["skipped_current"] == 2
+    assert tasks.run_tests.name == "feedback.tasks.run_tests"
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
+
+
+def test_the_command_runs_untested_then_all_then_given_ids(pair, prompt):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("run_tests", "--untested", stdout=out, stderr=err)
+    assert "2 completion(s) to test" in out.getvalue()
+    assert "passed 1, failed 1" in out.getvalue()
+    assert set(Completion.objects.values_list("outcome", flat=True)) == {"passed", "failed"}
+
+    out = io.StringIO()
+    call_command("run_tests", "--untested", stdout=out, stderr=io.StringIO())
+    assert "0 completion(s) to test" in out.getvalue()
+
+    Completion.objects.filter(pk=pair.completion_a_id).update(outcome="error")
+    out = io.StringIO()
+    call_command("run_tests", "--all", stdout=out, stderr=io.StringIO())
+    assert "passed 1, failed 1" in out.getvalue()
+    assert Completion.objects.get(pk=pair.completion_a_id).outcome == "passed"
+
+    out = io.StringIO()
+    call_command("run_tests", "--ids", f"{pair.completion_b_id}", stdout=out, stderr=io.StringIO())
+    assert "1 completion(s) to test" in out.getvalue() and "failed 1" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [("1,x", "'x' is not an id"), (",", "at least one"), ("999999999", "no completion with id 999999999")],
+)
+def test_the_command_names_bad_ids(db, ids, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("run_tests", "--ids", ids, stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_the_command_needs_to_be_told_which(db):
+    with pytest.raises(CommandError, match="one of the arguments --all --untested --ids is required"):
+        call_command("run_tests", stdout=io.StringIO(), stderr=io.StringIO())
