@@ -66,6 +66,7 @@ TERMINAL = (
 STAGES = [s for s in TrainingRun.Stage.values if s != TrainingRun.Stage.CYCLE]
 RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOG_NAME = "pipeline.log"
+STAGE_LOG = "stage.log"  # each stage's own console output, kept by the pipeline
 LOG_TAIL_LINES = 60
 LOG_TAIL_CHARS = 8000
 KILL_GRACE_SECONDS = 10.0
@@ -345,11 +346,11 @@ def training_cycle_start(*, recipe: str | None = None, force: bool = False) -> T
 
 
 def pipeline_command(*, config_path: str, snapshot_dir: Path, output_dir: Path, model_path: str) -> list[str]:
-    module = _codepref("TRAINING_PIPELINE_MODULE")
-    launcher = (_codepref("TRAINING_LAUNCHER") or "").strip()
-    head = [*shlex.split(launcher), "-m", module] if launcher else [sys.executable, "-m", module]
-    return [
-        *head,
+    """``python -m training.pipeline ...``; the pipeline itself starts each training stage under the launcher."""
+    command = [
+        sys.executable,
+        "-m",
+        _codepref("TRAINING_PIPELINE_MODULE"),
         "--config",
         str(config_path),
         "--snapshot",
@@ -359,6 +360,14 @@ def pipeline_command(*, config_path: str, snapshot_dir: Path, output_dir: Path, 
         "--model_name_or_path",
         str(model_path),
     ]
+    launcher = (_codepref("TRAINING_LAUNCHER") or "").strip()
+    if launcher:
+        try:
+            shlex.split(launcher)
+        except ValueError as exc:
+            raise ServiceError(f"TRAINING_LAUNCHER={launcher!r} is not a command line: {exc}")
+        command += ["--launcher", launcher]
+    return command
 
 
 def _pipeline_env() -> dict[str, str]:
@@ -442,9 +451,12 @@ def _launch_and_watch(run: TrainingRun, progress: Progress | None) -> TrainingRu
         out.rename(out.with_name(f"{out.name}.old-{int(time.time())}"))
     out.mkdir(parents=True, exist_ok=True)
     version, model_path = base_model()
-    command = pipeline_command(
-        config_path=str(config_path), snapshot_dir=snapshot.path, output_dir=out, model_path=model_path
-    )
+    try:
+        command = pipeline_command(
+            config_path=str(config_path), snapshot_dir=snapshot.path, output_dir=out, model_path=model_path
+        )
+    except ServiceError as exc:
+        return _finish(run, TrainingRun.State.FAILED, str(exc))
     config = {**run.config, "command": command, "model_name_or_path": model_path, "snapshot_dir": str(snapshot.path)}
     _say(
         progress,
@@ -503,7 +515,7 @@ def _watch(run: TrainingRun, proc: subprocess.Popen | None, progress: Progress |
                 break
             time.sleep(poll)
             cancel = _heartbeat(run, log_path)
-            _stages_sync(run, None, live=True, seen=seen, progress=progress)
+            _stages_sync(run, _read_json(run_dir_for(run) / "summary.json"), live=True, seen=seen, progress=progress)
             if cancel:
                 outcome = TrainingRun.State.CANCELLED
             elif timezone.now() > deadline:
@@ -572,7 +584,8 @@ def _stages_sync(
     seen: dict[str, str] | None = None,
     progress: Progress | None = None,
 ) -> list[TrainingRun]:
-    """Make the stage rows match the pipeline's summary.json, or its stage folders when there is none.
+    """Make the stage rows match the pipeline's summary.json (rewritten as each stage starts and ends), or
+    its stage folders when there is none.
 
     Without a summary, a stage's state is the one its run_info.json records (running / succeeded /
     failed; a result.json alone means succeeded). A stage still running counts as running while
@@ -606,6 +619,7 @@ def _stages_sync(
         row.state = state
         row.artefact_dir = str(folder)
         row.config = info or row.config
+        row.log_tail = read_log_tail(Path(item.get("log") or folder / STAGE_LOG)) or row.log_tail
         result = item.get("result")
         if isinstance(result, dict):
             row.metrics = result
@@ -677,10 +691,25 @@ def _collect(
             log_tail=tail,
             metrics=metrics,
         )
+    elif summary.get("state") == "running":
+        started = [s.get("stage") for s in summary.get("stages") or [] if isinstance(s, dict)]
+        during = f" during stage {started[-1]}" if started else ""
+        run = _finish(
+            run,
+            TrainingRun.State.FAILED,
+            f"the pipeline stopped{during} without finishing its summary (exit code {rc}); see the log",
+            log_tail=tail,
+            metrics=metrics,
+        )
+    elif summary.get("state") == "cancelled":
+        # Stopped by a SIGTERM that was not our cancel (a container shutdown, an operator's kill).
+        why = f"the pipeline was stopped: {summary.get('message') or 'SIGTERM'}"
+        run = _finish(run, TrainingRun.State.FAILED, why, log_tail=tail, metrics=metrics)
     elif summary.get("state") != "succeeded" or rc not in (0, None):
-        stage = summary.get("failed_stage") or "?"
         why = summary.get("message") or f"exit code {rc}"
-        run = _finish(run, TrainingRun.State.FAILED, f"stage {stage} failed: {why}", log_tail=tail, metrics=metrics)
+        stage = summary.get("failed_stage")
+        message = why if stage and why.startswith(f"stage {stage}") else f"stage {stage or '?'} failed: {why}"
+        run = _finish(run, TrainingRun.State.FAILED, message, log_tail=tail, metrics=metrics)
     else:
         run = _succeed(run, summary, metrics=metrics, tail=tail, progress=progress)
     _say(progress, f"cycle {run.pk}: {run.state}: {run.message}")

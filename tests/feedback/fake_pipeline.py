@@ -3,8 +3,9 @@
     python -m tests.feedback.fake_pipeline --config C --snapshot S --output_dir O --model_name_or_path M
 
 FAKE_PIPELINE_MODE (environment): ``succeed`` (default), ``worse`` (pass@1 below the parent's), ``fail``
-(the dpo stage fails), ``crash`` (exit 3 without a summary), ``sleep`` (starts a child process in its
-group and sleeps, for cancel and timeout tests). FAKE_PIPELINE_DELAY: seconds to wait before each stage.
+(the dpo stage fails), ``crash`` (exit 3 without a summary), ``die`` (SIGKILL mid-stage), ``sleep`` (starts a
+child process in its group and sleeps, for cancel and timeout tests).
+FAKE_PIPELINE_DELAY: seconds to wait before each stage.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     for name in ("--config", "--snapshot", "--output_dir", "--model_name_or_path"):
         parser.add_argument(name, required=True)
+    parser.add_argument("--launcher", default="")
     args = parser.parse_args(argv)
     mode = os.environ.get("FAKE_PIPELINE_MODE", "succeed")
     delay = float(os.environ.get("FAKE_PIPELINE_DELAY", "0"))
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         _write(out / "child.pid", str(child.pid))
         time.sleep(120)
         return 0
+    if mode == "die":  # killed mid-stage: the summary still says "running", as the real pipeline's would
+        (out / "reward").mkdir(exist_ok=True)
+        _write(out / "summary.json", {"state": "running", "stages": [{"stage": "reward", "state": "running"}]})
+        os.kill(os.getpid(), 9)
     if mode == "crash":
         print("Traceback (most recent call last):\nRuntimeError: out of memory", flush=True)
         return 3

@@ -192,46 +192,21 @@ def test_without_an_active_model_a_cycle_trains_from_the_bootstrap_folder(snapsh
     assert ModelVersion.objects.get(training_run=run).is_active
 
 
-def test_the_launcher_setting_prefixes_the_pipeline_module(cycle_settings):
-    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_LAUNCHER": "accelerate launch --num_processes 2"}
+def test_the_launcher_setting_reaches_the_pipeline_which_starts_the_stages_under_it(cycle_settings):
+    launcher = "accelerate launch --config_file training/recipes/accelerate/zero2.yaml"
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_LAUNCHER": launcher}
     command = training_cycles.pipeline_command(
         config_path="c.yaml", snapshot_dir=Path("/s"), output_dir=Path("/o"), model_path="/m"
     )
-    assert command[:5] == ["accelerate", "launch", "--num_processes", "2", "-m"]
-    assert command[5:] == [FAKE, "--config", "c.yaml", "--snapshot", "/s", "--output_dir", "/o",
-                           "--model_name_or_path", "/m"]  # fmt: skip
+    assert command == [sys.executable, "-m", FAKE, "--config", "c.yaml", "--snapshot", "/s", "--output_dir", "/o",
+                       "--model_name_or_path", "/m", "--launcher", launcher]  # fmt: skip
 
 
-def test_a_promoted_policy_gets_completions_and_pairs_against_its_parent(
-    snapshot, parent_version, monkeypatch, django_capture_on_commit_callbacks
-):
-    from feedback import generation
-    from feedback.models import Completion, Pair
-    from tests import factories
-
-    answered = factories.PromptFactory()
-    unanswered = factories.PromptFactory()  # newer, but the parent never answered it: asked for second
-    old = [factories.CompletionFactory(prompt=answered, model_version=parent_version, text=f"    return {i}\n")
-           for i in range(2)]  # fmt: skip
-    asked = []
-
-    def fake_generate(*, prompt_ids, model_version_id, n, params=None, progress=None):
-        asked.append((list(prompt_ids), model_version_id, n))
-        return [
-            Completion.objects.create(prompt_id=pk, model_version_id=model_version_id, text=f"    return x * {i}\n")
-            for pk in prompt_ids
-            for i in range(n)
-        ]
-
-    monkeypatch.setattr(generation, "completions_generate", fake_generate)
-    with django_capture_on_commit_callbacks(execute=True):
-        run = training_cycle_execute()  # Celery runs eagerly in tests: the chain runs here
-
-    new = run.model_version
-    assert asked == [([answered.pk, unanswered.pk], new.pk, 2)]
-    arena = Pair.objects.filter(prompt=answered, completion_a__in=old)
-    assert arena.count() == 4  # each new completion against each of the parent's
-    assert all(p.completion_b.model_version_id == new.pk for p in arena)
+def test_a_malformed_launcher_fails_the_cycle_with_the_setting_named(snapshot, cycle_settings):
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "TRAINING_LAUNCHER": "accelerate launch 'unclosed"}
+    run = training_cycle_execute(force=True)
+    assert run.state == TrainingRun.State.FAILED
+    assert run.message.startswith('TRAINING_LAUNCHER="accelerate launch \'unclosed" is not a command line')
 
 
 # --- failures -----------------------------------------------------------------------------------------------
@@ -255,6 +230,17 @@ def test_a_crashed_pipeline_fails_the_cycle_with_its_exit_code_and_last_log_line
     assert run.state == TrainingRun.State.FAILED
     assert "exited with code 3 without a summary.json" in run.message
     assert run.message.endswith("RuntimeError: out of memory")
+
+
+def test_a_pipeline_killed_mid_stage_fails_the_cycle_and_the_stage(snapshot, monkeypatch):
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "die")
+    run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.FAILED
+    assert run.message.startswith(
+        "the pipeline stopped during stage reward without finishing its summary (exit code -9)"
+    )
+    assert run.stages.get().state == TrainingRun.State.FAILED
 
 
 def test_a_cycle_past_its_timeout_is_killed_and_failed(snapshot, monkeypatch, cycle_settings):
