@@ -310,8 +310,8 @@ CODEPREF = {
     "TRAINING_DIR": Path(env_str("CODEPREF_TRAINING_DIR", str(VAR_DIR / "training"))),
     "TRAINING_RECIPE": env_str("CODEPREF_TRAINING_RECIPE", "tiny"),
     "TRAINING_MIN_NEW_PREFERENCES": env_int("CODEPREF_TRAINING_MIN_NEW_PREFERENCES", 50),
-    # How the pipeline process starts: empty = `python -m <module>`; else a launcher that takes `-m <module>`,
-    # e.g. "accelerate launch --config_file training/recipes/accelerate/zero2.yaml" or "torchrun --nproc_per_node 2".
+    # What the pipeline starts each training stage with (its --launcher): empty = this Python; else a command
+    # taking `-m <module>`, e.g. "accelerate launch --config_file training/recipes/accelerate/zero2.yaml".
     "TRAINING_LAUNCHER": env_str("CODEPREF_TRAINING_LAUNCHER", ""),
     "TRAINING_PIPELINE_MODULE": env_str("CODEPREF_TRAINING_PIPELINE_MODULE", "training.pipeline"),
     "TRAINING_RECIPES_DIR": Path(env_str("CODEPREF_TRAINING_RECIPES_DIR", str(BASE_DIR / "training" / "recipes"))),
