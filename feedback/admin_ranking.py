@@ -40,7 +40,11 @@ def _preview(text: str) -> str:
 
 def _code(text: str):
     """Untrusted text as a literal block: format_html escapes it, so markup and template syntax show as typed."""
-    return format_html('<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>', text or "")
+    return format_html('<pre class="codepref-text">{}</pre>', text or "")
+
+
+class _TextMedia:
+    css = {"all": ["feedback/admin_ranking.css"]}
 
 
 def _link(obj, label=None):
@@ -109,6 +113,7 @@ class PromptImportForm(forms.Form):
 
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
+    Media = _TextMedia
     change_list_template = "admin/feedback/prompt/change_list.html"
     list_display = (
         "id",
@@ -205,6 +210,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(Completion)
 class CompletionAdmin(admin.ModelAdmin):
+    Media = _TextMedia
     list_display = ("id", "prompt", "model_version", "outcome", "text_preview", "test_duration", "created_at")
     list_filter = ("outcome", "model_version", "prompt__language", "isolation")
     search_fields = ("text", "prompt__external_id", "model_version__name")
@@ -258,6 +264,7 @@ class CompletionAdmin(admin.ModelAdmin):
 
 @admin.register(Pair)
 class PairAdmin(admin.ModelAdmin):
+    Media = _TextMedia
     list_display = (
         "id",
         "prompt",
@@ -376,6 +383,8 @@ class VoteAdmin(admin.ModelAdmin):
 @admin.register(Flag)
 class FlagAdmin(admin.ModelAdmin):
     """The reports queue: open reports first, resolved with the "uphold" and "dismiss" actions."""
+
+    Media = _TextMedia
 
     list_display = ("id", "reason", "state", "reporter", "subject", "note", "created_at", "resolved_by", "resolved_at")
     list_filter = ("state", "reason", "created_at")
