@@ -41,13 +41,21 @@ def main():
     sys.argv = ["solution"]
 
     if job["shim"]:
-        # No namespace and no other uid: keep a trusted parent between the program and the caller, so that
-        # kill(getppid()) hits this shim and not the worker that started the run.
+        # A trusted parent for the program. Under bubblewrap it is pid 1 of the namespace (bwrap --as-pid-1):
+        # it reaps orphans, and when it exits the kernel kills whatever the program left, while bwrap itself
+        # reaps it (bwrap's own pid-1 reaper outlives bwrap and piles up as zombies under a container's init).
+        # Without namespaces it stands between the program and the caller, so kill(getppid()) hits the shim.
         child = os.fork()
         if child:
             close(job["report_fd"])
-            _, status = os.waitpid(child, 0)
-            exit_(os.waitstatus_to_exitcode(status) & 0xFF)
+            while True:
+                try:
+                    pid, status = os.wait()
+                except ChildProcessError:
+                    exit_(1)
+                if pid == child:
+                    code = os.waitstatus_to_exitcode(status)
+                    exit_(128 - code if code < 0 else code)
 
     import resource
 

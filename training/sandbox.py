@@ -14,7 +14,8 @@ Isolation (the best this host allows, probed once per process by running a real 
     ``bwrap`` with new pid, network, mount, ipc and uts namespaces: no network (loopback only, nothing listening),
     a read-only view of ``/usr`` and of the interpreter's prefix and nothing else of the host (no ``/etc``,
     ``/home``, ``/root``, ``/work``), a fresh size-limited tmpfs as ``/tmp`` and working directory, and the whole
-    process tree killed with the namespace. As root, bwrap runs without a user namespace and the harness drops to
+    process tree killed with the namespace. The harness is pid 1 of the namespace (``--as-pid-1``): it forks the
+    runner and reaps, and bwrap reaps it, so no orphaned reaper is left as a zombie under a container's init. As root, bwrap runs without a user namespace and the harness drops to
     a real unprivileged uid, because ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a
     user namespace (reproduced: 20 of 20 forks succeeded); with a real uid it holds. Each run gets its own random
     uid from a range no account uses, since ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not
@@ -191,7 +192,7 @@ def _bwrap_prefix(*, as_root: bool) -> list[str]:
         args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     else:
         args = [BWRAP, "--unshare-all"]
-    args += ["--die-with-parent", "--new-session", "--clearenv"]
+    args += ["--as-pid-1", "--die-with-parent", "--new-session", "--clearenv"]
     for name, value in SANDBOX_ENV.items():
         args += ["--setenv", name, value]
     args += ["--ro-bind", "/usr", "/usr"]
@@ -479,7 +480,7 @@ def run_program(
         "nonce": nonce,
         "uid": None,
         "cwd": None,
-        "shim": isolation == "rlimits",
+        "shim": isolation in ("bubblewrap", "rlimits"),
         "report_fd": -1,
     }
     python = [_python(), "-I", "-S", "-B"]
