@@ -1,0 +1,280 @@
+"""The stages' own arguments, as dataclasses that ``trl.TrlParser`` turns into flags.
+
+Each stage parses its own dataclass below together with TRL's trainer config (``DPOConfig``, ``RewardConfig``,
+``GRPOConfig`` / ``RLOOConfig``, ``SFTConfig``) and TRL's ``ModelConfig`` (``--model_name_or_path``, ``--dtype``,
+``--use_peft``, ``--lora_r``, ...), exactly as TRL's own scripts do. A YAML recipe given with ``--config`` sets
+the defaults and flags override it::
+
+    python -m training.dpo --config training/recipes/tiny/dpo.yaml --snapshot DIR --output_dir DIR \\
+        --model_name_or_path DIR --max_steps 10
+
+The field names here must not repeat a field of TrainingArguments or ModelConfig (the parser would refuse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.generate import DEFAULT_STOP
+
+STAGES = ("sft", "reward", "dpo", "online_rl", "evaluate")
+ALGORITHMS = ("grpo", "rloo")
+
+
+def _check_positive(name: str, value: int | float | None, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ValueError(f"--{name} must be a positive number; got {value!r}")
+
+
+def _check_stops(stops) -> list[str]:
+    if isinstance(stops, str):
+        stops = [stops]
+    if not isinstance(stops, (list, tuple)) or not all(isinstance(s, str) and s for s in stops):
+        raise ValueError(
+            "--stop_sequences must be a list of non-empty strings, e.g. ['\\ndef ', '\\nclass ', '\\nif ']; "
+            f"got {stops!r}"
+        )
+    return list(stops)
+
+
+@dataclass
+class SnapshotArguments:
+    """Where the data comes from: a snapshot folder written by the platform's exporter."""
+
+    snapshot: str | None = field(
+        default=None,
+        metadata={
+            "help": "Snapshot folder: manifest.json, preference/{train,test}.jsonl (prompt, chosen, rejected), "
+            "prompts/{train,test}.jsonl (prompt, tests, test_style, entry_point, reference_solution). Required."
+        },
+    )
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "Use at most this many training rows (all when unset)."}
+    )
+    max_eval_rows: int | None = field(
+        default=None, metadata={"help": "Use at most this many held-out rows (all when unset)."}
+    )
+
+    def __post_init__(self):
+        if not self.snapshot:
+            raise ValueError(
+                "--snapshot is required: a snapshot folder with preference/train.jsonl (columns prompt, chosen, "
+                "rejected) and prompts/{train,test}.jsonl"
+            )
+        _check_positive("max_train_rows", self.max_train_rows)
+        _check_positive("max_eval_rows", self.max_eval_rows)
+
+
+@dataclass
+class SFTArguments(SnapshotArguments):
+    include_chosen: bool = field(
+        default=True, metadata={"help": "Train on the volunteers' chosen completions (preference/train.jsonl)."}
+    )
+    include_reference_solutions: bool = field(
+        default=True, metadata={"help": "Train on the prompts' reference solutions (prompts/train.jsonl)."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (self.include_chosen or self.include_reference_solutions):
+            raise ValueError("SFT needs data: set --include_chosen or --include_reference_solutions (or both)")
+
+
+@dataclass
+class RewardArguments(SnapshotArguments):
+    use_vote_margin: bool = field(
+        default=False,
+        metadata={
+            "help": "Pass the snapshot's margin column to RewardTrainer, which then asks chosen to beat rejected "
+            "by at least that much."
+        },
+    )
+    eval_before_training: bool = field(
+        default=True,
+        metadata={"help": "Also measure held-out accuracy of the untrained head, as a baseline in result.json."},
+    )
+
+
+@dataclass
+class DPOArguments(SnapshotArguments):
+    ref_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reference model folder or hub id. Unset: the starting policy itself (TRL reloads it from "
+            "--model_name_or_path), or with --use_peft the policy with its adapter switched off."
+        },
+    )
+
+
+@dataclass
+class OnlineRLArguments(SnapshotArguments):
+    algorithm: str = field(
+        default="grpo",
+        metadata={
+            "help": "grpo (GRPOTrainer: PPO's clipped objective, group-relative advantages, no value model) or "
+            "rloo (RLOOTrainer: REINFORCE with a leave-one-out baseline).",
+            "choices": list(ALGORITHMS),
+        },
+    )
+    reward_model_path: str | None = field(
+        default=None,
+        metadata={"help": "Folder of the reward model trained by the reward stage (unset: tests-only reward)."},
+    )
+    reward_model_weight: float = field(default=1.0, metadata={"help": "Weight of the reward model's score."})
+    tests_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the unit-test reward (1 passed, 0 otherwise) where a prompt has tests."}
+    )
+    reward_model_eos: bool = field(
+        default=True,
+        metadata={
+            "help": "Score prompt + completion + EOS, the format RewardTrainer trained on. false scores without EOS, "
+            "as TRL's built-in reward-model path does (measured here: 0.95 vs 0.815 pair accuracy)."
+        },
+    )
+    stop_sequences: list[str] = field(
+        default_factory=lambda: list(DEFAULT_STOP),
+        metadata={
+            "help": "Generation stops at the first of these after the completion's first statement (small code "
+            "models rarely emit EOS); the rest of the text is cut before rewards are computed."
+        },
+    )
+    sandbox_timeout: float = field(default=10.0, metadata={"help": "Seconds a test program may run."})
+    sandbox_memory_mb: int = field(default=1024, metadata={"help": "Memory limit of a test program, in MB."})
+    sandbox_workers: int | None = field(default=None, metadata={"help": "Test programs run at once (default: CPUs)."})
+    prompts_with_tests_only: bool = field(
+        default=False, metadata={"help": "Train only on prompts that have tests (the reward model scores the rest)."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"--algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}")
+        self.stop_sequences = _check_stops(self.stop_sequences)
+        _check_positive("sandbox_timeout", self.sandbox_timeout, allow_none=False)
+        _check_positive("sandbox_memory_mb", self.sandbox_memory_mb, allow_none=False)
+        _check_positive("sandbox_workers", self.sandbox_workers)
+        if self.reward_model_weight < 0 or self.tests_weight < 0:
+            raise ValueError("--reward_model_weight and --tests_weight must be >= 0")
+
+
+@dataclass
+class EvaluateArguments(SnapshotArguments):
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "The new policy: a model folder (the last trained stage's output). Required."}
+    )
+    parent_model_path: str | None = field(
+        default=None, metadata={"help": "The policy it was trained from, evaluated side by side (optional)."}
+    )
+    reward_model_path: str | None = field(
+        default=None, metadata={"help": "Reward model folder: its held-out pair accuracy is reported (optional)."}
+    )
+    output_dir: str | None = field(default=None, metadata={"help": "Where eval.json and result.json go. Required."})
+    split: str = field(default="test", metadata={"help": "Snapshot split to evaluate on.", "choices": ["train", "test"]})
+    n_samples: int = field(default=4, metadata={"help": "Completions sampled per prompt (n in pass@k)."})
+    pass_k: list[int] = field(
+        default_factory=lambda: [1], metadata={"help": "The k values of pass@k to report, each <= n_samples."}
+    )
+    max_prompts: int | None = field(default=None, metadata={"help": "Evaluate at most this many prompts with tests."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature (0: greedy, then n_samples=1)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Most tokens generated per completion."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts per generation batch."})
+    stop_sequences: list[str] = field(
+        default_factory=lambda: list(DEFAULT_STOP),
+        metadata={"help": "Completions are cut at the first of these after their first statement."},
+    )
+    sandbox_timeout: float = field(default=10.0, metadata={"help": "Seconds a test program may run."})
+    sandbox_memory_mb: int = field(default=1024, metadata={"help": "Memory limit of a test program, in MB."})
+    sandbox_workers: int | None = field(default=None, metadata={"help": "Test programs run at once (default: CPUs)."})
+    seed: int = field(default=42, metadata={"help": "Seed of the sampling."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.model_name_or_path:
+            raise ValueError("--model_name_or_path is required: the folder of the policy to evaluate")
+        if not self.output_dir:
+            raise ValueError("--output_dir is required: the folder that receives eval.json and result.json")
+        _check_positive("n_samples", self.n_samples, allow_none=False)
+        _check_positive("max_prompts", self.max_prompts)
+        _check_positive("max_new_tokens", self.max_new_tokens, allow_none=False)
+        _check_positive("batch_size", self.batch_size, allow_none=False)
+        if isinstance(self.pass_k, int):
+            self.pass_k = [self.pass_k]
+        if not self.pass_k or any(not isinstance(k, int) or k < 1 or k > self.n_samples for k in self.pass_k):
+            raise ValueError(f"--pass_k must be a list of integers between 1 and --n_samples ({self.n_samples}); got {self.pass_k!r}")
+        if self.temperature < 0:
+            raise ValueError(f"--temperature must be >= 0; got {self.temperature}")
+        if self.temperature == 0 and self.n_samples > 1:
+            raise ValueError("--temperature 0 is greedy: every sample would be the same; use --n_samples 1")
+        self.stop_sequences = _check_stops(self.stop_sequences)
+
+
+@dataclass
+class PipelineArguments:
+    """The stages in order, each as its own process; see docs/training.md for the output layout."""
+
+    snapshot: str | None = field(default=None, metadata={"help": "Snapshot folder (see training.data). Required."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Run folder: one subfolder per stage, summary.json, run_info.json. Required."}
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "The parent policy: a model folder or hub id that the cycle starts from. Required."}
+    )
+    recipe: str = field(
+        default="training/recipes/tiny",
+        metadata={"help": "Folder of the stage recipes (<stage>.yaml each), e.g. training/recipes/base."},
+    )
+    stages: list[str] = field(
+        default_factory=lambda: list(STAGES),
+        metadata={"help": f"Stages to run, in this order; a subset of {', '.join(STAGES)}."},
+    )
+    launcher: str = field(
+        default="",
+        metadata={
+            "help": "Command that starts a training stage and takes `-m <module>`: empty for this Python, or e.g. "
+            "'accelerate launch --config_file training/recipes/accelerate/zero2.yaml', 'torchrun --nproc_per_node 2'. "
+            "evaluate always runs as one plain process."
+        },
+    )
+    stage_args: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Extra flags per stage, as a mapping (YAML) or JSON: {\"dpo\": [\"--max_steps\", \"20\"]}."
+        },
+    )
+    stage_timeout: int | None = field(
+        default=None, metadata={"help": "Seconds a stage may run before it is stopped and the pipeline fails."}
+    )
+    seed: int | None = field(default=None, metadata={"help": "Passed to every stage as --seed (unset: recipes decide)."})
+
+    def __post_init__(self):
+        import json
+
+        for name in ("snapshot", "output_dir", "model_name_or_path"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required")
+        if isinstance(self.stages, str):
+            self.stages = [s.strip() for s in self.stages.split(",") if s.strip()]
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown or not self.stages:
+            raise ValueError(f"--stages must name some of {', '.join(STAGES)} (in order); got {self.stages!r}")
+        order = [STAGES.index(s) for s in self.stages]
+        if order != sorted(set(order)):
+            raise ValueError(f"--stages must keep the order {', '.join(STAGES)} without repeats; got {self.stages!r}")
+        if isinstance(self.stage_args, str):
+            try:
+                self.stage_args = json.loads(self.stage_args) if self.stage_args.strip() else None
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--stage_args must be JSON like {{\"dpo\": [\"--max_steps\", \"20\"]}}: {exc}") from exc
+        if self.stage_args is not None:
+            if not isinstance(self.stage_args, dict) or any(
+                s not in STAGES or not isinstance(v, list) for s, v in self.stage_args.items()
+            ):
+                raise ValueError(
+                    "--stage_args must map stage names to lists of flags, e.g. {\"dpo\": [\"--max_steps\", \"20\"]}; "
+                    f"got {self.stage_args!r}"
+                )
+            self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}
+        _check_positive("stage_timeout", self.stage_timeout)

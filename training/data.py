@@ -1,0 +1,325 @@
+"""Reading a dataset snapshot folder (the platform's export) into what TRL's trainers take.
+
+A snapshot folder, as the exporter writes it::
+
+    <snapshot>/manifest.json
+    <snapshot>/preference/{train,test}.jsonl   prompt, chosen, rejected (+ pair_id, prompt_id, language, votes,
+                                                margin, agreement, chosen_outcome, rejected_outcome,
+                                                chosen_model, rejected_model, snapshot_version)
+    <snapshot>/unpaired/{train,test}.jsonl     prompt, completion, label
+    <snapshot>/prompts/{train,test}.jsonl      prompt_id, prompt, language, tests, test_style
+                                                ("humaneval" | "asserts" | "none"), entry_point, reference_solution
+
+(each .jsonl may have a .parquet twin; only the JSON lines are read here). ``write_example_snapshot`` writes a
+small folder of this shape with obviously good and obviously broken completions, for tests, benchmarks and
+trying a recipe without the platform.
+
+    python -m training.data --out var/snapshots/example
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
+PROMPT_COLUMNS = ("prompt_id", "prompt", "language", "tests", "test_style", "entry_point", "reference_solution")
+TEST_STYLES = ("humaneval", "asserts", "none")
+SPLITS = ("train", "test")
+LAYOUT = (
+    "a snapshot folder with manifest.json, preference/{train,test}.jsonl (prompt, chosen, rejected, ...), "
+    "unpaired/{train,test}.jsonl and prompts/{train,test}.jsonl (prompt_id, prompt, tests, test_style, ...)"
+)
+
+
+class SnapshotError(ValueError):
+    """A snapshot folder that is missing, incomplete or malformed; the message names the file and the format."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def version(self) -> str | None:
+        for key in ("version", "snapshot_version"):
+            if self.manifest.get(key) is not None:
+                return str(self.manifest[key])
+        return None
+
+    def file(self, kind: str, split: str) -> Path:
+        return self.root / kind / f"{split}.jsonl"
+
+
+def open_snapshot(path: str | Path) -> Snapshot:
+    root = Path(path)
+    if not root.is_dir():
+        raise SnapshotError(f"--snapshot {root}: no such folder; expected {LAYOUT}")
+    needed = root / "preference" / "train.jsonl"
+    if not needed.is_file():
+        raise SnapshotError(f"{needed} is missing; expected {LAYOUT}")
+    manifest: dict[str, Any] = {}
+    manifest_path = root / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"{manifest_path}: not JSON ({exc})") from exc
+    return Snapshot(root=root, manifest=manifest if isinstance(manifest, dict) else {})
+
+
+def read_jsonl(path: Path, *, columns: Sequence[str] = (), max_rows: int | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a missing file is an empty split. A bad line is an error naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SnapshotError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise SnapshotError(f"{path}:{number}: expected a JSON object per line")
+            missing = [c for c in columns if c not in row]
+            if missing:
+                raise SnapshotError(f"{path}:{number}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+            rows.append(row)
+            if max_rows is not None and len(rows) >= max_rows:
+                break
+    return rows
+
+
+def preference_rows(
+    snapshot: Snapshot, split: str, *, max_rows: int | None = None, with_margin: bool = False
+) -> list[dict[str, Any]]:
+    """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss)."""
+    keep = PREFERENCE_COLUMNS + (("margin",) if with_margin else ())
+    rows = read_jsonl(snapshot.file("preference", split), columns=keep, max_rows=max_rows)
+    for number, row in enumerate(rows, start=1):
+        for column in PREFERENCE_COLUMNS:
+            if not isinstance(row[column], str):
+                raise SnapshotError(f"{snapshot.file('preference', split)}: row {number}: {column} must be a string")
+    out = [{c: row[c] for c in keep} for row in rows]
+    if with_margin:
+        for row in out:
+            row["margin"] = float(row["margin"] or 0.0)
+    return out
+
+
+def prompt_rows(
+    snapshot: Snapshot, split: str, *, with_tests_only: bool = False, max_rows: int | None = None
+) -> list[dict[str, Any]]:
+    """Prompts with their tests, normalised: tests "" and test_style "none" where a prompt has none."""
+    path = snapshot.file("prompts", split)
+    rows = []
+    for number, row in enumerate(read_jsonl(path, columns=("prompt",)), start=1):
+        style = row.get("test_style") or "none"
+        if style not in TEST_STYLES:
+            raise SnapshotError(f"{path}: row {number}: test_style must be one of {', '.join(TEST_STYLES)}; got {style!r}")
+        tests = row.get("tests") or ""
+        if not tests.strip():
+            style = "none"
+        clean = {
+            "prompt_id": row.get("prompt_id", number),
+            "prompt": row["prompt"],
+            "language": row.get("language") or "python",
+            "tests": tests if style != "none" else "",
+            "test_style": style,
+            "entry_point": row.get("entry_point") or "",
+            "reference_solution": row.get("reference_solution") or "",
+        }
+        if with_tests_only and style == "none":
+            continue
+        rows.append(clean)
+        if max_rows is not None and len(rows) >= max_rows:
+            break
+    return rows
+
+
+def to_dataset(rows: list[dict[str, Any]], columns: Sequence[str]):
+    """A ``datasets.Dataset`` with exactly these columns (an empty split keeps its columns)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({c: [row[c] for row in rows] for c in columns})
+
+
+def sft_rows(
+    snapshot: Snapshot, split: str = "train", *, chosen: bool = True, reference: bool = True, max_rows: int | None = None
+) -> list[dict[str, str]]:
+    """prompt / completion rows: the volunteers' chosen completions and the prompts' reference solutions,
+    each (prompt, completion) once."""
+    seen: set[tuple[str, str]] = set()
+    rows: list[dict[str, str]] = []
+
+    def add(prompt: str, completion: str) -> None:
+        if completion.strip() and (prompt, completion) not in seen:
+            seen.add((prompt, completion))
+            rows.append({"prompt": prompt, "completion": completion})
+
+    if chosen:
+        for row in preference_rows(snapshot, split):
+            add(row["prompt"], row["chosen"])
+    if reference:
+        for row in prompt_rows(snapshot, split):
+            add(row["prompt"], row["reference_solution"])
+    return rows[:max_rows] if max_rows is not None else rows
+
+
+# --- an example snapshot ------------------------------------------------------------------------
+
+# (name, what the docstring says, a correct body expression); inputs are chosen so that every body is defined.
+TASKS = (
+    ("add", "the sum of a and b", "a + b"),
+    ("subtract", "a minus b", "a - b"),
+    ("multiply", "the product of a and b", "a * b"),
+    ("larger", "the larger of a and b", "max(a, b)"),
+    ("smaller", "the smaller of a and b", "min(a, b)"),
+    ("power", "a raised to the power b", "a ** b"),
+    ("remainder", "the remainder of a divided by b", "a % b"),
+    ("floor_divide", "a divided by b, rounded down", "a // b"),
+    ("mean", "the mean of a and b", "(a + b) / 2"),
+    ("distance", "the absolute difference of a and b", "abs(a - b)"),
+    ("total_squares", "the sum of the squares of a and b", "a * a + b * b"),
+    ("hypot_squared", "a squared plus b squared", "a ** 2 + b ** 2"),
+)
+NAME_FORMS = ("{}", "{}_numbers", "compute_{}", "{}_values", "get_{}", "{}_of")
+BROKEN_BODIES = (
+    "    return None\n",
+    "    return a +\n",
+    "    pass\n",
+    "    raise NotImplementedError\n",
+    "    return (a, b\n",
+)
+TEST_INPUTS = ((7, 3), (2, 5), (10, 4))
+
+
+def _prompt(name: str, doc: str) -> str:
+    return f'def {name}(a, b):\n    """Return {doc}."""\n'
+
+
+def _tests(expression: str) -> str:
+    lines = ["def check(candidate):"]
+    for a, b in TEST_INPUTS:
+        expected = eval(expression, {}, {"a": a, "b": b})  # noqa: S307 - our own constant expressions
+        lines.append(f"    assert candidate({a}, {b}) == {expected!r}")
+    return "\n".join(lines) + "\n"
+
+
+def write_example_snapshot(
+    root: str | Path, *, train_pairs: int = 48, test_pairs: int = 16, test_tasks: int = 3, seed: int = 0
+) -> Path:
+    """A snapshot folder of good-vs-broken pairs: the correct body is always chosen, a broken one (``return
+    None``, a syntax error, ``pass``, ...) rejected. The last ``test_tasks`` tasks appear only in the test split,
+    so held-out accuracy measures something learned, not remembered."""
+    rng = random.Random(seed)
+    root = Path(root)
+    train_tasks, held_out = TASKS[: len(TASKS) - test_tasks], TASKS[len(TASKS) - test_tasks :]
+    version = f"example-{seed}"
+
+    def prompts_for(tasks, split: str) -> list[dict[str, Any]]:
+        out = []
+        for task, doc, expression in tasks:
+            for form in NAME_FORMS:
+                name = form.format(task)
+                out.append(
+                    {
+                        "prompt_id": f"{split}-{name}",
+                        "prompt": _prompt(name, doc),
+                        "language": "python",
+                        "tests": _tests(expression),
+                        "test_style": "humaneval",
+                        "entry_point": name,
+                        "reference_solution": f"    return {expression}\n",
+                    }
+                )
+        return out
+
+    prompts = {"train": prompts_for(train_tasks, "train"), "test": prompts_for(held_out, "test")}
+    preference: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    pair_id = 0
+    for split, count in (("train", train_pairs), ("test", test_pairs)):
+        for i in range(count):
+            prompt = prompts[split][i % len(prompts[split])]
+            pair_id += 1
+            broken = rng.choice(BROKEN_BODIES)
+            preference[split].append(
+                {
+                    "prompt": prompt["prompt"],
+                    "chosen": prompt["reference_solution"],
+                    "rejected": broken,
+                    "pair_id": pair_id,
+                    "prompt_id": prompt["prompt_id"],
+                    "language": "python",
+                    "votes": 3,
+                    "margin": 1.0,
+                    "agreement": 1.0,
+                    "chosen_outcome": "passed",
+                    "rejected_outcome": "error" if broken in ("    return a +\n", "    return (a, b\n") else "failed",
+                    "chosen_model": "example-good",
+                    "rejected_model": "example-broken",
+                    "snapshot_version": version,
+                }
+            )
+    unpaired = {
+        split: [
+            row
+            for pair in rows
+            for row in (
+                {"prompt": pair["prompt"], "completion": pair["chosen"], "label": True},
+                {"prompt": pair["prompt"], "completion": pair["rejected"], "label": False},
+            )
+        ]
+        for split, rows in preference.items()
+    }
+    files: dict[str, dict[str, Any]] = {}
+    for kind, by_split in (("preference", preference), ("unpaired", unpaired), ("prompts", prompts)):
+        for split, rows in by_split.items():
+            path = root / kind / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = "".join(json.dumps(row) + "\n" for row in rows)
+            path.write_text(text, encoding="utf-8")
+            files[f"{kind}/{split}.jsonl"] = {"rows": len(rows), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+            _write_parquet(path.with_suffix(".parquet"), rows)
+    manifest = {
+        "version": version,
+        "source": "training.data.write_example_snapshot",
+        "counts": {f"{kind}_{split}": files[f"{kind}/{split}.jsonl"]["rows"] for kind in ("preference", "prompts") for split in SPLITS},
+        "files": files,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return root
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # the JSON lines are what training reads
+        return
+    if rows:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="Folder to write the example snapshot into.")
+    parser.add_argument("--train-pairs", type=int, default=48)
+    parser.add_argument("--test-pairs", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_example_snapshot(args.out, train_pairs=args.train_pairs, test_pairs=args.test_pairs, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()

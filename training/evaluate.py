@@ -1,0 +1,167 @@
+"""Evaluate: pass@1 and pass@k of the new policy and its parent, side by side, and reward-model accuracy.
+
+Both policies sample ``n_samples`` completions for each held-out prompt that has tests (the same seeds, so the
+comparison shares its randomness); each completion runs against the prompt's tests in training.sandbox, and
+pass@k is the unbiased estimator of the Codex paper (Chen et al., 2021): ``1 - C(n-c, k) / C(n, k)`` for ``c``
+passing samples out of ``n``, averaged over prompts. The reward model's accuracy is the share of held-out
+preference pairs where chosen scores strictly above rejected.
+
+    python -m training.evaluate --config training/recipes/tiny/evaluate.yaml --snapshot DIR --output_dir DIR \\
+        --model_name_or_path POLICY_DIR --parent_model_path PARENT_DIR --reward_model_path REWARD_DIR
+
+Writes eval.json (headline numbers plus every prompt's counts and a sample completion per policy), result.json
+(the headline numbers: {"pass@1": {"policy": x, "parent": y}, "pass@k": {"k": {"policy": .., "parent": ..}},
+"reward_accuracy": z, ...}), metrics.jsonl and run_info.json to --output_dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from training import common, data
+from training.configs import EvaluateArguments
+
+STAGE = "evaluate"
+EVAL_JSON = "eval.json"
+SAMPLE_CHARS = 2000
+logger = logging.getLogger("training")
+
+
+def make_parser():
+    from trl import TrlParser
+
+    return TrlParser((EvaluateArguments,), prog=f"python -m training.{STAGE}")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed (Chen et al., 2021), in its numerically stable form."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
+    """For each prompt: the sandbox outcome of each of n sampled completions, and the first completion."""
+    from training.generate import generate
+    from training.sandbox import run_many
+
+    completions = generate(
+        model,
+        [p["prompt"] for p in prompts],
+        n=args.n_samples,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        stop=args.stop_sequences,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    jobs = [
+        {
+            "prompt": p["prompt"],
+            "completion": text,
+            "tests": p["tests"],
+            "style": p["test_style"],
+            "entry_point": p["entry_point"],
+            "timeout": args.sandbox_timeout,
+            "memory_mb": args.sandbox_memory_mb,
+        }
+        for p, texts in zip(prompts, completions, strict=True)
+        for text in texts
+    ]
+    results = run_many(jobs, workers=args.sandbox_workers)
+    out = []
+    for i, (p, texts) in enumerate(zip(prompts, completions, strict=True)):
+        outcomes = [r.outcome for r in results[i * args.n_samples : (i + 1) * args.n_samples]]
+        out.append(
+            {
+                "prompt_id": p["prompt_id"],
+                "n": len(outcomes),
+                "passed": sum(o == "passed" for o in outcomes),
+                "outcomes": outcomes,
+                "sample": texts[0][:SAMPLE_CHARS] if texts else "",
+            }
+        )
+    return out
+
+
+def summarize(per_prompt: list[dict], ks: Sequence[int]) -> dict[int, float | None]:
+    if not per_prompt:
+        return {k: None for k in ks}
+    return {k: sum(pass_at_k(p["n"], p["passed"], k) for p in per_prompt) / len(per_prompt) for k in ks}
+
+
+def run(args: EvaluateArguments) -> dict:
+    from transformers import set_seed
+
+    set_seed(args.seed)
+    with common.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
+        snapshot = data.open_snapshot(args.snapshot)
+        prompts = data.prompt_rows(snapshot, args.split, with_tests_only=True, max_rows=args.max_prompts)
+        models = {"policy": args.model_name_or_path}
+        if args.parent_model_path:
+            models["parent"] = args.parent_model_path
+        if not prompts:
+            logger.warning("evaluate: prompts/%s.jsonl has no prompt with tests: no pass@k", args.split)
+
+        by_model: dict[str, list[dict]] = {}
+        for role, path in models.items():
+            logger.info("evaluate: sampling %d x %d completions from the %s (%s)", len(prompts), args.n_samples, role, path)
+            by_model[role] = sample_and_test(path, prompts, args) if prompts else []
+        ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
+        scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
+
+        reward = {"accuracy": None, "pairs": 0, "mean_margin": None}
+        if args.reward_model_path:
+            pairs = data.preference_rows(snapshot, args.split, max_rows=args.max_eval_rows)
+            model, tokenizer = common.load_reward_model(args.reward_model_path)
+            reward = common.pair_accuracy(model, tokenizer, pairs)
+
+        def side_by_side(k: int) -> dict[str, float | None]:
+            return {role: scores[role][k] for role in models}
+
+        result = {
+            "pass@1": side_by_side(1),
+            "pass@k": {str(k): side_by_side(k) for k in ks},
+            "reward_accuracy": reward["accuracy"],
+            "reward_pairs": reward["pairs"],
+            "reward_margin": reward["mean_margin"],
+            "prompts": len(prompts),
+            "n_samples": args.n_samples,
+            "models": models,
+        }
+        common.write_json(
+            record.output_dir / EVAL_JSON,
+            {
+                **result,
+                "split": args.split,
+                "temperature": args.temperature,
+                "top_p": args.top_p,
+                "max_new_tokens": args.max_new_tokens,
+                "snapshot": str(snapshot.root),
+                "snapshot_version": snapshot.version,
+                "per_prompt": [
+                    {"prompt_id": p["prompt_id"], **{role: by_model[role][i] for role in models}}
+                    for i, p in enumerate(prompts)
+                ],
+            },
+        )
+        flat = {f"pass@{k}/{role}": scores[role][k] for k in ks for role in models}
+        record.log_metrics({**flat, "reward_accuracy": reward["accuracy"]})
+        record.write_result(result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    common.setup_logging()
+    (args,) = common.parse(make_parser(), argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()

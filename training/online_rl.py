@@ -1,0 +1,243 @@
+"""Online RL: sample completions from the policy, score them, and reinforce the better ones.
+
+GRPOTrainer by default (PPO's clipped surrogate objective with group-relative advantages: no value model, no
+separate critic to train), RLOOTrainer as the alternative (``algorithm: rloo`` in the recipe or
+``--algorithm rloo``). TRL removed PPOTrainer in 1.13 (PR #7020); docs/training.md explains the choice.
+
+    python -m training.online_rl --config training/recipes/tiny/online_rl.yaml --snapshot DIR --output_dir DIR \\
+        --model_name_or_path DPO_DIR --reward_model_path REWARD_DIR
+
+Rewards, each a ``reward_funcs`` entry, weighted by ``reward_model_weight`` and ``tests_weight``:
+
+- ``reward_model``: the reward stage's ``AutoModelForSequenceClassification``, scoring prompt + completion +
+  EOS, the exact format RewardTrainer trained on (TRL's built-in reward-model path scores without EOS, which
+  lost 0.95 -> 0.815 pair accuracy here; ``--reward_model_eos false`` gets that behaviour);
+- ``tests``: 1.0 when the completion passes the prompt's unit tests in training.sandbox, 0.0 when not, and no
+  reward (None, which TRL skips) for a prompt without tests. The snapshot's ``tests``, ``test_style`` and
+  ``entry_point`` columns reach it as keyword arguments.
+
+Small code models rarely emit EOS, so generation stops at the first stop sequence (a new top-level ``def``,
+``class``, ``if`` ...) after the completion's first statement; such rows are filled with EOS, which TRL's
+completion mask then ends at, and rewards see the text cut before the stop sequence.
+
+result.json: {"algorithm", "train_prompts", "mean_reward_first", "mean_reward_last", "tests_pass_rate",
+"tokens_per_second", ...}.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from training import common, data
+from training.configs import OnlineRLArguments
+from training.generate import truncate_at_stop
+
+STAGE = "online_rl"
+logger = logging.getLogger("training")
+
+
+def make_parser(algorithm: str = "grpo"):
+    from trl import GRPOConfig, ModelConfig, RLOOConfig, TrlParser
+
+    config = {"grpo": GRPOConfig, "rloo": RLOOConfig}.get(algorithm)
+    if config is None:
+        raise ValueError(f"--algorithm must be grpo or rloo; got {algorithm!r}")
+    return TrlParser((OnlineRLArguments, config, ModelConfig), prog=f"python -m training.{STAGE}")
+
+
+class RewardModelScore:
+    """A reward function backed by the trained reward model, scoring in the format it was trained on."""
+
+    __name__ = "reward_model"
+
+    def __init__(self, path: str, *, stops: Sequence[str], eos: bool = True, device: str | None = None,
+                 dtype: str | None = None, batch_size: int = 16):
+        self.model, self.tokenizer = common.load_reward_model(path, device=device, dtype=dtype)
+        self.stops = list(stops)
+        self.eos = eos
+        self.batch_size = batch_size
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        cut = [truncate_at_stop(c, self.stops) for c in completions]
+        texts = common.reward_texts(self.tokenizer, prompts, cut, eos=self.eos)
+        return common.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
+
+
+class TestsPass:
+    """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests."""
+
+    __name__ = "tests"
+
+    def __init__(self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024,
+                 workers: int | None = None):
+        self.stops = list(stops)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.workers = workers
+        self.runs = 0
+        self.passes = 0
+
+    def __call__(self, prompts, completions, tests=None, test_style=None, entry_point=None, **kwargs):
+        from training.sandbox import run_many
+
+        n = len(completions)
+        tests = tests or [""] * n
+        styles = test_style or ["none"] * n
+        entry_points = entry_point or [""] * n
+        jobs, where = [], []
+        for i in range(n):
+            if styles[i] == "none" or not (tests[i] or "").strip():
+                continue
+            jobs.append(
+                {
+                    "prompt": prompts[i],
+                    "completion": truncate_at_stop(completions[i], self.stops),
+                    "tests": tests[i],
+                    "style": styles[i],
+                    "entry_point": entry_points[i] or "",
+                    "timeout": self.timeout,
+                    "memory_mb": self.memory_mb,
+                }
+            )
+            where.append(i)
+        rewards: list[float | None] = [None] * n
+        for i, result in zip(where, run_many(jobs, workers=self.workers), strict=True):
+            rewards[i] = 1.0 if result.passed else 0.0
+            self.runs += 1
+            self.passes += int(result.passed)
+        return rewards
+
+
+def add_stop_rule(model, tokenizer, stops: Sequence[str]) -> None:
+    """Make ``model.generate`` (which the trainers call with no stopping criteria of their own) stop each row at
+    the first stop sequence after its first statement."""
+    from transformers import StoppingCriteriaList
+
+    original = model.generate
+
+    def generate(*args, **kwargs):
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        criteria = StoppingCriteriaList(list(kwargs.pop("stopping_criteria", None) or []))
+        criteria.append(stop_criterion(tokenizer, input_ids.shape[1], stops))
+        return original(*args, stopping_criteria=criteria, **kwargs)
+
+    model.generate = generate
+
+
+def stop_criterion(tokenizer, prompt_width: int, stops: Sequence[str]):
+    import torch
+    from transformers import StoppingCriteria
+
+    stops = [s for s in stops if s]
+    window = 2 + max((len(s) for s in stops), default=0)  # every token is at least one character
+
+    class StopAtNextStatement(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            generated = input_ids[:, prompt_width:]
+            for row in range(generated.shape[0]):
+                # Decode only the tail each step; a full decode only when a stop sequence shows there.
+                tail = tokenizer.decode(generated[row, -window:], skip_special_tokens=True)
+                if any(s in tail for s in stops):
+                    text = tokenizer.decode(generated[row], skip_special_tokens=True)
+                    done[row] = len(truncate_at_stop(text, stops)) < len(text)
+            return done
+
+    return StopAtNextStatement()
+
+
+def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
+    from trl import GRPOTrainer, RLOOTrainer, get_peft_config
+
+    if not model_args.model_name_or_path:
+        raise ValueError("--model_name_or_path is required: the policy folder to start from (the DPO stage's output)")
+    common.prepare_training_args(training_args, model_args)
+    with common.StageRun(
+        STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
+    ) as record:
+        snapshot = data.open_snapshot(script_args.snapshot)
+        rows = data.prompt_rows(
+            snapshot, "train", with_tests_only=script_args.prompts_with_tests_only, max_rows=script_args.max_train_rows
+        )
+        if not rows:
+            raise data.SnapshotError(f"{snapshot.file('prompts', 'train')}: no prompts to sample completions for")
+        has_tests = any(r["test_style"] != "none" for r in rows)
+
+        reward_funcs, weights = [], []
+        if script_args.reward_model_path and script_args.reward_model_weight > 0:
+            reward_funcs.append(
+                RewardModelScore(
+                    script_args.reward_model_path,
+                    stops=script_args.stop_sequences,
+                    eos=script_args.reward_model_eos,
+                    device=str(training_args.device),
+                    dtype=model_args.dtype,
+                )
+            )
+            weights.append(script_args.reward_model_weight)
+        tests_reward = None
+        if has_tests and script_args.tests_weight > 0:
+            tests_reward = TestsPass(
+                stops=script_args.stop_sequences,
+                timeout=script_args.sandbox_timeout,
+                memory_mb=script_args.sandbox_memory_mb,
+                workers=script_args.sandbox_workers,
+            )
+            reward_funcs.append(tests_reward)
+            weights.append(script_args.tests_weight)
+        if not reward_funcs:
+            raise ValueError(
+                "online RL needs a reward: give --reward_model_path (the reward stage's folder) or prompts with tests"
+            )
+        training_args.reward_weights = weights
+
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        # Rows stopped by the stop rule are filled with EOS, where TRL's completion mask ends them.
+        training_args.generation_kwargs = {**(training_args.generation_kwargs or {}), "pad_token_id": tokenizer.eos_token_id}
+
+        trainer_class = GRPOTrainer if script_args.algorithm == "grpo" else RLOOTrainer
+        columns = ("prompt", "tests", "test_style", "entry_point")
+        trainer = trainer_class(
+            model=model_args.model_name_or_path,
+            reward_funcs=reward_funcs,
+            args=training_args,
+            train_dataset=data.to_dataset(rows, columns),
+            processing_class=tokenizer,
+            peft_config=get_peft_config(model_args),
+            callbacks=[record.callback()],
+        )
+        add_stop_rule(trainer.model, tokenizer, script_args.stop_sequences)
+        output = trainer.train()
+        common.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+
+        rewards = [r["reward"] for r in trainer.state.log_history if isinstance(r.get("reward"), (int, float))]
+        result = {
+            "algorithm": script_args.algorithm,
+            "train_prompts": len(rows),
+            "reward_functions": [f.__name__ for f in reward_funcs],
+            "reward_weights": weights,
+            "mean_reward_first": rewards[0] if rewards else None,
+            "mean_reward_last": rewards[-1] if rewards else None,
+            "tests_runs": tests_reward.runs if tests_reward else 0,
+            "tests_pass_rate": (tests_reward.passes / tests_reward.runs) if tests_reward and tests_reward.runs else None,
+            **common.throughput(trainer, output),
+        }
+        record.write_result(result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    common.setup_logging()
+    algorithm = common.peek_option(argv, "algorithm", "grpo")
+    parser = make_parser(algorithm if algorithm in ("grpo", "rloo") else "grpo")
+    script_args, training_args, model_args = common.parse(parser, argv)
+    return run(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Reward model: TRL's RewardTrainer on the snapshot's preference pairs (Bradley-Terry loss).
+
+The model is the policy's backbone with a one-output sequence-classification head
+(``AutoModelForSequenceClassification``: Llama, GPTBigCode and MPT all have one in transformers 5).
+
+    python -m training.reward --config training/recipes/tiny/reward.yaml --snapshot DIR --output_dir DIR \\
+        --model_name_or_path DIR
+
+Held-out accuracy is the share of preference/test.jsonl pairs where chosen scores strictly above rejected,
+scored from the saved folder in exactly the format RewardTrainer trained on (prompt + completion + EOS, see
+``training.common.reward_texts``). result.json: {"heldout_accuracy", "heldout_accuracy_before",
+"heldout_pairs", "heldout_margin", "train_pairs", "tokens_per_second", ...}.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from training import common, data
+from training.configs import RewardArguments
+
+STAGE = "reward"
+logger = logging.getLogger("training")
+
+
+def make_parser():
+    from trl import ModelConfig, RewardConfig, TrlParser
+
+    return TrlParser((RewardArguments, RewardConfig, ModelConfig), prog=f"python -m training.{STAGE}")
+
+
+def run(script_args: RewardArguments, training_args, model_args) -> dict:
+    from trl import RewardTrainer, get_peft_config
+
+    if not model_args.model_name_or_path:
+        raise ValueError("--model_name_or_path is required: the policy folder (or hub id) whose backbone is scored")
+    if model_args.use_peft and model_args.lora_task_type == "CAUSAL_LM":
+        model_args.lora_task_type = "SEQ_CLS"  # so that peft trains and saves the new score head too
+    common.prepare_training_args(training_args, model_args)
+    with common.StageRun(
+        STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
+    ) as record:
+        snapshot = data.open_snapshot(script_args.snapshot)
+        columns = data.PREFERENCE_COLUMNS + (("margin",) if script_args.use_vote_margin else ())
+        train_rows = data.preference_rows(
+            snapshot, "train", max_rows=script_args.max_train_rows, with_margin=script_args.use_vote_margin
+        )
+        test_rows = data.preference_rows(snapshot, "test", max_rows=script_args.max_eval_rows)
+        if not train_rows:
+            raise data.SnapshotError(f"{snapshot.file('preference', 'train')}: no preference pairs to train on")
+        trainer = RewardTrainer(
+            model=model_args.model_name_or_path,
+            args=training_args,
+            train_dataset=data.to_dataset(train_rows, columns),
+            peft_config=get_peft_config(model_args),
+            callbacks=[record.callback()],
+        )
+        kept = len(trainer.train_dataset)
+        if kept < len(train_rows):
+            # RewardTrainer drops (does not truncate) pairs longer than max_length: say so, it changes the data.
+            logger.warning("reward: %d of %d training pairs exceed max_length=%s and were dropped",
+                           len(train_rows) - kept, len(train_rows), training_args.max_length)
+        before = None
+        if script_args.eval_before_training and test_rows and common.world_size() == 1:
+            # One process only: under ZeRO-3 the weights are already sharded across ranks here.
+            before = heldout(trainer.model, trainer.processing_class, test_rows)
+        output = trainer.train()
+        common.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
+        result = {"train_pairs": kept, "dropped_pairs": len(train_rows) - kept}
+        if common.is_main_process():
+            model, tokenizer = common.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
+            after = common.pair_accuracy(model, tokenizer, test_rows)
+            record.log_metrics({"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
+                               step=trainer.state.global_step)
+            result.update(
+                heldout_accuracy=after["accuracy"],
+                heldout_accuracy_before=before["accuracy"] if before else None,
+                heldout_pairs=after["pairs"],
+                heldout_margin=after["mean_margin"],
+            )
+        result.update(common.throughput(trainer, output))
+        record.write_result(result)
+    return result
+
+
+def heldout(model, tokenizer, rows) -> dict:
+    """Pair accuracy of an in-memory model (the untrained head, before training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return common.pair_accuracy(model, tokenizer, rows)
+    finally:
+        model.train(was_training)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    common.setup_logging()
+    script_args, training_args, model_args = common.parse(make_parser(), argv)
+    return run(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    main()
