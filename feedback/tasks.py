@@ -46,3 +46,13 @@ def run_tests(completion_ids: list[int], force: bool = False) -> dict:
     from .evaluation import completions_run_tests
 
     return completions_run_tests(completion_ids=completion_ids, force=force)
+
+
+# --- generation (queue "generation") ------------------------------------------------------------
+@shared_task(name="feedback.tasks.generate_completions")
+def generate_completions(prompt_ids: list[int], model_version_id: int, n: int = 4, params: dict | None = None) -> dict:
+    """n completions per prompt from one model version, paired and queued for tests; a re-run adds nothing."""
+    from .generation import completions_generate
+
+    completions = completions_generate(prompt_ids=prompt_ids, model_version_id=model_version_id, n=n, params=params)
+    return {"model_version": model_version_id, "prompts": len(set(prompt_ids)), "completions": len(completions)}

@@ -1,0 +1,107 @@
+"""The bootstrap model: builds offline from the standard library, saves, reloads, generates; a seed fixes
+the weights; a folder holding the same model is kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training import bootstrap
+from training.generate import generate
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return bootstrap.build(tmp_path_factory.mktemp("bootstrap") / "model", preset="test", seed=0, threads=1)
+
+
+def _weights(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path).state_dict()
+
+
+def test_the_test_preset_builds_a_saved_model_with_its_training_facts(built):
+    path = built.path
+    assert not built.cached
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json"):
+        assert (path / name).exists(), name
+    info = json.loads((path / "training_info.json").read_text())
+    assert info["preset"] == "test" and info["seed"] == 0
+    assert info["steps"] == bootstrap.PRESETS["test"].max_steps and info["stopped_by"] == "steps"
+    assert 50_000 < info["params"] < 500_000
+    assert info["final_loss"] < info["first_loss"]  # it learned something from the source
+    assert info["corpus"]["files"] > 0 and info["corpus"]["tokens"] > 1000
+
+
+def test_the_saved_model_reloads_and_generates_text(built):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(built.path)
+    tokenizer = AutoTokenizer.from_pretrained(built.path)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.config.vocab_size == len(tokenizer) and tokenizer.eos_token_id != tokenizer.pad_token_id
+    texts = generate(str(built.path), ["def add(a, b):\n"], n=3, max_new_tokens=12, stop=[], seed=1)
+    assert len(texts) == 1 and len(texts[0]) == 3
+    assert all(isinstance(t, str) for t in texts[0]) and any(t.strip() for t in texts[0])
+
+
+def test_the_same_seed_gives_identical_weights_and_another_seed_does_not(built, tmp_path):
+    import torch
+
+    again = bootstrap.build(tmp_path / "again", preset="test", seed=0, threads=1)
+    assert not again.cached
+    first, second = _weights(built.path), _weights(again.path)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    other = bootstrap.build(tmp_path / "again", preset="test", seed=1, threads=1)
+    assert not other.cached  # another seed replaces the cached model
+    third = _weights(other.path)
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+def test_a_folder_holding_the_same_preset_and_seed_is_kept(built):
+    stamp = (built.path / "model.safetensors").stat().st_mtime_ns
+    again = bootstrap.build(built.path, preset="test", seed=0, threads=1)
+    assert again.cached
+    assert (built.path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert again.info["final_loss"] == built.info["final_loss"]
+
+
+def test_a_half_written_folder_is_rebuilt_not_trusted(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "training_info.json").write_text(json.dumps({"format": bootstrap.FORMAT, "preset": "test", "seed": 0}))
+    result = bootstrap.build(out, preset="test", seed=0, threads=1, max_steps=2)
+    assert not result.cached and result.info["steps"] == 2
+    assert (out / "model.safetensors").exists()
+    assert not (tmp_path / ".model.building").exists()
+
+
+def test_the_command_line_reports_a_cached_build(built, capsys):
+    bootstrap.main(["--out", str(built.path), "--preset", "test", "--seed", "0", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert f"cached: {built.path}" in out
+    assert json.loads(out.splitlines()[0])["steps"] == bootstrap.PRESETS["test"].max_steps
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [({"preset": "huge"}, "preset must be one of"), ({"max_steps": 0}, "max_steps"), ({"minutes": 0}, "minutes")],
+)
+def test_bad_build_options_are_refused_with_a_message(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        bootstrap.build(tmp_path / "model", **options)
+    assert not (tmp_path / "model").exists()

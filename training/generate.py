@@ -1,0 +1,445 @@
+"""Sampling completions for code prompts: a transformers model (a local folder or a hub id) or an
+OpenAI-compatible server (vLLM, TGI, llama.cpp server, Ollama). No Django here.
+
+    python -m training.generate --model var/models/bootstrap --prompt 'def add(a, b):\n' --n 2
+
+Completions are cut at EOS and at the first stop sequence after the completion's own first statement
+(by default a new top-level statement: the Codex / HumanEval stop set), because small code models
+rarely emit EOS.
+
+Local sampling is reproducible per row: each row draws its own noise from a generator seeded by the
+caller (the Gumbel-max form of sampling), so a row's text does not depend on which other rows share its
+batch. That is what lets a re-run of a generation request reproduce, and so not add, its completions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Codex / HumanEval's stop set, extended the way bigcode-evaluation-harness does for code prompts.
+DEFAULT_STOP = ["\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\n@", "\nassert ", "\n```"]
+OPENAI_MAX_STOP = 4  # OpenAI's API takes at most 4 stop sequences; the rest are applied here
+
+
+class GenerationError(Exception):
+    """A generation that cannot be done: a model that does not load, a server that refuses."""
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text up to the earliest stop sequence that starts after the text's first non-blank character.
+
+    A match before any content (a completion that opens with ``\\ndef f():``) is the completion's own
+    first statement, not a new one, so it is not cut to nothing.
+    """
+    content = len(text) - len(text.lstrip())
+    cut = len(text)
+    for s in stop:
+        if not s:
+            continue
+        at = text.find(s, content)
+        if at != -1 and at < cut:
+            cut = at
+    return text[:cut]
+
+
+def row_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (stable across processes, unlike hash())."""
+    digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --- transformers -------------------------------------------------------------------------------
+
+_MODELS: OrderedDict[tuple, tuple] = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+MODEL_CACHE_SIZE = int(os.environ.get("CODEPREF_MODEL_CACHE_SIZE", "2"))
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load(target: str):
+    """(model, tokenizer) for a local folder or a hub id, cached per process.
+
+    The key includes the folder's config.json mtime so that a rebuilt model is loaded again.
+    """
+    path = Path(target).expanduser()
+    local = path.is_dir()
+    if local:
+        try:
+            stamp = (path / "config.json").stat().st_mtime_ns
+        except OSError:
+            raise GenerationError(f"{target}: a folder without config.json is not a transformers model")
+        key = (str(path.resolve()), stamp)
+    else:
+        if target.startswith(("/", "./", "../", "~")):
+            raise GenerationError(f"{target}: no such model folder")
+        key = (target, None)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        model, tokenizer = _load_uncached(str(path) if local else target, local=local)
+        _MODELS[key] = (model, tokenizer)
+        while len(_MODELS) > MODEL_CACHE_SIZE:
+            _MODELS.popitem(last=False)
+        return model, tokenizer
+
+
+def _load_uncached(target: str, *, local: bool):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _device()
+    # On a GPU the checkpoint's own dtype (usually bf16/fp16); on CPU fp32, which is what CPUs run fast.
+    dtype = "auto" if device.type == "cuda" else torch.float32
+    started = time.monotonic()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        where = "folder" if local else "hub id (is the hub reachable, or the model in the local cache?)"
+        raise GenerationError(f"{target}: cannot load this {where}: {exc}") from exc
+    model.to(device).eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:  # common for hub code models; padding is masked anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    logger.info("loaded %s on %s in %.1fs", target, device, time.monotonic() - started)
+    return model, tokenizer
+
+
+def _context_length(config) -> int | None:
+    for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class _RowSampler:
+    """Temperature, top-p and per-row Gumbel noise: argmax of the result is a sample from the top-p
+    distribution, drawn from each row's own generator."""
+
+    def __init__(self, seeds: Sequence[int], *, temperature: float, top_p: float):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.temperature == 0:
+            return scores  # greedy
+        scores = scores / self.temperature
+        if self.top_p < 1.0:
+            sorted_scores, order = torch.sort(scores, descending=True)
+            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative - sorted_scores.softmax(dim=-1) >= self.top_p  # keep the token crossing top_p
+            remove[..., 0] = False
+            scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+        noise = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(noise.clamp_min(1e-300))).to(scores.device, scores.dtype)
+        return scores + gumbel
+
+
+class _StopOnText:
+    """Per-row stop: decode only the tail, and only confirm with a full decode when a stop string shows."""
+
+    def __init__(self, tokenizer, prompt_length: int, stop: Sequence[str]):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.stop = [s for s in stop if s]
+        self.window = 2 + max((len(s) for s in self.stop), default=0)  # tokens: at least one char each
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if not self.stop:
+            return done
+        generated = input_ids[:, self.prompt_length :]
+        for row in range(generated.shape[0]):
+            tail = self.tokenizer.decode(generated[row, -self.window :], skip_special_tokens=True)
+            if any(s in tail for s in self.stop):
+                text = self.tokenizer.decode(generated[row], skip_special_tokens=True)
+                done[row] = len(truncate_at_stop(text, self.stop)) < len(text)
+        return done
+
+
+def generate_rows(
+    target: str,
+    rows: Sequence[tuple[str, int]],
+    *,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    stop: Sequence[str] | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """One completion per (prompt, seed) row, generated in batches with left padding."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    stop = DEFAULT_STOP if stop is None else list(stop)
+    model, tokenizer = load(target)
+    device = next(model.parameters()).device
+    context = _context_length(model.config)
+    budget = None if context is None else context - max_new_tokens
+    if budget is not None and budget < 1:
+        raise GenerationError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {context} positions")
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+    )
+    # Long rows together: less padding in each batch. The original order is restored at the end.
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    texts: list[str] = [""] * len(rows)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        encoded = [tokenizer(rows[i][0], add_special_tokens=False)["input_ids"] for i in chunk]
+        if budget is not None:
+            encoded = [ids[-budget:] for ids in encoded]  # keep the end of an over-long prompt
+        if any(not ids for ids in encoded):
+            bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+            encoded = [ids or [bos] for ids in encoded]
+        batch = tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt").to(device)
+        width = batch["input_ids"].shape[1]
+        with torch.no_grad():
+            output = model.generate(
+                **batch,
+                generation_config=config,
+                logits_processor=LogitsProcessorList(
+                    [_RowSampler([rows[i][1] for i in chunk], temperature=temperature, top_p=top_p)]
+                ),
+                stopping_criteria=StoppingCriteriaList([_StopOnText(tokenizer, width, stop)]),
+            )
+        for row, i in enumerate(chunk):
+            text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
+            texts[i] = truncate_at_stop(text, stop)
+    return texts
+
+
+def generate(
+    model_dir_or_hub_id: str,
+    prompts: Sequence[str],
+    *,
+    n: int = 1,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 128,
+    stop: Sequence[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> list[list[str]]:
+    """n completions for each prompt (a list per prompt), batched; same seed and prompts: same texts."""
+    rows = [(prompt, row_seed(seed, prompt, j)) for prompt in prompts for j in range(n)]
+    flat = generate_rows(
+        model_dir_or_hub_id,
+        rows,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        stop=stop,
+        batch_size=batch_size,
+    )
+    return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
+# --- OpenAI-compatible servers ------------------------------------------------------------------
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class OpenAIClient:
+    """The legacy completions API (``POST {base_url}/completions``) or, with ``endpoint="chat"``,
+    ``/chat/completions``. Retries 429 / 5xx / connection failures with capped exponential backoff."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    endpoint: str = "completions"
+    timeout: float = 120.0
+    max_retries: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    session: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        import requests
+
+        if self.endpoint not in ("completions", "chat"):
+            raise GenerationError(f"endpoint must be 'completions' or 'chat'; got {self.endpoint!r}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise GenerationError(f"base URL must start with http:// or https://; got {self.base_url!r}")
+        if self.session is None:
+            self.session = requests.Session()
+
+    @property
+    def url(self) -> str:
+        path = "chat/completions" if self.endpoint == "chat" else "completions"
+        return f"{self.base_url.rstrip('/')}/{path}"
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        n: int = 1,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        max_new_tokens: int = 128,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """n completions of one prompt. Servers that return fewer choices than asked (llama.cpp, Ollama
+        ignore n) are asked again for the rest."""
+        stop = DEFAULT_STOP if stop is None else list(stop)
+        texts: list[str] = []
+        for attempt in range(n):  # a server returns at least one choice per request, or we fail below
+            body: dict = {
+                "model": self.model,
+                "max_tokens": max_new_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "n": n - len(texts),
+            }
+            if stop:
+                body["stop"] = stop[:OPENAI_MAX_STOP]
+            if seed is not None:
+                body["seed"] = (seed + attempt) % (1 << 31)
+            if self.endpoint == "chat":
+                body["messages"] = [{"role": "user", "content": prompt}]
+            else:
+                body["prompt"] = prompt
+            choices = self._post(body).get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise GenerationError(f"{self.url}: the response has no choices")
+            for choice in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+                texts.append(truncate_at_stop(self._choice_text(choice), stop))
+            if len(texts) >= n:
+                break
+        return texts[:n]
+
+    def _choice_text(self, choice) -> str:
+        try:
+            text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
+        except (KeyError, TypeError):
+            wanted = "message.content" if self.endpoint == "chat" else "text"
+            raise GenerationError(f"{self.url}: a choice without {wanted}")
+        if not isinstance(text, str):
+            raise GenerationError(f"{self.url}: a choice whose text is not a string")
+        return text
+
+    def _post(self, body: dict) -> dict:
+        import requests
+
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self.session.post(self.url, json=body, headers=headers, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if last:
+                    raise GenerationError(f"{self.url}: no answer after {attempt + 1} tries: {exc}") from exc
+                self._sleep(attempt, None)
+                continue
+            if response.status_code in RETRY_STATUSES and not last:
+                logger.warning("%s answered %d; retrying", self.url, response.status_code)
+                self._sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code >= 400:
+                raise GenerationError(
+                    f"{self.url}: HTTP {response.status_code}"
+                    + (f" after {attempt + 1} tries" if attempt else "")
+                    + f": {_error_message(response)}"
+                )
+            try:
+                data = response.json()
+            except ValueError:
+                raise GenerationError(f"{self.url}: the response is not JSON: {response.text[:200]!r}")
+            if not isinstance(data, dict):
+                raise GenerationError(f"{self.url}: the response is not a JSON object")
+            return data
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff, self.backoff * 2**attempt)
+        if retry_after:
+            try:
+                delay = min(self.max_backoff, max(0.0, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP date: keep our own backoff
+        time.sleep(delay * (0.5 + random.random() / 2))  # jitter, so that workers do not retry in step
+
+
+def _error_message(response) -> str:
+    """The server's own words: OpenAI's {"error": {"message": ...}}, vLLM's {"message": ...}, or text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason or "no message"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        if isinstance(error, str):
+            return error[:300]
+        if data.get("message"):
+            return str(data["message"])[:300]
+        if data.get("detail"):
+            return str(data["detail"])[:300]
+    return str(data)[:300]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="A model folder or a hub id.")
+    parser.add_argument("--prompt", action="append", required=True, help="A prompt (\\n for newlines); repeatable.")
+    parser.add_argument("--n", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    prompts = [p.encode().decode("unicode_escape") for p in args.prompt]
+    results = generate(
+        args.model,
+        prompts,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    for prompt, texts in zip(prompts, results, strict=True):
+        for text in texts:
+            print("-" * 60)
+            print(prompt + text)
+
+
+if __name__ == "__main__":
+    main()
