@@ -256,18 +256,22 @@ class StageRun:
         if exc is not None:
             self.info["error"] = f"{exc_type.__name__}: {exc}"
         if is_main_process():
-            try:
-                plot_loss(self.metrics_path, self.output_dir / LOSS_PNG, title=f"{self.stage} loss")
-            except Exception as plot_error:  # a missing curve must not fail a trained stage
-                logger.warning("%s: could not draw %s: %s", self.stage, LOSS_PNG, plot_error)
+            self.draw_loss()
         self._write_info()
         return False
+
+    def draw_loss(self) -> None:
+        try:
+            plot_loss(self.metrics_path, self.output_dir / LOSS_PNG, title=f"{self.stage} training loss")
+        except Exception as plot_error:  # a missing curve must not fail a trained stage
+            logger.warning("%s: could not draw %s: %s", self.stage, LOSS_PNG, plot_error)
 
     def _write_info(self) -> None:
         if is_main_process():
             write_json(self.output_dir / RUN_INFO, self.info)
 
     def callback(self):
+        """For the trainer: every log line (loss among them) goes to metrics.jsonl as it is logged."""
         return metrics_callback(self.metrics_path)
 
     def log_metrics(self, metrics: dict[str, Any], *, step: int | None = None) -> None:
@@ -323,12 +327,12 @@ def plot_loss(metrics_path: Path, png_path: Path, *, title: str) -> bool:
             series[key] = points
     if not series:
         return False
-    import matplotlib
+    # The Figure API renders with Agg and leaves no pyplot state behind; fixed margins instead of tight_layout
+    # save a third of the ~0.1 s a small PNG costs.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.add_subplot()
     for key, points in series.items():
         steps, values = zip(*points, strict=True)
         ax.plot(steps, values, marker="o" if len(points) < 30 else None, label=key)
@@ -336,10 +340,10 @@ def plot_loss(metrics_path: Path, png_path: Path, *, title: str) -> bool:
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    if len(series) > 1:
+        ax.legend()
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.15)
     fig.savefig(png_path)
-    plt.close(fig)
     return True
 
 

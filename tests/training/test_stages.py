@@ -246,6 +246,27 @@ def test_reward_and_dpo_train_on_each_seed_architecture(tmp_path, make_tiny_mode
 
 
 @pytest.mark.slow
+def test_the_reward_model_learns_the_labels_not_its_initialisation(tmp_path, make_tiny_model, snapshot_dir):
+    """Trained on swapped labels, the same start ranks the held-out pairs the other way round: the accuracy
+    comes from the volunteers' choices, not from a lucky random head."""
+    import shutil
+
+    from training import reward
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(snapshot_dir, swapped)
+    rows = data.read_jsonl(swapped / "preference" / "train.jsonl")
+    for row in rows:
+        row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+    (swapped / "preference" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = make_tiny_model("llama")
+    right = reward.main(_stage_argv("reward", snapshot_dir, tmp_path / "right", base, "--max_steps", "8"))
+    wrong = reward.main(_stage_argv("reward", swapped, tmp_path / "wrong", base, "--max_steps", "8"))
+    assert right["heldout_accuracy_before"] == wrong["heldout_accuracy_before"]  # the same start
+    assert right["heldout_accuracy"] > 0.5 > wrong["heldout_accuracy"]
+
+
+@pytest.mark.slow
 def test_dpo_with_lora_leaves_a_merged_model_folder(tmp_path, make_tiny_model, snapshot_dir):
     from transformers import AutoModelForCausalLM
 

@@ -1,0 +1,95 @@
+"""The whole tiny cycle as the platform runs it: ``python -m training.pipeline`` in its own process, every
+stage a subprocess, on a random tiny Llama-style model and a snapshot of obviously-good-vs-broken pairs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.training.conftest import REPO_ROOT, TINY, changed, losses
+
+# The tiny recipe's cycle takes about a minute on an idle 2-core machine; the bound leaves room for a busy one.
+PIPELINE_SECONDS = 240
+
+
+@pytest.fixture(scope="module")
+def cycle(tmp_path_factory, make_tiny_model, snapshot_dir):
+    base = make_tiny_model("llama")
+    out = tmp_path_factory.mktemp("cycle")
+    command = [
+        sys.executable, "-m", "training.pipeline", "--config", str(TINY / "pipeline.yaml"),
+        "--snapshot", str(snapshot_dir), "--output_dir", str(out), "--model_name_or_path", str(base),
+    ]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {"base": base, "out": out, "seconds": seconds, "stdout": done.stdout,
+            "summary": json.loads((out / "summary.json").read_text())}
+
+
+@pytest.mark.slow
+def test_the_tiny_cycle_succeeds_in_minutes_and_says_where_the_new_policy_is(cycle):
+    summary, out = cycle["summary"], cycle["out"]
+    assert cycle["seconds"] < PIPELINE_SECONDS, f"the tiny cycle took {cycle['seconds']:.0f}s"
+    assert summary["state"] == "succeeded" and summary["failed_stage"] is None
+    assert [s["stage"] for s in summary["stages"]] == ["sft", "reward", "dpo", "online_rl", "evaluate"]
+    assert all(s["state"] == "succeeded" and s["seconds"] > 0 for s in summary["stages"])
+    assert summary["policy_dir"] == str(out / "online_rl")
+    assert summary["parent_dir"] == str(cycle["base"]) and summary["reward_dir"] == str(out / "reward")
+    assert "it/s" in cycle["stdout"]  # the trainers' progress bars reach the console
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo", "online_rl"])
+def test_each_training_stage_logged_a_loss_and_left_its_record(cycle, stage):
+    folder = cycle["out"] / stage
+    values = losses(folder)
+    assert values and all(math.isfinite(v) for v in values)
+    assert (folder / "loss.png").stat().st_size > 1000
+    info = json.loads((folder / "run_info.json").read_text())
+    assert info["state"] == "succeeded" and info["seed"] == 42 and info["finished_at"]
+    assert set(info["versions"]) >= {"torch", "transformers", "trl", "datasets", "peft", "accelerate"}
+    assert info["git"]["revision"] is None or len(info["git"]["revision"]) == 40
+    assert (folder / "result.json").is_file() and (folder / "stage.log").is_file()
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,start", [("sft", None), ("reward", "sft"), ("dpo", "sft"), ("online_rl", "dpo")])
+def test_each_training_stage_changed_the_weights_it_started_from(cycle, stage, start):
+    before = cycle["base"] if start is None else cycle["out"] / start
+    assert changed(before, cycle["out"] / stage)
+
+
+@pytest.mark.slow
+def test_the_reward_model_ranks_held_out_good_code_above_broken_code(cycle):
+    result = json.loads((cycle["out"] / "reward" / "result.json").read_text())
+    assert result["heldout_pairs"] == 16
+    assert result["heldout_accuracy"] > 0.5  # held-out tasks: only "good vs broken" carries over
+    assert cycle["summary"]["evaluation"]["reward_accuracy"] == result["heldout_accuracy"]  # same format, same score
+
+
+@pytest.mark.slow
+def test_dpo_reports_its_held_out_reward_accuracy_and_margin(cycle):
+    result = json.loads((cycle["out"] / "dpo" / "result.json").read_text())
+    assert 0.0 <= result["heldout_reward_accuracy"] <= 1.0
+    assert isinstance(result["heldout_margin"], float)
+
+
+@pytest.mark.slow
+def test_the_evaluation_reports_pass_at_1_for_the_policy_and_its_parent(cycle):
+    evaluation = json.loads((cycle["out"] / "evaluate" / "eval.json").read_text())
+    for k in ("1", "2"):
+        assert set(evaluation["pass@k"][k]) == {"policy", "parent"}
+        assert all(0.0 <= v <= 1.0 for v in evaluation["pass@k"][k].values())
+    assert evaluation["pass@1"] == evaluation["pass@k"]["1"] == cycle["summary"]["evaluation"]["pass@1"]
+    assert evaluation["prompts"] == len(evaluation["per_prompt"]) > 0
+    first = evaluation["per_prompt"][0]
+    assert first["policy"]["n"] == first["parent"]["n"] == 4
+    assert set(first["policy"]["outcomes"]) <= {"passed", "failed", "error", "timeout"}
