@@ -12,6 +12,25 @@ from django.utils import timezone
 
 from .models import Assignment, Pair, Volunteer
 
+# What a ranking page or the API shows of a pair, loaded with the assignment in one query. Other fields
+# (tests, captured output) stay deferred: they load on access, at one query each.
+SHOWN_FIELDS = (
+    "pair__prompt__text",
+    "pair__prompt__language",
+    "pair__completion_a__text",
+    "pair__completion_a__outcome",
+    "pair__completion_b__text",
+    "pair__completion_b__outcome",
+)
+_SHOWN_RELATED = ("prompt", "completion_a", "completion_b")
+_PAIR_FIELDS = ("id", "prompt_id", "language", "completion_a_id", "completion_b_id", "state", "votes_wanted")
+
+
+def _shown_pair_fields(prefix: str) -> list[str]:
+    own = [prefix + name for name in _PAIR_FIELDS]
+    shown = [prefix + name.removeprefix("pair__") for name in SHOWN_FIELDS]
+    return own + shown
+
 
 def _pending_assignment(user) -> Assignment | None:
     """The volunteer's unanswered assignment, so that a reload shows the same pair, not a new one."""
@@ -23,7 +42,19 @@ def _pending_assignment(user) -> Assignment | None:
             released_at__isnull=True,
             pair__state=Pair.State.OPEN,
         )
-        .select_related("pair")
+        .select_related(*(f"pair__{name}" for name in _SHOWN_RELATED))
+        .only(
+            "id",
+            "pair_id",
+            "volunteer_id",
+            "left_is_a",
+            "created_at",
+            "expires_at",
+            "skipped_at",
+            "voted_at",
+            "released_at",
+            *_shown_pair_fields("pair__"),
+        )
         .order_by("created_at")
         .first()
     )
@@ -35,7 +66,8 @@ def _claimable(user, languages: list[str] | None, *, skip_locked: bool = True):
     )
     if languages:
         pairs = pairs.filter(language__in=languages)
-    pairs = pairs.order_by("claims_count", "shuffle_key")
+    pairs = pairs.order_by("claims_count", "shuffle_key").select_related(*_SHOWN_RELATED)
+    pairs = pairs.only(*_shown_pair_fields(""))
     if connection.features.has_select_for_update_skip_locked:
         # Two volunteers asking at once get different pairs: the second skips the row the first holds.
         pairs = pairs.select_for_update(skip_locked=skip_locked, of=("self",))

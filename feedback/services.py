@@ -79,13 +79,21 @@ def vote_record(
     rationale = " ".join((rationale or "").split())
     if len(rationale) > MAX_RATIONALE_LENGTH:
         raise ServiceError(f"rationale must be at most {MAX_RATIONALE_LENGTH} characters")
+    if "\x00" in key or "\x00" in rationale:
+        raise ServiceError("idempotency_key and rationale must not contain NUL characters")
     if screen_choice not in SCREEN_CHOICES:
         raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
 
-    replay = _replay(user=user, pair_id=pair_id, key=key)
-    if replay is not None:
-        return replay
-    assignment = Assignment.objects.filter(volunteer=user, pair_id=pair_id).first()
+    assignment = (
+        Assignment.objects.filter(volunteer=user, pair_id=pair_id)
+        .values_list("pk", "left_is_a", "skipped_at", "released_at", "voted_at", named=True)
+        .first()
+    )
+    if assignment is None or assignment.voted_at is not None:
+        # Only a pair already voted on can hold a vote to replay: the usual first vote skips this query.
+        replay = _replay(user=user, pair_id=pair_id, key=key)
+        if replay is not None:
+            return replay
     if assignment is None:
         raise ServiceError(f"pair {pair_id} is not assigned to you")
     if assignment.skipped_at is not None:
@@ -111,16 +119,19 @@ def vote_record(
                 claims_count=F("claims_count") + reclaim,
                 last_vote_at=now,
                 state=Case(
-                    When(Q(state=Pair.State.OPEN) & Q(votes_count__gte=F("votes_wanted") - 1), then=Value(Pair.State.COMPLETE)),
+                    When(
+                        Q(state=Pair.State.OPEN) & Q(votes_count__gte=F("votes_wanted") - 1),
+                        then=Value(Pair.State.COMPLETE),
+                    ),
                     default=F("state"),
                 ),
             )
             Assignment.objects.filter(pk=assignment.pk).update(voted_at=now)
-    except IntegrityError:
-        # A concurrent retry of the same request won the race: answer as its replay would.
+    except IntegrityError as exc:
+        # The key was used on another pair, or a concurrent retry of this request won the race.
         replay = _replay(user=user, pair_id=pair_id, key=key)
         if replay is None:
-            raise
+            raise ServiceError(f"pair {pair_id} cannot take a vote now") from exc
         return replay
     return VoteResult(vote, created=True)
 

@@ -1,4 +1,7 @@
+from knox.models import AuthToken
 from rest_framework.permissions import BasePermission
+
+from feedback.models import Volunteer
 
 
 class DenyAll(BasePermission):
@@ -8,12 +11,24 @@ class DenyAll(BasePermission):
         return False
 
 
+TERMS_MESSAGE = "Accept the contribution terms first (the ranking page at /rank/ asks for them)."
+
+
 class IsVolunteer(BasePermission):
-    """An authenticated, active account with a volunteer profile."""
+    """An authenticated, active account that accepted the contribution terms (its votes are released under them).
+
+    A token is only issued to an account that accepted them, so token requests skip that query.
+    """
+
+    message = TERMS_MESSAGE
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active)
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if isinstance(request.auth, AuthToken):
+            return True
+        return Volunteer.objects.filter(user=user, accepted_terms_at__isnull=False).exists()
 
 
 MAINTAINER_GROUP = "maintainer"

@@ -1,7 +1,15 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from . import ranking, tokens
+
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("token/", tokens.TokenCreateView.as_view(), name="api-token"),
+    # Ranking (volunteers)
+    path("pairs/next/", ranking.PairNextView.as_view(), name="api-pair-next"),
+    path("pairs/<int:pair_id>/skip/", ranking.PairSkipView.as_view(), name="api-pair-skip"),
+    path("votes/", ranking.VoteCreateView.as_view(), name="api-votes"),
+    path("reports/", ranking.ReportCreateView.as_view(), name="api-reports"),
 ]

@@ -1,0 +1,470 @@
+"""The public JSON API under /api/v1/: tokens, the next pair, votes, skips, reports, and every error code."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
+
+from feedback.api import authentication
+from feedback.api.permissions import DenyAll
+from feedback.models import Assignment, Flag, Pair, Volunteer, Vote
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+NEXT = "/api/v1/pairs/next/"
+VOTES = "/api/v1/votes/"
+REPORTS = "/api/v1/reports/"
+TOKEN = "/api/v1/token/"
+
+
+def skip_url(pair_id) -> str:
+    return f"/api/v1/pairs/{pair_id}/skip/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    # Throttle counts and cached token lookups live in the cache: no test sees another's.
+    cache.clear()
+    # Password hashing at full strength is most of these tests' time; its strength is not under test here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield
+    cache.clear()
+
+
+def accept_terms(user):
+    Volunteer.objects.filter(user=user).update(accepted_terms_at=timezone.now(), accepted_licence="CC-BY-4.0")
+    return user
+
+
+@pytest.fixture
+def ranker(volunteer):
+    return accept_terms(volunteer)
+
+
+@pytest.fixture
+def token(ranker) -> str:
+    return AuthToken.objects.create(ranker)[1]
+
+
+@pytest.fixture
+def client(token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def vote(client, pair_id, choice="left", key="k1", **extra):
+    return client.post(VOTES, {"pair": pair_id, "choice": choice, "idempotency_key": key, **extra}, format="json")
+
+
+# --- tokens -----------------------------------------------------------------------------------
+def test_a_right_username_and_password_get_a_token_that_is_stored_only_hashed(ranker):
+    response = APIClient().post(TOKEN, {"username": "vera", "password": factories.PASSWORD}, format="json")
+    assert response.status_code == 200
+    token = response.json()["token"]
+    stored = AuthToken.objects.get(user=ranker)
+    assert stored.token_key == token[:15] and token not in stored.digest
+    assert stored.expiry > timezone.now() + timedelta(days=1)
+    follow = APIClient()
+    follow.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    factories.PairFactory()
+    assert follow.get(NEXT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "vera", "password": "wrong"},
+        {"username": "nobody", "password": factories.PASSWORD},
+        {"username": "vera"},
+        {"username": 7, "password": factories.PASSWORD},
+        {"username": "ve\x00ra", "password": factories.PASSWORD},
+        ["vera", factories.PASSWORD],
+    ],
+)
+def test_wrong_or_missing_credentials_get_a_400_with_a_message_and_no_token(ranker, body):
+    response = APIClient().post(TOKEN, body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert AuthToken.objects.count() == 0
+
+
+def test_a_token_request_that_is_not_json_gets_a_400(ranker):
+    response = APIClient().post(TOKEN, data="username=vera", content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON" in response.json()["error"]
+
+
+def test_an_account_that_has_not_accepted_the_terms_gets_no_token(volunteer):
+    response = APIClient().post(TOKEN, {"username": "vera", "password": factories.PASSWORD}, format="json")
+    assert response.status_code == 403
+    assert "terms" in response.json()["error"]
+    assert AuthToken.objects.count() == 0
+
+
+def test_password_guessing_is_throttled(ranker, monkeypatch):
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"token": "3/min"})
+    client = APIClient()
+    codes = [
+        client.post(TOKEN, {"username": "vera", "password": "guess"}, format="json").status_code for _ in range(4)
+    ]
+    assert codes == [400, 400, 400, 429]
+    right = client.post(TOKEN, {"username": "vera", "password": factories.PASSWORD}, format="json")
+    assert right.status_code == 429 and "throttled" in right.json()["error"].lower()
+    assert AuthToken.objects.count() == 0
+
+
+# --- authentication ---------------------------------------------------------------------------
+@pytest.mark.parametrize("method,url", [("get", NEXT), ("post", VOTES), ("post", skip_url(1)), ("post", REPORTS)])
+def test_requests_without_credentials_are_refused_with_401(db, method, url):
+    response = getattr(APIClient(), method)(url, {}, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize("header", ["Token nonsense", "Token " + "0" * 64, "Token", "Token a b"])
+def test_a_bad_token_is_refused_with_401(ranker, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    assert client.get(NEXT).status_code == 401
+
+
+def test_a_revoked_token_is_refused_even_right_after_a_cached_use(client, ranker):
+    factories.PairFactory()
+    assert client.get(NEXT).status_code == 200
+    AuthToken.objects.filter(user=ranker).delete()
+    response = client.get(NEXT)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid token."}
+
+
+def test_an_expired_token_is_refused_and_deleted(ranker):
+    _, token = AuthToken.objects.create(ranker, expiry=timedelta(seconds=-1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get(NEXT).status_code == 401
+    assert AuthToken.objects.count() == 0
+
+
+def test_a_cached_token_stops_working_when_it_expires(ranker, monkeypatch):
+    factories.PairFactory()
+    _, token = AuthToken.objects.create(ranker, expiry=timedelta(minutes=5))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get(NEXT).status_code == 200
+    later = timezone.now() + timedelta(minutes=6)
+    monkeypatch.setattr(authentication.timezone, "now", lambda: later)
+    assert client.get(NEXT).status_code == 401
+
+
+def test_a_token_of_a_deactivated_account_is_refused(client, ranker):
+    ranker.is_active = False
+    ranker.save()
+    cache.clear()  # a cached lookup may serve a deactivated account for API_TOKEN_CACHE_SECONDS at most
+    assert client.get(NEXT).status_code == 401
+
+
+def test_token_lookups_are_cached_between_requests(client, django_assert_max_num_queries):
+    factories.PairFactory()
+    assert client.get(NEXT).status_code == 200
+    # The pending assignment again: one query for it, none for the token.
+    with django_assert_max_num_queries(1):
+        assert client.get(NEXT).status_code == 200
+
+
+def test_the_session_of_a_signed_in_volunteer_works_too(ranker):
+    pair = factories.PairFactory()
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username="vera", password=factories.PASSWORD)
+    response = client.get(NEXT)
+    assert response.status_code == 200 and response.json()["pair"] == pair.pk
+    # Unsafe methods over a session need the CSRF token, as on the site.
+    assert vote(client, pair.pk).status_code == 403
+    assert Vote.objects.count() == 0
+
+
+def test_a_session_without_accepted_terms_is_refused_with_403(volunteer):
+    factories.PairFactory()
+    client = APIClient()
+    assert client.login(username="vera", password=factories.PASSWORD)
+    response = client.get(NEXT)
+    assert response.status_code == 403
+    assert "terms" in response.json()["error"]
+    assert Assignment.objects.count() == 0
+
+
+def _api_views(resolver=None):
+    for entry in (resolver or get_resolver("feedback.api.urls")).url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from _api_views(entry)
+        elif isinstance(entry, URLPattern):
+            yield entry.callback.cls
+
+
+def test_the_default_permission_denies_and_every_api_view_opts_in(settings):
+    assert settings.REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] == ["feedback.api.permissions.DenyAll"]
+    views = list(_api_views())
+    assert len(views) >= 7
+    for view in views:
+        assert not any(isinstance(p, DenyAll) for p in view().get_permissions()), view
+
+
+# --- the next pair ----------------------------------------------------------------------------
+def test_the_next_pair_is_shown_with_sides_as_the_assignment_placed_them(client, ranker):
+    pair = factories.PairFactory()
+    response = client.get(NEXT)
+    assert response.status_code == 200
+    body = response.json()
+    assignment = Assignment.objects.get(volunteer=ranker)
+    left, right = (
+        (pair.completion_a, pair.completion_b) if assignment.left_is_a else (pair.completion_b, pair.completion_a)
+    )
+    assert body == {
+        "pair": pair.pk,
+        "prompt": {"text": pair.prompt.text, "language": "python"},
+        "left": {"text": left.text},
+        "right": {"text": right.text},
+    }
+    assert client.get(NEXT).json() == body  # a reload shows the same pair
+
+
+def test_no_pair_left_is_a_204_with_no_body(client):
+    response = client.get(NEXT)
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+# --- votes ------------------------------------------------------------------------------------
+def test_a_vote_is_stored_in_terms_of_completions_and_the_answer_carries_the_next_pair(client, ranker):
+    first, second = factories.PairFactory.create_batch(2)
+    shown = client.get(NEXT).json()
+    response = vote(client, shown["pair"], "left", key="abc", rationale="  clearer   names ")
+    assert response.status_code == 201
+    body = response.json()
+    stored = Vote.objects.get()
+    assignment = Assignment.objects.get(pair_id=shown["pair"])
+    assert body["id"] == stored.pk and body["pair"] == shown["pair"]
+    assert (body["choice"], body["rationale"]) == ("left", "clearer names")
+    assert stored.choice == ("a" if assignment.left_is_a else "b")
+    assert stored.left_is_a == assignment.left_is_a and assignment.voted_at is not None
+    assert Pair.objects.get(pk=shown["pair"]).votes_count == 1
+    other = ({first.pk, second.pk} - {shown["pair"]}).pop()
+    assert body["next"]["pair"] == other
+    assert body["next"] == client.get(NEXT).json()
+
+
+def test_the_last_vote_answers_with_no_next_pair(client):
+    pair = factories.PairFactory()
+    client.get(NEXT)
+    response = vote(client, pair.pk, "tie")
+    assert response.status_code == 201
+    assert response.json()["next"] is None
+    assert Vote.objects.get().choice == "tie"
+
+
+def test_a_replayed_vote_gets_200_with_the_same_body_and_counts_nothing(client):
+    pair, _ = factories.PairFactory.create_batch(2)
+    client.get(NEXT)
+    pair_id = Assignment.objects.get().pair_id
+    first = vote(client, pair_id, "right", key="same-key", rationale="why")
+    again = vote(client, pair_id, "right", key="same-key", rationale="why")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.content == first.content
+    assert Vote.objects.count() == 1
+    assert Pair.objects.get(pk=pair_id).votes_count == 1
+
+
+def test_another_choice_on_a_voted_pair_is_a_409_and_the_first_vote_stands(client):
+    factories.PairFactory.create_batch(2)
+    pair_id = client.get(NEXT).json()["pair"]
+    assert vote(client, pair_id, "left", key="one").status_code == 201
+    response = vote(client, pair_id, "right", key="two")
+    assert response.status_code == 409
+    assert "already voted" in response.json()["error"]
+    assert Vote.objects.get().screen_choice == "left"
+    assert Pair.objects.get(pk=pair_id).votes_count == 1
+
+
+def test_a_key_reused_for_another_pair_is_a_409(client):
+    factories.PairFactory.create_batch(2)
+    first = client.get(NEXT).json()["pair"]
+    second = vote(client, first, key="reused").json()["next"]["pair"]
+    response = vote(client, second, key="reused")
+    assert response.status_code == 409
+    assert "idempotency_key" in response.json()["error"]
+    assert Vote.objects.count() == 1
+
+
+def test_a_vote_on_a_pair_not_assigned_to_the_caller_is_a_400(client, other_volunteer):
+    pair = factories.PairFactory()
+    response = vote(client, pair.pk)
+    assert response.status_code == 400
+    assert "not assigned" in response.json()["error"]
+    assert Vote.objects.count() == 0 and Pair.objects.get().votes_count == 0
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"pair": None}, "pair is required"),
+        ({"pair": "abc"}, "pair must be a positive integer"),
+        ({"pair": "1"}, "pair must be a positive integer"),
+        ({"pair": 1.5}, "pair must be a positive integer"),
+        ({"pair": True}, "pair must be a positive integer"),
+        ({"pair": 0}, "pair must be a positive integer"),
+        ({"pair": 2**63}, "pair must be a positive integer"),
+        ({"pair": 10**30}, "pair must be a positive integer"),
+        ({"choice": "middle"}, "choice must be one of"),
+        ({"choice": 1}, "choice must be a string"),
+        ({"choice": None}, "choice is required"),
+        ({"idempotency_key": None}, "idempotency_key is required"),
+        ({"idempotency_key": "   "}, "idempotency_key must be 1 to 64"),
+        ({"idempotency_key": "k" * 65}, "idempotency_key must be at most 64"),
+        ({"idempotency_key": ["k"]}, "idempotency_key must be a string"),
+        ({"idempotency_key": "a\x00b"}, "NUL"),
+        ({"rationale": "x" * 281}, "rationale must be at most 280"),
+        ({"rationale": "x" * 2000}, "rationale must be at most"),
+        ({"rationale": "a\x00b"}, "NUL"),
+        ({"rationale": 12}, "rationale must be a string"),
+        ({"time_taken_ms": -1}, "time_taken_ms"),
+        ({"time_taken_ms": "fast"}, "time_taken_ms"),
+    ],
+)
+def test_bad_vote_fields_get_a_400_with_a_message_and_store_nothing(client, change, message):
+    factories.PairFactory()
+    pair_id = client.get(NEXT).json()["pair"]
+    body = {"pair": pair_id, "choice": "left", "idempotency_key": "k", **change}
+    body = {name: value for name, value in body.items() if value is not None}
+    response = client.post(VOTES, body, format="json")
+    assert response.status_code == 400, response.content
+    assert message in response.json()["error"]
+    assert Vote.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "raw,content_type,code",
+    [
+        (b"pair=1&choice=left", "application/json", 400),
+        (b'{"pair": 1, "choice": "left",', "application/json", 400),
+        (b'"\\ud800"', "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b"", "application/json", 400),
+        (b"pair=1&choice=left&idempotency_key=k", "application/x-www-form-urlencoded", 415),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_refused_with_a_message(client, raw, content_type, code):
+    factories.PairFactory()
+    client.get(NEXT)
+    response = client.generic("POST", VOTES, raw, content_type=content_type)
+    assert response.status_code == code
+    assert response.json()["error"]
+    assert Vote.objects.count() == 0
+
+
+def test_a_vote_on_a_skipped_pair_is_a_400(client):
+    factories.PairFactory.create_batch(2)
+    pair_id = client.get(NEXT).json()["pair"]
+    assert client.post(skip_url(pair_id)).status_code == 200
+    response = vote(client, pair_id)
+    assert response.status_code == 400
+    assert "skipped" in response.json()["error"]
+
+
+def test_votes_close_a_pair_at_k_through_the_api():
+    pair = factories.PairFactory(votes_wanted=2)
+    for name in ("a1", "a2"):
+        user = accept_terms(factories.UserFactory(username=name))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user)[1]}")
+        assert client.get(NEXT).json()["pair"] == pair.pk
+        assert vote(client, pair.pk, "both_bad", key=name).status_code == 201
+    pair.refresh_from_db()
+    assert (pair.votes_count, pair.state) == (2, Pair.State.COMPLETE)
+
+
+# --- skips and reports ------------------------------------------------------------------------
+def test_a_skipped_pair_is_not_shown_again_and_the_answer_carries_the_next(client, ranker):
+    first, second = factories.PairFactory.create_batch(2)
+    shown = client.get(NEXT).json()["pair"]
+    response = client.post(skip_url(shown))
+    assert response.status_code == 200
+    other = ({first.pk, second.pk} - {shown}).pop()
+    assert response.json()["pair"] == shown and response.json()["next"]["pair"] == other
+    assert Assignment.objects.get(volunteer=ranker, pair_id=shown).skipped_at is not None
+    assert client.get(NEXT).json()["pair"] == other
+
+
+def test_skip_errors_are_4xx_with_a_message(client):
+    pair, unassigned = factories.PairFactory.create_batch(2)
+    pair_id = client.get(NEXT).json()["pair"]
+    other = ({pair.pk, unassigned.pk} - {pair_id}).pop()
+    assert client.post(skip_url(other)).status_code == 400
+    assert client.post(skip_url(2**64)).status_code == 400
+    vote(client, pair_id)
+    response = client.post(skip_url(pair_id))
+    assert response.status_code == 409 and "already voted" in response.json()["error"]
+
+
+def test_a_report_is_stored_once(client, ranker):
+    pair = factories.PairFactory()
+    client.get(NEXT)
+    body = {"pair": pair.pk, "reason": "harmful", "note": "asks for  a keylogger"}
+    first = client.post(REPORTS, body, format="json")
+    again = client.post(REPORTS, body, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    flag = Flag.objects.get()
+    assert (flag.reporter, flag.pair, flag.reason, flag.note) == (ranker, pair, "harmful", "asks for a keylogger")
+    assert flag.prompt_id == pair.prompt_id
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"reason": "boring"}, "reason must be one of"),
+        ({"reason": None}, "reason is required"),
+        ({"pair": "x"}, "pair must be a positive integer"),
+        ({"pair": 999999}, "does not exist"),
+        ({"note": "n" * 501}, "note must be at most 500"),
+    ],
+)
+def test_bad_reports_get_a_400_with_a_message(client, body, message):
+    pair = factories.PairFactory()
+    client.get(NEXT)
+    payload = {"pair": pair.pk, "reason": "broken", **body}
+    payload = {name: value for name, value in payload.items() if value is not None}
+    response = client.post(REPORTS, payload, format="json")
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert Flag.objects.count() == 0
+
+
+def test_a_report_on_a_pair_never_assigned_is_a_400(client):
+    pair = factories.PairFactory()
+    response = client.post(REPORTS, {"pair": pair.pk, "reason": "broken"}, format="json")
+    assert response.status_code == 400 and "not assigned" in response.json()["error"]
+
+
+# --- schema -----------------------------------------------------------------------------------
+def test_the_openapi_schema_and_docs_are_served(db):
+    schema = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"/api/v1/token/", NEXT, VOTES, "/api/v1/pairs/{pair_id}/skip/", REPORTS} <= set(paths)
+    assert set(paths[VOTES]["post"]["responses"]) >= {"200", "201", "400", "401", "409"}
+    assert APIClient().get("/api/v1/docs/").status_code == 200
+
+
+def test_the_schema_generates_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/votes/" in (tmp_path / "schema.yaml").read_text()
