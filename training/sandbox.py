@@ -8,18 +8,18 @@ pass@k), so it imports nothing from Django::
     result = run_program(prompt="", completion=c, tests=asserts, style="asserts")  # MBPP assert lines
     result.outcome  # "passed" | "failed" | "error" | "timeout"; result.isolation says what contained it
 
-Isolation (the best this host allows, probed once per process by running a real job; ``isolation_available``)
+Isolation (the best this host allows, probed once per process by running real jobs; ``isolation_available``)
 -------------------------------------------------------------------------------------------------------------
 ``bubblewrap``
     ``bwrap`` with new pid, network, mount, ipc and uts namespaces: no network (loopback only, nothing listening),
     a read-only view of ``/usr`` and of the interpreter's prefix and nothing else of the host (no ``/etc``,
-    ``/home``, ``/root``, ``/work``), a fresh size-limited tmpfs as ``/tmp`` and working directory, and the whole
-    process tree killed with the namespace. The harness is pid 1 of the namespace (``--as-pid-1``): it forks the
-    runner and reaps, and bwrap reaps it, so no orphaned reaper is left as a zombie under a container's init. As root, bwrap runs without a user namespace and the harness drops to
-    a real unprivileged uid, because ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a
-    user namespace (reproduced: 20 of 20 forks succeeded); with a real uid it holds. Each run gets its own random
-    uid from a range no account uses, since ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not
-    share the budget. The probe checks that a fork beyond the limit fails.
+    ``/home``, ``/root``, ``/work``), a fresh size-limited tmpfs as ``/tmp`` (the working directory) and as
+    ``/dev/shm``. As root, bwrap runs without a user namespace and the program runs under a real unprivileged
+    uid: ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a user namespace (reproduced:
+    20 of 20 forks got through), and holds for a real uid. Each run draws its own uid from a range no account
+    uses, because ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not share the budget, and
+    "every process of this uid" is exactly what the run left behind. The probe checks that a fork beyond the
+    limit fails and that the program is not root.
 ``setpriv``
     no namespaces (bwrap unusable here) but root: ``setpriv`` to a random unprivileged uid, no new privileges,
     a fresh temporary directory. The program sees the host's files as ``nobody`` would, and the network.
@@ -27,11 +27,21 @@ Isolation (the best this host allows, probed once per process by running a real 
     neither: resource limits only, in a fresh temporary directory, behind a shim process so that
     ``kill(getppid())`` hits the shim. This is not a security boundary.
 
-Every run: a new process per run, in its own session and process group, killed with its whole group (and, under
-bubblewrap, its pid namespace) at the wall-clock timeout; limits on CPU seconds, address space (``memory_mb``),
-file size, processes and open files; no core dumps; stdin is ``/dev/null``; stdout and stderr are captured up
-to ``output_limit`` (head and tail kept) while the rest is drained and dropped, so a program that prints
-forever costs memory to nobody.
+Under bubblewrap as root a run is *warm* by default: start-up of bwrap and of the interpreter (some 15 ms of
+CPU, most of a run) is paid once per sandbox, not per run. The sandbox's pid 1 is the harness in serve mode,
+root, never running untrusted code; per run it forks a runner that enters new mount and IPC namespaces (so a
+fresh ``/tmp`` and ``/dev/shm``, no SysV objects of earlier runs), sets the limits, drops to the run's uid and
+only then reads the program. When the runner exits, everything left under that uid is killed and reaped before
+the sandbox takes the next run; a run that times out (or leaves output pipes open) takes its whole sandbox down
+with it, and a sandbox is retired after 1000 runs. What runs share is the (empty) network namespace, the pid
+namespace (never at the same time) and the interpreter's hash seed. ``CODEPREF_SANDBOX_WARM=0`` makes every run
+*cold*: its own bwrap, whose pid 1 is the harness as a shim (``--as-pid-1``, so that no orphaned reaper is left
+as a zombie under a container's init), and whose namespaces die with the run.
+
+Every run: a new process in its own session, killed with everything it started at the wall-clock timeout;
+limits on CPU seconds, address space (``memory_mb``), file size, processes and open files; no core dumps;
+stdin is ``/dev/null``; stdout and stderr are captured up to ``output_limit`` (head and tail kept) while the
+rest is drained and dropped, so a program that prints forever costs memory to nobody.
 
 The verdict
 -----------
@@ -70,12 +80,13 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +114,9 @@ TMPFS_MB = 64
 MAX_OPEN_FILES = 256
 EXIT_GRACE_SECONDS = 0.5  # after the program's process exits, how long leftovers may hold its pipes
 REPORT_TAG = b"codepref-sandbox-report"
+WARM_START_SECONDS = 10.0
+WARM_RUNS_PER_SANDBOX = 1000  # then a fresh one, so that nothing a run could leave behind accumulates
+WARM_IDLE_MAX = 16
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
@@ -143,7 +157,7 @@ def _parses(source: str) -> bool:
         return False
 
 
-def test_chunks(*, tests: str, style: str, entry_point: str) -> list[tuple[str, int, int]]:
+def split_tests(*, tests: str, style: str, entry_point: str) -> list[tuple[str, int, int]]:
     """The tests as (source, first line, asserts in it) chunks that the harness runs and counts one by one."""
     if style == "humaneval":
         if not entry_point.isidentifier():
@@ -265,6 +279,8 @@ def _usable(isolation: str) -> bool:
     if isolation == "setpriv" and (os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK)):
         return False
     try:
+        if isolation == "bubblewrap":  # both ways of running under it: a warm sandbox and a cold one
+            return all(run_program(**_PROBE, isolation=isolation, warm=warm).passed for warm in (True, False))
         return run_program(**_PROBE, isolation=isolation).passed
     except OSError:
         return False
@@ -296,8 +312,8 @@ class _Capture:
 
     def text(self, note: str = "") -> str:
         """The capture decoded, at most ``limit`` bytes of it with ``note`` appended, the middle marked if cut."""
-        note_bytes = note.encode()
-        budget = max(self.limit - len(note_bytes), 0)
+        note_bytes = note.encode()[: self.limit]
+        budget = self.limit - len(note_bytes)
         if self.total <= budget:
             data = bytes(self.head) + bytes(self.tail)
         else:
@@ -351,6 +367,30 @@ def _kill_uid(uid: int) -> None:
         pass
 
 
+def _kill_bwrap(proc: subprocess.Popen) -> None:
+    """Kill a bubblewrap sandbox and reap it, pid 1 of its namespace first: bwrap then reaps its pid 1 (which
+    takes the namespace down with it) and exits. Killing bwrap first would leave pid 1 an orphan, a zombie for
+    the container's init to reap, and some inits (a Celery worker as pid 1) never do."""
+    if proc.poll() is None:
+        try:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            try:
+                os.kill(int(child), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, ValueError):
+                pass
+        try:
+            proc.wait(timeout=1.0 if children else 0)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet, so the group is still bwrap's
+            except (ProcessLookupError, PermissionError):
+                pass
+    proc.wait()
+
+
 def _exited(pid: int) -> bool:
     """Whether the child exited, without reaping it: its pid and group stay ours to signal."""
     try:
@@ -359,36 +399,45 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def _supervise(proc: subprocess.Popen, streams: dict[int, _Capture], deadline: float) -> tuple[bool, set[int]]:
-    """Read the pipes until they close and the child exits, or the deadline. Returns (timed out, open fds)."""
+def _supervise(
+    streams: dict[int, _Capture],
+    deadline: float,
+    *,
+    done_fd: int,
+    on_done: Callable[[], None],
+    poll_done: Callable[[], bool] | None = None,
+) -> tuple[bool, set[int]]:
+    """Read the pipes until they close and the run is over, or the deadline. Returns (timed out, open fds).
+
+    The run is over when ``done_fd`` turns readable (``on_done`` then reads it), or, where there is no such fd
+    (a kernel without pidfd), when ``poll_done()`` says so.
+    """
     selector = selectors.DefaultSelector()
     for fd in streams:
         selector.register(fd, selectors.EVENT_READ)
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-        selector.register(pidfd, selectors.EVENT_READ)
-    except (AttributeError, OSError):
-        pidfd = -1
+    if done_fd >= 0:
+        selector.register(done_fd, selectors.EVENT_READ)
     open_fds = set(streams)
-    exited_at: float | None = None
+    done_at: float | None = None
     timed_out = False
     try:
-        while open_fds or exited_at is None:
+        while open_fds or done_at is None:
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
                 break
             wait = deadline - now
-            if exited_at is not None:
-                if now >= exited_at + EXIT_GRACE_SECONDS:
+            if done_at is not None:
+                if now >= done_at + EXIT_GRACE_SECONDS:
                     break  # something the program started still holds its output open
-                wait = min(wait, exited_at + EXIT_GRACE_SECONDS - now)
-            if pidfd < 0:
+                wait = min(wait, done_at + EXIT_GRACE_SECONDS - now)
+            if done_fd < 0:
                 wait = min(wait, 0.02)
             for key, _ in selector.select(wait):
-                if key.fd == pidfd:
-                    selector.unregister(pidfd)
-                    exited_at = time.monotonic()
+                if key.fd == done_fd:
+                    selector.unregister(done_fd)
+                    on_done()
+                    done_at = time.monotonic()
                     continue
                 chunk = os.read(key.fd, 65536)
                 if chunk:
@@ -396,12 +445,10 @@ def _supervise(proc: subprocess.Popen, streams: dict[int, _Capture], deadline: f
                 else:
                     selector.unregister(key.fd)
                     open_fds.discard(key.fd)
-            if pidfd < 0 and exited_at is None and _exited(proc.pid):
-                exited_at = time.monotonic()
+            if done_fd < 0 and done_at is None and poll_done is not None and poll_done():
+                done_at = time.monotonic()
     finally:
         selector.close()
-        if pidfd >= 0:
-            os.close(pidfd)
     return timed_out, open_fds
 
 
@@ -436,6 +483,17 @@ def _verdict(report: bytes, *, nonce: bytes, expected_asserts: int) -> tuple[str
     return status, ""
 
 
+@dataclass
+class _Ran:
+    """What one launch left behind, for the verdict."""
+
+    returncode: int | None
+    timed_out: bool
+    stdout: _Capture
+    stderr: _Capture
+    report: _Capture
+
+
 def run_program(
     *,
     prompt: str,
@@ -448,11 +506,13 @@ def run_program(
     output_limit: int = 8192,
     max_processes: int = MAX_PROCESSES,
     isolation: str | None = None,
+    warm: bool | None = None,
 ) -> RunResult:
     """Run ``prompt + completion`` and then its tests in a fresh sandbox, and return the trusted outcome.
 
     ``style="humaneval"``: ``tests`` defines ``check(candidate)``, called with ``entry_point``.
     ``style="asserts"``: ``tests`` is MBPP's assert lines (plus any setup statements), each counted.
+    ``isolation`` and ``warm`` override what the host gives and ``CODEPREF_SANDBOX_WARM`` (for tests).
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive seconds; got {timeout}")
@@ -460,19 +520,12 @@ def run_program(
     if isolation not in ISOLATIONS:
         raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}; got {isolation!r}")
     started = time.monotonic()
-
-    def failure(message: str, outcome: str = "error") -> RunResult:
-        return RunResult(outcome, time.monotonic() - started, "", message, isolation, SANDBOX_VERSION)
-
     try:
-        chunks = test_chunks(tests=tests, style=style, entry_point=entry_point)
+        chunks = split_tests(tests=tests, style=style, entry_point=entry_point)
     except ValueError as exc:
-        return failure(f"[sandbox] {exc}\n")
+        return RunResult("error", time.monotonic() - started, "", f"[sandbox] {exc}\n", isolation, SANDBOX_VERSION)
     expected_asserts = sum(asserts for _, _, asserts in chunks)
-    as_root = os.geteuid() == 0
-    uid = UID_BASE + random.randrange(UID_COUNT)
     nonce = secrets.token_hex(16).encode()
-    workdir = None
     job = {
         "program": program_source(prompt=prompt, completion=completion, style=style),
         "tests": chunks,
@@ -480,19 +533,46 @@ def run_program(
         "nonce": nonce,
         "uid": None,
         "cwd": None,
-        "shim": isolation in ("bubblewrap", "rlimits"),
+        "shim": False,
         "report_fd": -1,
+        "tmpfs_bytes": TMPFS_MB << 20,
     }
+    uid = UID_BASE + random.randrange(UID_COUNT)
+    ran = None
+    if isolation == "bubblewrap" and os.geteuid() == 0 and (_warm_wanted() if warm is None else warm):
+        ran = _run_warm(job, uid=uid, timeout=timeout, output_limit=output_limit)
+    if ran is None:
+        ran = _run_cold(job, isolation=isolation, uid=uid, deadline=started + timeout, output_limit=output_limit)
+    if isinstance(ran, str):
+        return RunResult("error", time.monotonic() - started, "", ran, isolation, SANDBOX_VERSION)
+    duration = time.monotonic() - started
+
+    outcome, problem = _verdict(bytes(ran.report.head), nonce=nonce, expected_asserts=expected_asserts)
+    if outcome is None:
+        cpu_killed = ran.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+        if ran.timed_out or cpu_killed:
+            outcome, problem = "timeout", f"killed after {'the CPU limit' if cpu_killed else f'{timeout:g} s'}"
+        else:
+            outcome, problem = "error", f"{problem} from the harness (exit status {ran.returncode}): not passed"
+    note = f"\n[sandbox] {problem}\n" if problem else ""
+    return RunResult(outcome, duration, ran.stdout.text(), ran.stderr.text(note), isolation, SANDBOX_VERSION)
+
+
+def _run_cold(job: dict, *, isolation: str, uid: int, deadline: float, output_limit: int) -> _Ran | str:
+    """A new sandbox for this one run: bwrap (or setpriv, or nothing) around a new interpreter."""
     python = [_python(), "-I", "-S", "-B"]
+    workdir = None
     if isolation == "bubblewrap":
         global _bwrap_args
         if _bwrap_args is None:
-            _bwrap_args = _bwrap_prefix(as_root=as_root)
+            _bwrap_args = _bwrap_prefix(as_root=os.geteuid() == 0)
         argv = _bwrap_args + python + [HARNESS_INSIDE]
-        job["uid"] = uid if as_root else None
+        job["uid"] = uid if os.geteuid() == 0 else None
+        job["shim"] = True  # pid 1 of the namespace
     else:
         workdir = tempfile.mkdtemp(prefix="codepref-sandbox-")
         job["cwd"] = workdir
+        job["shim"] = isolation == "rlimits"
         argv = python + [str(HARNESS)]
         if isolation == "setpriv":
             os.chown(workdir, uid, uid)
@@ -515,23 +595,36 @@ def run_program(
                 cwd=workdir or "/",
             )
         except OSError as exc:
-            return failure(f"[sandbox] could not start the {isolation} sandbox: {exc}\n")
+            return f"[sandbox] could not start the {isolation} sandbox: {exc}\n"
         finally:
             os.close(job_fd)
             os.close(report_w)
-        deadline = started + timeout
-        out, err, rep = _Capture(output_limit), _Capture(output_limit), _Capture(4096)
-        streams = {proc.stdout.fileno(): out, proc.stderr.fileno(): err, report_r: rep}
-        timed_out, still_open = _supervise(proc, streams, deadline)
+        ran = _Ran(None, False, _Capture(output_limit), _Capture(output_limit), _Capture(4096))
+        streams = {proc.stdout.fileno(): ran.stdout, proc.stderr.fileno(): ran.stderr, report_r: ran.report}
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet, so the group is still this run's
-        except (ProcessLookupError, PermissionError):
-            pass
-        if isolation == "setpriv" and still_open:
-            _kill_uid(uid)
+            pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            pidfd = -1
+        try:
+            ran.timed_out, still_open = _supervise(
+                streams, deadline, done_fd=pidfd, on_done=lambda: None, poll_done=lambda: _exited(proc.pid)
+            )
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+        if isolation == "bubblewrap":
+            if ran.timed_out or still_open:
+                _kill_bwrap(proc)
+        else:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet, so the group is still this run's
+            except (ProcessLookupError, PermissionError):
+                pass
+            if isolation == "setpriv" and still_open:
+                _kill_uid(uid)
         _drain(streams, still_open, 1.0)
-        returncode = proc.wait()
-        duration = time.monotonic() - started
+        ran.returncode = proc.wait()
+        return ran
     finally:
         os.close(report_r)
         if proc is not None:
@@ -540,15 +633,160 @@ def run_program(
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    outcome, problem = _verdict(bytes(rep.head), nonce=nonce, expected_asserts=expected_asserts)
-    if outcome is None:
-        cpu_killed = returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
-        if timed_out or cpu_killed:
-            outcome, problem = "timeout", f"killed after {'the CPU limit' if cpu_killed else f'{timeout:g} s'}"
-        else:
-            outcome, problem = "error", f"{problem} from the harness (exit status {returncode}): not passed"
-    note = f"\n[sandbox] {problem}\n" if problem else ""
-    return RunResult(outcome, duration, out.text(), err.text(note), isolation, SANDBOX_VERSION)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Warm sandboxes: one bwrap + interpreter serves many runs, each forked with its own namespaces and uid
+
+
+def _warm_wanted() -> bool:
+    return os.environ.get("CODEPREF_SANDBOX_WARM", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _WarmSandbox:
+    """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it."""
+
+    def __init__(self, argv: list[str]):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                argv + ["--serve", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                env=SANDBOX_ENV,
+                cwd="/",
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.ctl = ours
+        self.runs = 0
+        ours.settimeout(WARM_START_SECONDS)
+        try:
+            hello = ours.recv(16)
+        except OSError:
+            hello = b""
+        ours.settimeout(None)
+        if hello != b"ready":
+            self.close()
+            raise OSError(f"the warm sandbox did not start (it said {hello!r})")
+
+    def close(self) -> None:
+        _kill_bwrap(self.proc)
+        self.ctl.close()
+
+
+class _WarmPool:
+    """Idle warm sandboxes of this process. They are started from one long-lived thread because bwrap's
+    --die-with-parent follows the thread that started it: started from a run_many thread, a sandbox would die
+    with that thread."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.idle: list[_WarmSandbox] = []
+        self.broken = ""
+        self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+
+    def checkout(self) -> _WarmSandbox | None:
+        with self.lock:
+            if self.broken:
+                return None
+            if self.idle:
+                return self.idle.pop()
+        global _bwrap_args
+        if _bwrap_args is None:
+            _bwrap_args = _bwrap_prefix(as_root=True)
+        argv = _bwrap_args + [_python(), "-I", "-S", "-B", HARNESS_INSIDE]
+        try:
+            return self.spawner.submit(_WarmSandbox, argv).result()
+        except OSError as exc:
+            with self.lock:
+                self.broken = str(exc)  # runs go on, one cold sandbox each
+            return None
+
+    def checkin(self, box: _WarmSandbox) -> None:
+        box.runs += 1
+        with self.lock:
+            if box.runs < WARM_RUNS_PER_SANDBOX and len(self.idle) < WARM_IDLE_MAX:
+                self.idle.append(box)
+                return
+        box.close()
+
+    def forget(self) -> None:
+        """In a forked child: the sandboxes belong to the parent; drop our copies of their sockets only."""
+        for box in self.idle:
+            box.ctl.close()
+        self.idle = []
+
+
+_warm_pools: dict[str, _WarmPool] = {}
+_warm_lock = threading.Lock()
+
+
+def _warm_pool() -> _WarmPool:
+    with _warm_lock:
+        pool = _warm_pools.get("pool")
+        if pool is None or pool.pid != os.getpid():
+            if pool is not None:
+                pool.forget()
+            pool = _warm_pools["pool"] = _WarmPool()
+        return pool
+
+
+def _run_warm(job: dict, *, uid: int, timeout: float, output_limit: int) -> _Ran | None:
+    """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one)."""
+    pool = _warm_pool()
+    job["uid"] = uid  # the runner drops to it; the sandbox kills what is left of it after the run
+    for _attempt in range(2):
+        box = pool.checkout()
+        if box is None:
+            return None
+        report_r, report_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        job_fd = _job_fd(job)
+        try:
+            socket.send_fds(box.ctl, [b"run %d" % uid], [job_fd, out_w, err_w, report_w])
+            sent = True
+        except OSError:
+            sent = False
+        finally:
+            for fd in (job_fd, out_w, err_w, report_w):
+                os.close(fd)
+        if not sent:  # the sandbox died while idle: another one
+            for fd in (report_r, out_r, err_r):
+                os.close(fd)
+            box.close()
+            continue
+        deadline = time.monotonic() + timeout  # from the hand-over: starting a sandbox is not the run's time
+        ran = _Ran(None, False, _Capture(output_limit), _Capture(output_limit), _Capture(4096))
+        streams = {out_r: ran.stdout, err_r: ran.stderr, report_r: ran.report}
+
+        def on_done(box: _WarmSandbox = box, ran: _Ran = ran) -> None:
+            try:
+                message = box.ctl.recv(64)
+            except OSError:
+                message = b""  # the sandbox died: no exit status, and the sandbox is not reused
+            if message.startswith(b"done "):
+                ran.returncode = int(message[5:])
+
+        try:
+            ran.timed_out, still_open = _supervise(streams, deadline, done_fd=box.ctl.fileno(), on_done=on_done)
+            if ran.timed_out or still_open or ran.returncode is None:
+                box.close()  # the whole sandbox goes, and whatever still runs in it
+                _drain(streams, still_open, 1.0)
+            else:
+                pool.checkin(box)
+        finally:
+            for fd in streams:
+                os.close(fd)
+        return ran
+    return None
 
 
 def run_many(jobs: Iterable[dict], *, workers: int | None = None) -> list[RunResult]:

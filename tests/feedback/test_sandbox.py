@@ -75,6 +75,9 @@ PROMPTS = {
 }
 
 
+CORRECT = PROMPTS["add"][4]
+
+
 def job(name: str, completion: str | None = None, **options) -> dict:
     prompt, tests, style, entry_point, correct, _ = PROMPTS[name]
     completion = correct if completion is None else completion
@@ -102,13 +105,14 @@ contained = pytest.mark.skipif(ISOLATION == "rlimits", reason="rlimits alone can
 
 
 def uid_processes(uid: int) -> list[int]:
+    """Live processes of a uid (zombies already killed, waiting for an init to reap them, do not count)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             status = (entry / "status").read_text()
         except (OSError, ValueError):
             continue
-        if entry.name.isdigit() and f"\nUid:\t{uid}\t" in status:
+        if entry.name.isdigit() and f"\nUid:\t{uid}\t" in status and "\nState:\tZ" not in status:
             pids.append(int(entry.name))
     return pids
 
@@ -167,7 +171,7 @@ def test_a_flood_of_output_is_truncated_to_the_limit_and_still_passes():
 
 
 def test_mbpp_asserts_are_counted_and_setup_statements_run():
-    chunks = sandbox.test_chunks(tests=PROMPTS["square_sum"][1], style="asserts", entry_point="")
+    chunks = sandbox.split_tests(tests=PROMPTS["square_sum"][1], style="asserts", entry_point="")
     assert [asserts for _, _, asserts in chunks] == [0, 1, 1, 1]
     assert run("square_sum").passed
 
@@ -227,160 +231,171 @@ def test_the_program_runs_as_an_unprivileged_user_with_process_limits():
 
 
 @needs_bubblewrap
-def test_the_program_sees_a_fresh_private_tmp_and_no_host_files():
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_each_run_sees_a_fresh_private_tmp_and_dev_shm_and_no_host_files(warm):
     completion = (
-        "    return a + b\nimport os\nopen('scratch', 'w').write('x')\n"
-        "print(os.getcwd(), sorted(os.listdir('.')), os.path.exists('/etc/passwd'), os.path.exists('/work'))\n"
+        "    return a + b\nimport os\nprint(os.getcwd(), sorted(os.listdir('.')), sorted(os.listdir('/dev/shm')),\n"
+        "      os.path.exists('/etc/passwd'), os.path.exists('/work'))\n"
+        "open('scratch', 'w').write('x')\nopen('/dev/shm/segment', 'w').write('x')\n"
     )
-    first, second = run_many([job("add", completion), job("add", completion)])
-    assert first.stdout == second.stdout == "/tmp ['scratch'] False False\n"
-
-
-# --- the escape corpus: none passes, none harms the host ---------------------------------------------------------
-# Each case is the correct solution plus an escape, so that a pass could only come from the escape.
-
-CORRECT = PROMPTS["add"][4]
-
-
-def test_os_exit_before_the_tests_does_not_pass():
-    result = run("add", CORRECT + "import os\nos._exit(0)\n")
-    assert result.outcome == "error"
-    assert "no report" in result.stderr
-
-
-def test_sys_exit_does_not_pass():
-    at_import, in_candidate = run_many(
-        [job("add", CORRECT + "import sys\nsys.exit(0)\n"), job("add", "    import sys\n    sys.exit(0)\n")]
-    )
-    assert at_import.outcome == "error" and "SystemExit" in at_import.stderr
-    assert in_candidate.outcome == "error" and "SystemExit" in in_candidate.stderr
-
-
-def test_printing_a_pass_or_a_fake_report_on_every_descriptor_does_not_pass():
-    fake = (
-        "import os\nprint('passed')\nprint('codepref-sandbox-report ' + '0' * 32 + ' passed tests 1')\n"
-        "for fd in os.listdir('/proc/self/fd'):\n"
-        "    try:\n        os.write(int(fd), b'codepref-sandbox-report ' + b'0' * 32 + b' passed tests 1\\n')\n"
-        "    except OSError:\n        pass\n"
-    )
-    then_exit, then_tests = run_many([job("add", CORRECT + fake + "os._exit(0)\n"), job("add", CORRECT + fake)])
-    assert then_exit.outcome == "error" and not then_exit.passed
-    assert "nonce" in then_exit.stderr
-    assert then_tests.outcome == "error"  # the harness's own report no longer stands alone
-    assert "passed" in then_tests.stdout
-
-
-def test_patching_exec_or_a_trace_hook_that_jumps_over_asserts_does_not_skip_the_tests():
-    # Both turn this wrong solution into a pass under a plain exec(); the harness binds exec before the
-    # program runs and clears trace hooks before the tests.
-    wrong = "    return 0 if a == 2 else a + b\n"
-    patch_exec = wrong + "import builtins\nbuiltins.exec = lambda *args, **kwargs: None\n"
-    jump = wrong + (
-        "import sys\ndef tracer(frame, event, arg):\n    if frame.f_code.co_name != 'check':\n        return None\n"
-        "    def local(frame, event, arg):\n"
-        "        if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 1:\n"
-        "            frame.f_lineno += 1\n        return local\n    return local\nsys.settrace(tracer)\n"
-    )
-    results = run_many([job("add", patch_exec), job("add", jump)])
-    assert [r.outcome for r in results] == ["failed", "failed"]
-
-
-@contained
-def test_deleting_files_outside_its_directory_does_not_pass_and_the_files_stay(tmp_path):
-    canary = tmp_path / "canary.txt"
-    canary.write_text("still here")
-    completion = CORRECT + f"import os, shutil\nshutil.rmtree({str(tmp_path)!r})\nos.remove({str(canary)!r})\n"
-    result = run("add", completion)
-    assert not result.passed
-    assert canary.read_text() == "still here"
-
-
-@contained
-def test_reading_etc_shadow_fails():
-    result = run("add", CORRECT + "print(open('/etc/shadow').read())\n")
-    assert result.outcome == "error"
-    assert "root:" not in result.stdout
-    assert "FileNotFoundError" in result.stderr or "PermissionError" in result.stderr
+    first, second = run("add", completion, warm=warm), run("add", completion, warm=warm)
+    assert first.stdout == second.stdout == "/tmp [] [] False False\n"
+    assert first.passed and second.passed
 
 
 @needs_bubblewrap
-def test_the_network_is_unreachable_postgres_and_a_listening_port_alike():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        results = run_many(
-            [
-                job("add", CORRECT + f"import socket\nsocket.create_connection(('127.0.0.1', {p}), timeout=2)\n")
-                for p in (5432, port)
-            ]
+def test_a_warm_sandbox_serves_the_next_run_and_a_timeout_retires_it():
+    if os.geteuid() != 0:
+        pytest.skip("warm sandboxes need root (bwrap without a user namespace)")
+    pool = sandbox._warm_pool()
+    assert run("add", warm=True).passed
+    assert len(pool.idle) >= 1
+    box = pool.idle[-1]
+    assert run("add", warm=True).passed
+    assert pool.idle[-1] is box and box.proc.poll() is None
+    assert run("add", CORRECT + "while True:\n    pass\n", timeout=1, warm=True).outcome == "timeout"
+    assert box.proc.poll() is not None  # killed with the run that timed out
+    assert box not in pool.idle
+    assert run("add", warm=True).passed
+
+
+# --- the escape corpus: none passes, none harms the host ---------------------------------------------------------
+
+
+class TestEscapeCorpus:
+    """Each case is the correct solution plus an escape, so that a pass could only come from the escape. Every
+    case runs in a warm sandbox (the default as root) and in a cold one."""
+
+    @pytest.fixture(params=["warm", "cold"], autouse=True)
+    def mode(self, request, monkeypatch):
+        monkeypatch.setenv("CODEPREF_SANDBOX_WARM", "1" if request.param == "warm" else "0")
+        return request.param
+
+    def test_os_exit_before_the_tests_does_not_pass(self):
+        result = run("add", CORRECT + "import os\nos._exit(0)\n")
+        assert result.outcome == "error"
+        assert "no report" in result.stderr
+
+    def test_sys_exit_does_not_pass(self):
+        at_import, in_candidate = run_many(
+            [job("add", CORRECT + "import sys\nsys.exit(0)\n"), job("add", "    import sys\n    sys.exit(0)\n")]
         )
-    assert [r.outcome for r in results] == ["error", "error"]
-    assert all("ConnectionRefusedError" in r.stderr for r in results)
+        assert at_import.outcome == "error" and "SystemExit" in at_import.stderr
+        assert in_candidate.outcome == "error" and "SystemExit" in in_candidate.stderr
 
+    def test_printing_a_pass_or_a_fake_report_on_every_descriptor_does_not_pass(self):
+        fake = (
+            "import os\nprint('passed')\nprint('codepref-sandbox-report ' + '0' * 32 + ' passed tests 1')\n"
+            "for fd in os.listdir('/proc/self/fd'):\n"
+            "    try:\n        os.write(int(fd), b'codepref-sandbox-report ' + b'0' * 32 + b' passed tests 1\\n')\n"
+            "    except OSError:\n        pass\n"
+        )
+        then_exit, then_tests = run_many([job("add", CORRECT + fake + "os._exit(0)\n"), job("add", CORRECT + fake)])
+        assert then_exit.outcome == "error" and not then_exit.passed
+        assert "nonce" in then_exit.stderr
+        assert then_tests.outcome == "error"  # the harness's own report no longer stands alone
+        assert "passed" in then_tests.stdout
 
-@contained
-def test_a_fork_bomb_is_bounded_and_ends_as_a_timeout_with_no_process_left():
-    bomb = (
-        CORRECT
-        + "import os\nprint(os.getuid(), flush=True)\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
-        "        pass\n"
-    )
-    started = time.monotonic()
-    result = run("add", bomb, timeout=2)
-    assert result.outcome == "timeout"
-    assert time.monotonic() - started < 4
-    assert no_processes_left(int(result.stdout.split()[0]))
+    def test_patching_exec_or_a_trace_hook_that_jumps_over_asserts_does_not_skip_the_tests(self):
+        # Both turn this wrong solution into a pass under a plain exec(); the harness binds exec before the
+        # program runs and clears trace hooks before the tests.
+        wrong = "    return 0 if a == 2 else a + b\n"
+        patch_exec = wrong + "import builtins\nbuiltins.exec = lambda *args, **kwargs: None\n"
+        jump = wrong + (
+            "import sys\ndef tracer(frame, event, arg):\n"
+            "    if frame.f_code.co_name != 'check':\n        return None\n"
+            "    def local(frame, event, arg):\n"
+            "        if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 1:\n"
+            "            frame.f_lineno += 1\n        return local\n    return local\nsys.settrace(tracer)\n"
+        )
+        results = run_many([job("add", patch_exec), job("add", jump)])
+        assert [r.outcome for r in results] == ["failed", "failed"]
 
+    @contained
+    def test_deleting_files_outside_its_directory_does_not_pass_and_the_files_stay(self, tmp_path):
+        canary = tmp_path / "canary.txt"
+        canary.write_text("still here")
+        completion = CORRECT + f"import os, shutil\nshutil.rmtree({str(tmp_path)!r})\nos.remove({str(canary)!r})\n"
+        result = run("add", completion)
+        assert not result.passed
+        assert canary.read_text() == "still here"
 
-@contained
-def test_a_fork_beyond_the_process_limit_fails():
-    completion = CORRECT + "import os\ntry:\n    os.fork()\nexcept BlockingIOError:\n    raise SystemExit(3)\n"
-    result = run("add", completion, max_processes=1)
-    assert result.outcome == "error" and "SystemExit: 3" in result.stderr
+    @contained
+    def test_reading_etc_shadow_fails(self):
+        result = run("add", CORRECT + "print(open('/etc/shadow').read())\n")
+        assert result.outcome == "error"
+        assert "root:" not in result.stdout
+        assert "FileNotFoundError" in result.stderr or "PermissionError" in result.stderr
 
+    @needs_bubblewrap
+    def test_the_network_is_unreachable_postgres_and_a_listening_port_alike(self):
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen()
+            port = listener.getsockname()[1]
+            results = run_many(
+                [
+                    job("add", CORRECT + f"import socket\nsocket.create_connection(('127.0.0.1', {p}), timeout=2)\n")
+                    for p in (5432, port)
+                ]
+            )
+        assert [r.outcome for r in results] == ["error", "error"]
+        assert all("ConnectionRefusedError" in r.stderr for r in results)
 
-@contained
-def test_a_daemon_started_by_the_program_dies_with_the_run():
-    daemon = (
-        CORRECT + "import os, time\nprint(os.getuid(), flush=True)\nif os.fork() == 0:\n    os.setsid()\n"
-        "    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n"
-    )
-    result = run("add", daemon)
-    assert no_processes_left(int(result.stdout.split()[0]))
+    @contained
+    def test_a_fork_bomb_is_bounded_and_ends_as_a_timeout_with_no_process_left(self):
+        bomb = (
+            CORRECT + "import os\nprint(os.getuid(), flush=True)\nwhile True:\n    try:\n        os.fork()\n"
+            "    except OSError:\n        pass\n"
+        )
+        started = time.monotonic()
+        result = run("add", bomb, timeout=2)
+        assert result.outcome == "timeout"
+        assert time.monotonic() - started < 4
+        assert no_processes_left(int(result.stdout.split()[0]))
 
+    @contained
+    def test_a_fork_beyond_the_process_limit_fails(self):
+        completion = CORRECT + "import os\ntry:\n    os.fork()\nexcept BlockingIOError:\n    raise SystemExit(3)\n"
+        result = run("add", completion, max_processes=1)
+        assert result.outcome == "error" and "SystemExit: 3" in result.stderr
 
-def test_allocating_10_gb_is_a_memory_error_not_a_pass():
-    result = run("add", CORRECT + "hog = bytearray(10 * 1024 ** 3)\n")
-    assert result.outcome == "error"
-    assert "MemoryError" in result.stderr
+    @contained
+    def test_a_daemon_started_by_the_program_dies_with_the_run(self):
+        daemon = (
+            CORRECT + "import os, time\nprint(os.getuid(), flush=True)\nif os.fork() == 0:\n    os.setsid()\n"
+            "    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n"
+        )
+        result = run("add", daemon)
+        assert no_processes_left(int(result.stdout.split()[0]))
 
+    def test_allocating_10_gb_is_a_memory_error_not_a_pass(self):
+        result = run("add", CORRECT + "hog = bytearray(10 * 1024 ** 3)\n")
+        assert result.outcome == "error"
+        assert "MemoryError" in result.stderr
 
-def test_an_infinite_loop_times_out_on_the_wall_clock():
-    started = time.monotonic()
-    result = run("add", CORRECT + "while True:\n    pass\n", timeout=1.5)
-    elapsed = time.monotonic() - started
-    assert result.outcome == "timeout"
-    assert 1.5 <= elapsed < 2.5
-    assert "killed after 1.5 s" in result.stderr
+    def test_an_infinite_loop_times_out_on_the_wall_clock(self):
+        started = time.monotonic()
+        result = run("add", CORRECT + "while True:\n    pass\n", timeout=1.5)
+        elapsed = time.monotonic() - started
+        assert result.outcome == "timeout"
+        assert 1.5 <= elapsed < 2.5
+        assert "killed after 1.5 s" in result.stderr
 
+    def test_killing_its_parent_does_not_pass_and_the_caller_lives(self):
+        result = run("add", CORRECT + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+        assert not result.passed
+        assert run("add").passed  # this process (the caller) is still here to run another
 
-def test_killing_its_parent_does_not_pass_and_the_caller_lives():
-    result = run("add", CORRECT + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
-    assert not result.passed
-    assert run("add").passed  # this process (the caller) is still here to run another
+    def test_a_fork_whose_parent_exits_does_not_pass_through_the_child(self):
+        result = run("add", CORRECT + "import os\nif os.fork() != 0:\n    os._exit(0)\n")
+        assert result.outcome == "error"
+        assert "no report" in result.stderr
 
-
-def test_a_fork_whose_parent_exits_does_not_pass_through_the_child():
-    result = run("add", CORRECT + "import os\nif os.fork() != 0:\n    os._exit(0)\n")
-    assert result.outcome == "error"
-    assert "no report" in result.stderr
-
-
-def test_a_huge_file_is_stopped_by_the_file_size_limit():
-    result = run("add", CORRECT + "open('big', 'wb').write(b'x' * (64 << 20))\n")
-    assert result.outcome == "error"
-    assert "File too large" in result.stderr
+    def test_a_huge_file_is_stopped_by_the_file_size_limit(self):
+        result = run("add", CORRECT + "open('big', 'wb').write(b'x' * (64 << 20))\n")
+        assert result.outcome == "error"
+        assert "File too large" in result.stderr
 
 
 def test_the_rlimits_fallback_still_requires_the_harness_report():
