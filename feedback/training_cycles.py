@@ -209,8 +209,8 @@ def _read_json(path: Path) -> dict | None:
 # --- snapshot and base model ------------------------------------------------------------------------
 
 
-def snapshot_builder() -> Callable[..., DatasetSnapshot | None] | None:
-    """The data side's snapshot build service, when that feature is installed."""
+def snapshot_builder() -> Callable[..., object] | None:
+    """The data side's snapshot build service (feedback.snapshots.snapshot_build), when installed."""
     try:
         from . import snapshots
     except ImportError:
@@ -219,31 +219,35 @@ def snapshot_builder() -> Callable[..., DatasetSnapshot | None] | None:
 
 
 def _snapshot_for_cycle(progress: Progress | None) -> DatasetSnapshot | None:
-    """A fresh snapshot from the data side's build service, or the latest published one."""
+    """A snapshot of the votes as they are now, or the latest published one when that cannot be built.
+
+    The build is skipped (and the last snapshot returned) when no vote was added or removed since it.
+    """
     build = snapshot_builder()
     if build is not None:
         try:
-            snapshot = build(slot=f"training-{timezone.now():%Y%m%dT%H%M%S}")
-        except ServiceError as exc:
-            _say(progress, f"snapshot build refused ({exc}); using the latest published snapshot")
+            result = build(slot=f"training:{timezone.now():%Y-%m-%dT%H:%M:%S}")
+        except Exception as exc:  # a failed build must not stop training on the last good snapshot
+            logger.warning("snapshot build for a training cycle failed", exc_info=True)
+            _say(progress, f"snapshot build failed ({exc!r}); using the latest published snapshot")
         else:
-            if snapshot is not None and snapshot.state == DatasetSnapshot.State.PUBLISHED:
+            snapshot = getattr(result, "snapshot", result)  # a BuildResult, or the snapshot itself
+            if isinstance(snapshot, DatasetSnapshot) and snapshot.state == DatasetSnapshot.State.PUBLISHED:
                 return snapshot
+            reason = getattr(result, "reason", "") or "not published"
+            _say(progress, f"snapshot build gave no published snapshot ({reason}); using the latest published one")
     return DatasetSnapshot.objects.filter(state=DatasetSnapshot.State.PUBLISHED).order_by("-version").first()
 
 
 def preference_rows(snapshot: DatasetSnapshot | None) -> int:
-    """How many preference (chosen/rejected) rows a snapshot holds, from its counts."""
+    """How many preference (chosen/rejected) rows a snapshot holds, train and test, from its counts."""
     if snapshot is None:
         return 0
     counts = snapshot.counts or {}
-    for key in ("preference", "preferences", "preference_rows", "pairs"):
-        value = counts.get(key)
-        if isinstance(value, dict):
-            value = value.get("total", sum(v for v in value.values() if isinstance(v, int)))
-        if isinstance(value, int):
-            return value
-    return 0
+    if "preference_train" in counts or "preference_test" in counts:
+        return int(counts.get("preference_train") or 0) + int(counts.get("preference_test") or 0)
+    value = counts.get("preference")
+    return int(value) if isinstance(value, int) else 0
 
 
 def last_successful_cycle() -> TrainingRun | None:

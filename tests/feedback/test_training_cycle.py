@@ -83,7 +83,7 @@ def make_snapshot(version: int, rows: int, last_vote_id: int) -> DatasetSnapshot
     snapshot = DatasetSnapshot.objects.create(
         version=version,
         state=DatasetSnapshot.State.PUBLISHED,
-        counts={"preference": rows},
+        counts={"preference_train": rows - rows // 4, "preference_test": rows // 4},
         last_vote_id=last_vote_id,
         published_at=timezone.now(),
     )
@@ -318,6 +318,29 @@ def test_the_same_snapshot_as_last_time_counts_no_new_preferences(snapshot):
     )
     run = training_cycle_start()
     assert run.state == TrainingRun.State.SKIPPED and run.message.startswith("0 new preference rows")
+
+
+def test_a_cycle_builds_a_snapshot_of_the_votes_and_the_next_one_without_new_votes_is_skipped(
+    cycle_settings, enqueued
+):
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "SNAPSHOT_TEST_FRACTION": 0.3}  # both splits non-empty
+    prompt_ids = _votes_for_good_over_broken(forms=1)
+
+    first = training_cycle_execute()
+
+    assert first.state == TrainingRun.State.SUCCEEDED, first.message
+    snapshot = first.snapshot
+    assert snapshot.state == DatasetSnapshot.State.PUBLISHED and snapshot.slot.startswith("training:")
+    assert training_cycles.preference_rows(snapshot) == len(prompt_ids)  # one good-vs-broken pair per prompt
+    assert first.config["new_preferences"] == len(prompt_ids)
+    assert (snapshot.path / "preference" / "train.jsonl").is_file()
+
+    second = training_cycle_execute()
+
+    assert second.state == TrainingRun.State.SKIPPED
+    assert second.snapshot == snapshot  # nothing was voted since: no new snapshot was built either
+    assert second.message.startswith(f"0 new preference rows in snapshot v{snapshot.version} since cycle {first.pk}")
+    assert DatasetSnapshot.objects.count() == 1
 
 
 def test_force_trains_without_new_preferences(snapshot, enqueued):
@@ -556,3 +579,116 @@ def test_the_admin_cancel_action_requests_cancel_of_a_watched_cycle(admin_client
     watched.refresh_from_db()
     # Its watcher (elsewhere) stops the pipeline and marks it; here only the request is recorded.
     assert watched.cancel_requested and watched.state == TrainingRun.State.RUNNING
+
+
+# --- end to end: the real tiny pipeline -------------------------------------------------------------------
+
+
+def _votes_for_good_over_broken(*, forms: int) -> list[int]:
+    """Prompts with tests (training.data's tasks), a correct and a broken completion each, and three votes
+    preferring the correct one: what volunteers would give on obviously-good-vs-broken pairs."""
+    from feedback.models import Pair, Prompt, Vote
+    from tests import factories
+    from training import data
+
+    imported = ModelVersion.objects.create(name="seed-completions", backend=ModelVersion.Backend.IMPORTED)
+    voters = [factories.UserFactory(username=f"e2e-voter-{i}") for i in range(3)]
+    prompt_ids = []
+    for task, doc, expression in data.TASKS:
+        for form in data.NAME_FORMS[:forms]:
+            name = form.format(task)
+            prompt = Prompt.objects.create(
+                text=data._prompt(name, doc),
+                tests=data._tests(expression),
+                test_style=Prompt.TestStyle.HUMANEVAL,
+                entry_point=name,
+                reference_solution=f"    return {expression}\n",
+                source="e2e",
+                external_id=f"e2e/{name}",
+            )
+            prompt_ids.append(prompt.pk)
+            good = factories.CompletionFactory(
+                prompt=prompt, model_version=imported, text=f"    return {expression}\n"
+            )
+            broken = factories.CompletionFactory(
+                prompt=prompt, model_version=imported, text=data.BROKEN_BODIES[len(prompt_ids) % 5]
+            )
+            pair = Pair.objects.create(
+                prompt=prompt, language="python", completion_a=good, completion_b=broken, votes_wanted=3,
+                votes_count=3, state=Pair.State.COMPLETE, last_vote_at=timezone.now(),
+            )  # fmt: skip
+            for i, voter in enumerate(voters):
+                key = f"e2e-{pair.pk}-{i}"
+                Vote.objects.create(pair=pair, volunteer=voter, choice="a", left_is_a=bool(i % 2), idempotency_key=key)
+    return prompt_ids
+
+
+@pytest.mark.slow
+def test_end_to_end_votes_train_a_new_active_policy_whose_completions_are_generated_and_tested(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """Votes -> snapshot -> the real tiny pipeline (dpo, evaluate) -> a new active ModelVersion -> generation
+    from it -> its completions' tests in the sandbox. tests/training covers every stage of the full recipe."""
+    from feedback.evaluation import completions_run_tests
+    from feedback.generation import completions_generate, model_version_register
+    from feedback.models import Completion
+    from training import tiny
+
+    builder = training_cycles.snapshot_builder()
+    assert builder is not None, "feedback.snapshots.snapshot_build is needed: votes become a snapshot there"
+
+    recipes = tmp_path / "recipes"
+    (recipes / "e2e").mkdir(parents=True)
+    # The tiny stage recipes, fewer steps and two stages: the platform loop is under test here, not TRL.
+    (recipes / "e2e" / "pipeline.yaml").write_text(
+        "recipe: training/recipes/tiny\n"
+        "stages: [dpo, evaluate]\n"
+        "stage_args:\n"
+        "  dpo: ['--max_steps', '4']\n"
+        "  evaluate: ['--max_prompts', '3', '--n_samples', '2', '--max_new_tokens', '16']\n"
+    )
+    settings.CODEPREF = {
+        **settings.CODEPREF,
+        "TRAINING_RECIPES_DIR": recipes,
+        "TRAINING_POLL_SECONDS": 0.5,
+        "TRAINING_MIN_NEW_PREFERENCES": 10,
+        "SNAPSHOT_TEST_FRACTION": 0.25,
+        "PAIRING_POLICY": "arena",
+    }
+    tokenizer = tiny.make_tokenizer(vocab_size=400, max_bytes=300_000)
+    base_dir = tiny.make_model(tmp_path / "base", tokenizer=tokenizer, hidden=32, layers=1, heads=2)
+    base = model_version_register(
+        name="tiny-base", backend=ModelVersion.Backend.TRANSFORMERS, target=str(base_dir), activate=True
+    )
+    prompt_ids = _votes_for_good_over_broken(forms=2)
+
+    started = time.monotonic()
+    lines: list[str] = []
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = training_cycle_execute(recipe="e2e", progress=lines.append)
+    seconds = time.monotonic() - started
+
+    assert run.state == TrainingRun.State.SUCCEEDED, f"{run.message}\n{run.log_tail}"
+    assert run.snapshot is not None and training_cycles.preference_rows(run.snapshot) >= 10
+    assert {s.stage: s.state for s in run.stages.all()} == {"dpo": "succeeded", "evaluate": "succeeded"}
+    dpo = run.stages.get(stage="dpo")
+    assert (
+        Path(dpo.artefact_dir, "loss.png").is_file() and "loss" in Path(dpo.artefact_dir, "metrics.jsonl").read_text()
+    )
+    evaluation = run.metrics["evaluation"]
+    assert set(evaluation["pass@1"]) == {"policy", "parent"}
+    new = run.model_version
+    assert new.parent == base and new.training_run == run and new.is_active
+    base.refresh_from_db()
+    assert not base.is_active
+    assert len(callbacks) == 1  # arena generation, queued once the cycle commits
+
+    completions = completions_generate(
+        prompt_ids=prompt_ids[:4], model_version_id=new.pk, n=2, params={"max_new_tokens": 16}
+    )
+    assert completions and all(c.model_version_id == new.pk for c in completions)
+    counts = completions_run_tests(completion_ids=[c.pk for c in completions])
+    tested = Completion.objects.filter(pk__in=[c.pk for c in completions]).exclude(outcome=Completion.Outcome.NOT_RUN)
+    assert tested.count() == len(completions), counts
+    stage_seconds = [(s.stage, s.metrics.get("seconds")) for s in run.stages.all()]
+    print(f"e2e training cycle: {seconds:.1f} s; stages {stage_seconds}")
