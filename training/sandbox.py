@@ -18,8 +18,10 @@ Isolation (the best this host allows, probed once per process by running real jo
     uid: ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a user namespace (reproduced:
     20 of 20 forks got through), and holds for a real uid. Each run draws its own uid from a range no account
     uses, because ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not share the budget, and
-    "every process of this uid" is exactly what the run left behind. The probe checks that a fork beyond the
-    limit fails and that the program is not root.
+    "every process of this uid" is exactly what the run left behind. A seccomp filter refuses user namespaces
+    (which would hand the program capabilities, and much more of the kernel to attack), joining namespaces, the
+    keyring, eBPF, perf, userfaultfd and io_uring. The probe checks that a fork beyond the limit fails and that
+    the program is not root.
 ``setpriv``
     no namespaces (bwrap unusable here) but root: ``setpriv`` to a random unprivileged uid, no new privileges,
     a fresh temporary directory. The program sees the host's files as ``nobody`` would, and the network.
@@ -81,6 +83,7 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -200,6 +203,59 @@ def _interpreter_dirs() -> list[str]:
     return sorted(d for d in dirs if d != "/usr" and not d.startswith("/usr/"))
 
 
+# Syscalls a test program has no use for, refused by a seccomp filter under bubblewrap: creating user namespaces
+# (clone/unshare with CLONE_NEWUSER: a uid-less program would get capabilities in one, and with them much more
+# of the kernel to attack), joining namespaces, the kernel keyring, eBPF, perf, userfaultfd and io_uring.
+# clone3 answers ENOSYS, because its flags sit in a struct a filter cannot read; glibc then falls back to clone.
+_SYSCALLS = {
+    # machine: (audit arch, x32 bit or 0, clone, unshare, clone3, refused)
+    "x86_64": (0xC000003E, 0x40000000, 56, 272, 435, (308, 248, 249, 250, 321, 298, 323, 425, 426, 427)),
+    "aarch64": (0xC00000B7, 0, 220, 97, 435, (268, 217, 218, 219, 280, 241, 282, 425, 426, 427)),
+}
+_CLONE_NEWUSER = 0x10000000
+
+
+def seccomp_filter() -> bytes | None:
+    """The classic-BPF program for ``bwrap --seccomp``, or None on a machine without a table here."""
+    table = _SYSCALLS.get(os.uname().machine)
+    if table is None:
+        return None
+    arch, x32_bit, clone, unshare, clone3, refused = table
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    # (code, jump if true -> label, jump if false -> label, k); labels resolved below
+    program: list[tuple[int, str | None, str | None, int]] = [(ld, None, None, 4), (jeq, None, "eperm", arch)]
+    program.append((ld, None, None, 0))
+    if x32_bit:
+        program.append((jge, "eperm", None, x32_bit))
+    program += [(jeq, "flags", None, clone), (jeq, "flags", None, unshare), (jeq, "enosys", None, clone3)]
+    program += [(jeq, "eperm", None, number) for number in refused]
+    program += [(ret, None, None, allow)]
+    labels = {"flags": len(program)}
+    program += [(ld, None, None, 16), (jset, "eperm", None, _CLONE_NEWUSER), (ret, None, None, allow)]
+    labels["eperm"] = len(program)
+    program.append((ret, None, None, eperm))
+    labels["enosys"] = len(program)
+    program.append((ret, None, None, enosys))
+    code = b""
+    for index, (op, if_true, if_false, k) in enumerate(program):
+        true_offset = labels[if_true] - index - 1 if if_true else 0
+        false_offset = labels[if_false] - index - 1 if if_false else 0
+        code += struct.pack("<HBBI", op, true_offset, false_offset, k)
+    return code
+
+
+def _seccomp_fd() -> int | None:
+    """A fresh readable fd holding the filter (bwrap reads it whole), or None without one."""
+    program = seccomp_filter()
+    if program is None:
+        return None
+    read_end, write_end = os.pipe()
+    os.write(write_end, program)  # a few hundred bytes: fits any pipe buffer
+    os.close(write_end)
+    return read_end
+
+
 def _bwrap_prefix(*, as_root: bool) -> list[str]:
     if as_root:
         # No user namespace: the harness then drops to a real uid, the only way RLIMIT_NPROC holds for root.
@@ -231,6 +287,17 @@ def _bwrap_prefix(*, as_root: bool) -> list[str]:
     args += ["--size", str(TMPFS_MB << 20), "--perms", "1777", "--tmpfs", "/dev/shm"]
     args += ["--chdir", "/tmp", "--"]
     return args
+
+
+def _bwrap_launch() -> tuple[list[str], list[int]]:
+    """bwrap's arguments up to the command, and the fds they name (the caller passes, then closes them)."""
+    global _bwrap_args
+    if _bwrap_args is None:
+        _bwrap_args = _bwrap_prefix(as_root=os.geteuid() == 0)
+    seccomp = _seccomp_fd()
+    if seccomp is None:
+        return _bwrap_args, []
+    return _bwrap_args[:-1] + ["--seccomp", str(seccomp), "--"], [seccomp]
 
 
 _probe_lock = threading.Lock()
@@ -562,11 +629,10 @@ def _run_cold(job: dict, *, isolation: str, uid: int, deadline: float, output_li
     """A new sandbox for this one run: bwrap (or setpriv, or nothing) around a new interpreter."""
     python = [_python(), "-I", "-S", "-B"]
     workdir = None
+    extra_fds: list[int] = []
     if isolation == "bubblewrap":
-        global _bwrap_args
-        if _bwrap_args is None:
-            _bwrap_args = _bwrap_prefix(as_root=os.geteuid() == 0)
-        argv = _bwrap_args + python + [HARNESS_INSIDE]
+        prefix, extra_fds = _bwrap_launch()
+        argv = prefix + python + [HARNESS_INSIDE]
         job["uid"] = uid if os.geteuid() == 0 else None
         job["shim"] = True  # pid 1 of the namespace
     else:
@@ -589,7 +655,7 @@ def _run_cold(job: dict, *, isolation: str, uid: int, deadline: float, output_li
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(job_fd, report_w),
+                pass_fds=(job_fd, report_w, *extra_fds),
                 start_new_session=True,
                 env=SANDBOX_ENV,
                 cwd=workdir or "/",
@@ -597,8 +663,8 @@ def _run_cold(job: dict, *, isolation: str, uid: int, deadline: float, output_li
         except OSError as exc:
             return f"[sandbox] could not start the {isolation} sandbox: {exc}\n"
         finally:
-            os.close(job_fd)
-            os.close(report_w)
+            for fd in (job_fd, report_w, *extra_fds):
+                os.close(fd)
         ran = _Ran(None, False, _Capture(output_limit), _Capture(output_limit), _Capture(4096))
         streams = {proc.stdout.fileno(): ran.stdout, proc.stderr.fileno(): ran.stderr, report_r: ran.report}
         try:
@@ -645,7 +711,9 @@ def _warm_wanted() -> bool:
 class _WarmSandbox:
     """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it."""
 
-    def __init__(self, argv: list[str]):
+    def __init__(self):
+        prefix, extra_fds = _bwrap_launch()
+        argv = prefix + [_python(), "-I", "-S", "-B", HARNESS_INSIDE]
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
@@ -653,7 +721,7 @@ class _WarmSandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=(theirs.fileno(), *extra_fds),
                 start_new_session=True,
                 env=SANDBOX_ENV,
                 cwd="/",
@@ -663,6 +731,8 @@ class _WarmSandbox:
             raise
         finally:
             theirs.close()
+            for fd in extra_fds:
+                os.close(fd)
         self.ctl = ours
         self.runs = 0
         ours.settimeout(WARM_START_SECONDS)
@@ -698,12 +768,8 @@ class _WarmPool:
                 return None
             if self.idle:
                 return self.idle.pop()
-        global _bwrap_args
-        if _bwrap_args is None:
-            _bwrap_args = _bwrap_prefix(as_root=True)
-        argv = _bwrap_args + [_python(), "-I", "-S", "-B", HARNESS_INSIDE]
         try:
-            return self.spawner.submit(_WarmSandbox, argv).result()
+            return self.spawner.submit(_WarmSandbox).result()
         except OSError as exc:
             with self.lock:
                 self.broken = str(exc)  # runs go on, one cold sandbox each

@@ -342,6 +342,17 @@ class TestEscapeCorpus:
         assert [r.outcome for r in results] == ["error", "error"]
         assert all("ConnectionRefusedError" in r.stderr for r in results)
 
+    @needs_bubblewrap
+    def test_creating_a_user_namespace_is_refused(self):
+        # Without the seccomp filter this succeeds, and the program holds every capability in its namespace.
+        completion = CORRECT + (
+            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "if libc.unshare(0x10000000) != 0:\n    raise PermissionError(ctypes.get_errno(), 'unshare')\n"
+        )
+        result = run("add", completion)
+        assert result.outcome == "error"
+        assert "PermissionError: [Errno 1] unshare" in result.stderr
+
     @contained
     def test_a_fork_bomb_is_bounded_and_ends_as_a_timeout_with_no_process_left(self):
         bomb = (
