@@ -686,7 +686,7 @@ def _run_cold(job: dict, *, isolation: str, uid: int, deadline: float, output_li
                 os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet, so the group is still this run's
             except (ProcessLookupError, PermissionError):
                 pass
-            if isolation == "setpriv" and still_open:
+            if isolation == "setpriv":  # a daemon that left the group and closed its output is still this uid
                 _kill_uid(uid)
         _drain(streams, still_open, 1.0)
         ran.returncode = proc.wait()
