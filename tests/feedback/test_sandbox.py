@@ -375,7 +375,7 @@ class TestEscapeCorpus:
     def test_a_daemon_started_by_the_program_dies_with_the_run(self):
         daemon = (
             CORRECT + "import os, time\nprint(os.getuid(), flush=True)\nif os.fork() == 0:\n    os.setsid()\n"
-            "    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n"
+            "    if os.fork() == 0:\n        os.closerange(0, 1024)\n        time.sleep(60)\n    os._exit(0)\n"
         )
         result = run("add", daemon)
         assert no_processes_left(int(result.stdout.split()[0]))
