@@ -24,7 +24,7 @@ Isolation (the best this host allows, probed once per process by running real jo
     the program is not root.
 ``setpriv``
     no namespaces (bwrap unusable here) but root: ``setpriv`` to a random unprivileged uid, no new privileges,
-    a fresh temporary directory. The program sees the host's files as ``nobody`` would, and the network.
+    a fresh temporary directory. The program sees the host's files as any unprivileged user would, and the network.
 ``rlimits``
     neither: resource limits only, in a fresh temporary directory, behind a shim process so that
     ``kill(getppid())`` hits the shim. This is not a security boundary.
@@ -33,14 +33,15 @@ Under bubblewrap as root a run is *warm* by default: start-up of bwrap and of th
 CPU, most of a run) is paid once per sandbox, not per run. The sandbox's pid 1 is the harness in serve mode,
 root, never running untrusted code; per run it forks a runner that enters new mount and IPC namespaces (so a
 fresh ``/tmp`` and ``/dev/shm``, no SysV objects of earlier runs), sets the limits, drops to the run's uid and
-only then reads the program. When the runner exits, everything left under that uid is killed and reaped before
+only then runs the program. When the runner exits, everything left under that uid is killed and reaped before
 the sandbox takes the next run; a run that times out (or leaves output pipes open) takes its whole sandbox down
 with it, and a sandbox is retired after 1000 runs. What runs share is the (empty) network namespace, the pid
 namespace (never at the same time) and the interpreter's hash seed. ``CODEPREF_SANDBOX_WARM=0`` makes every run
 *cold*: its own bwrap, whose pid 1 is the harness as a shim (``--as-pid-1``, so that no orphaned reaper is left
 as a zombie under a container's init), and whose namespaces die with the run.
 
-Every run: a new process in its own session, killed with everything it started at the wall-clock timeout;
+Every run: a process of its own, killed with everything it started at the wall-clock timeout (cold runs get
+their own session and process group too);
 limits on CPU seconds, address space (``memory_mb``), file size, processes and open files; no core dumps;
 stdin is ``/dev/null``; stdout and stderr are captured up to ``output_limit`` (head and tail kept) while the
 rest is drained and dropped, so a program that prints forever costs memory to nobody.
