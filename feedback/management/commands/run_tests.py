@@ -54,6 +54,8 @@ class Command(BaseCommand):
             force = force or all
         self.stdout.write(f"{len(wanted)} completion(s) to test; sandbox isolation: {isolation_available()}")
         totals: dict[str, int] = {}
+        # The raw stream: Django's OutputWrapper would end each of tqdm's carriage-return redraws with a newline.
+        # disable=None: no bar when stderr is not a terminal (logs, tests).
         with tqdm(total=len(wanted), unit="completion", file=self.stderr._out, disable=None) as bar:
             for start in range(0, len(wanted), BATCH):
                 counts = completions_run_tests(
