@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         (out / "reward").mkdir(exist_ok=True)
         _write(out / "child.pid", str(child.pid))
-        time.sleep(120)
+        time.sleep(float(os.environ.get("FAKE_PIPELINE_SLEEP", "120")))
         return 0
     if mode == "die":  # killed mid-stage: the summary still says "running", as the real pipeline's would
         (out / "reward").mkdir(exist_ok=True)

@@ -422,6 +422,62 @@ def test_running_a_finished_cycle_again_changes_nothing(snapshot, enqueued):
     assert ModelVersion.objects.count() == versions
 
 
+def test_train_cycle_is_routed_to_the_training_queue():
+    from feedback.celery import app
+
+    assert app.amqp.router.route({}, "feedback.tasks.train_cycle")["queue"].name == "training"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_on_a_real_worker_a_second_train_cycle_while_one_runs_is_refused(settings, tmp_path):
+    """Two deliveries of train_cycle on a Celery worker with two processes: one cycle, one refusal."""
+    import redis
+    from celery import Celery
+
+    broker = "redis://127.0.0.1:6379/8"
+    redis.Redis.from_url(broker).flushdb()
+    recipes = tmp_path / "recipes"
+    (recipes / "tiny").mkdir(parents=True)
+    (recipes / "tiny" / "pipeline.yaml").write_text("stages: [reward, dpo, evaluate]\n")
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CODEPREF_TRAINING_PIPELINE_MODULE": FAKE,
+        "CODEPREF_TRAINING_RECIPES_DIR": str(recipes),
+        "CODEPREF_TRAINING_DIR": str(settings.CODEPREF["TRAINING_DIR"]),
+        "CODEPREF_DATASETS_DIR": str(settings.CODEPREF["DATASETS_DIR"]),
+        "CODEPREF_TRAINING_POLL_SECONDS": "0.1",
+        "CODEPREF_MODEL": str(tmp_path / "bootstrap"),
+        "FAKE_PIPELINE_DELAY": "1.5",
+    }
+    make_snapshot(1, rows=20, last_vote_id=0)  # no votes: the worker's snapshot build returns nothing newer
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "feedback", "worker", "-Q", "training", "-c", "2", "-n", "hcycle@%h",
+         "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        client = Celery(broker=broker, backend=broker)
+        first = client.send_task("feedback.tasks.train_cycle", kwargs={"force": True}, queue="training")
+        assert _wait_for(lambda: TrainingRun.objects.filter(stage="cycle", state="running").exists(), timeout=60)
+        second = client.send_task("feedback.tasks.train_cycle", kwargs={"force": True}, queue="training")
+        outcomes = sorted([first.get(timeout=60), second.get(timeout=60)])
+    finally:
+        worker.terminate()
+        _, errors = worker.communicate(timeout=30)
+        redis.Redis.from_url(broker).flushdb()
+
+    cycle = TrainingRun.objects.get(stage="cycle")
+    assert outcomes[0].startswith(f"cycle {cycle.pk} succeeded"), (outcomes, errors.decode()[-2000:])
+    assert outcomes[1] == f"refused: cycle {cycle.pk} is running"
+    assert cycle.stages.count() == 3 and ModelVersion.objects.get(training_run=cycle).is_active
+
+
 # --- cancelling --------------------------------------------------------------------------------------------
 
 
