@@ -48,8 +48,9 @@ def build_model(folder: Path, size: str, device: str) -> int:
 
     hidden, layers, heads, positions, vocab, tok_vocab, _, _ = SIZES[size]
     tokenizer = tiny.make_tokenizer(vocab_size=tok_vocab, max_bytes=4_000_000 if size == "1b" else 300_000)
-    config = tiny.make_config("gpt_bigcode", tokenizer, hidden=hidden, layers=layers, heads=heads,
-                              max_positions=positions)
+    config = tiny.make_config(
+        "gpt_bigcode", tokenizer, hidden=hidden, layers=layers, heads=heads, max_positions=positions
+    )
     config.vocab_size = max(vocab, len(tokenizer))  # StarCoder's embedding size; ids past the tokenizer go unused
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     with torch.device(device):
@@ -79,8 +80,14 @@ def write_snapshot(folder: Path, size: str, seed: int = 0) -> None:
         start = rng.randrange(0, len(text) - 2 * chars)
         cut = text.rfind("\n", start, start + chars) + 1 or start + chars  # end the prompt on a line boundary
         elsewhere = rng.randrange(0, len(other) - chars)
-        rows.append({"prompt": text[start:cut], "chosen": text[cut : cut + chars // 2],
-                     "rejected": other[elsewhere : elsewhere + chars // 2], "pair_id": i})
+        rows.append(
+            {
+                "prompt": text[start:cut],
+                "chosen": text[cut : cut + chars // 2],
+                "rejected": other[elsewhere : elsewhere + chars // 2],
+                "pair_id": i,
+            }
+        )
     for split, part in (("train", rows[:pairs]), ("test", rows[pairs:])):
         path = folder / "preference" / f"{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,10 +97,29 @@ def write_snapshot(folder: Path, size: str, seed: int = 0) -> None:
 
 def run_dpo(model: Path, snapshot: Path, out: Path, *, steps: int, full: bool, cpu: bool, timeout: float) -> dict:
     command = [
-        sys.executable, "-m", "training.dpo", "--config", str(REPO / "training/recipes/base/dpo.yaml"),
-        "--snapshot", str(snapshot), "--output_dir", str(out), "--model_name_or_path", str(model),
-        "--max_steps", str(steps), "--logging_steps", "1", "--report_to", "none",
-        "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1", "--max_length", "1024",
+        sys.executable,
+        "-m",
+        "training.dpo",
+        "--config",
+        str(REPO / "training/recipes/base/dpo.yaml"),
+        "--snapshot",
+        str(snapshot),
+        "--output_dir",
+        str(out),
+        "--model_name_or_path",
+        str(model),
+        "--max_steps",
+        str(steps),
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--per_device_train_batch_size",
+        "4",
+        "--gradient_accumulation_steps",
+        "1",
+        "--max_length",
+        "1024",
     ]
     if full:
         command += ["--use_peft", "false", "--learning_rate", "1e-6"]
@@ -148,14 +174,29 @@ def main(argv: list[str] | None = None) -> int:
     params = build_model(work / "model", args.size, device)
     built = time.monotonic() - started
     write_snapshot(work / "snapshot", args.size)
-    print(f"model: GPTBigCode {args.size}, {params / 1e9:.3f}B parameters, built in {built:.0f}s on {device}", flush=True)
+    print(
+        f"model: GPTBigCode {args.size}, {params / 1e9:.3f}B parameters, built in {built:.0f}s on {device}", flush=True
+    )
 
-    summary = {"size": args.size, "parameters": params, "device": device,
-               "gpu": torch.cuda.get_device_name(0) if cuda else None, "steps": args.steps, "runs": {}}
+    summary = {
+        "size": args.size,
+        "parameters": params,
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "steps": args.steps,
+        "runs": {},
+    }
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         run_dir = work / f"dpo-{variant}"
-        result = run_dpo(work / "model", work / "snapshot", run_dir, steps=args.steps, full=variant == "full",
-                         cpu=not cuda, timeout=args.timeout)
+        result = run_dpo(
+            work / "model",
+            work / "snapshot",
+            run_dir,
+            steps=args.steps,
+            full=variant == "full",
+            cpu=not cuda,
+            timeout=args.timeout,
+        )
         summary["runs"][variant] = result
         for name in ("result.json", "run_info.json", "metrics.jsonl", "loss.png"):
             if (run_dir / name).is_file():
@@ -163,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copy(run_dir / name, out / f"dpo-{variant}" / name)
         shutil.copy(work / f"dpo-{variant}.log", out / f"dpo-{variant}.log")
         if result["state"] == "succeeded":
-            print(f"{variant:>5}: {result['tokens_per_second']} tokens/s, peak {result.get('peak_memory_gb')} GB, "
-                  f"{result['train_steps']} steps in {result['train_seconds']:.1f}s (stage {result['seconds']}s)", flush=True)
+            print(
+                f"{variant:>5}: {result['tokens_per_second']} tokens/s, peak {result.get('peak_memory_gb')} GB, "
+                f"{result['train_steps']} steps in {result['train_seconds']:.1f}s (stage {result['seconds']}s)",
+                flush=True,
+            )
         else:
             print(f"{variant:>5}: FAILED ({result['exit']}):\n  " + "\n  ".join(result["log_tail"]), flush=True)
         shutil.rmtree(run_dir, ignore_errors=True)  # GBs of merged weights

@@ -45,12 +45,27 @@ def plain_trl(model_dir: Path, snapshot: Path, out: Path, steps: int) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     dataset = load_dataset(
         "json",
-        data_files={"train": str(snapshot / "preference" / "train.jsonl"), "test": str(snapshot / "preference" / "test.jsonl")},
+        data_files={
+            "train": str(snapshot / "preference" / "train.jsonl"),
+            "test": str(snapshot / "preference" / "test.jsonl"),
+        },
     )
     args = DPOConfig(
-        output_dir=str(out), max_steps=steps, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
-        learning_rate=LR, lr_scheduler_type="constant", beta=BETA, max_length=MAX_LENGTH, use_cpu=True, bf16=False,
-        activation_checkpointing=False, report_to="none", save_strategy="no", logging_steps=1, seed=42,
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=BATCH,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        beta=BETA,
+        max_length=MAX_LENGTH,
+        use_cpu=True,
+        bf16=False,
+        activation_checkpointing=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        seed=42,
         disable_tqdm=True,
     )
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset["train"], processing_class=tokenizer)
@@ -63,11 +78,30 @@ def through_training(model_dir: Path, snapshot: Path, out: Path, steps: int) -> 
     from training import dpo
 
     recipe = Path(__file__).resolve().parent.parent / "training" / "recipes" / "tiny" / "dpo.yaml"
-    dpo.main([
-        "--config", str(recipe), "--snapshot", str(snapshot), "--output_dir", str(out),
-        "--model_name_or_path", str(model_dir), "--max_steps", str(steps), "--per_device_train_batch_size", str(BATCH),
-        "--learning_rate", str(LR), "--beta", str(BETA), "--max_length", str(MAX_LENGTH), "--disable_tqdm", "true",
-    ])
+    dpo.main(
+        [
+            "--config",
+            str(recipe),
+            "--snapshot",
+            str(snapshot),
+            "--output_dir",
+            str(out),
+            "--model_name_or_path",
+            str(model_dir),
+            "--max_steps",
+            str(steps),
+            "--per_device_train_batch_size",
+            str(BATCH),
+            "--learning_rate",
+            str(LR),
+            "--beta",
+            str(BETA),
+            "--max_length",
+            str(MAX_LENGTH),
+            "--disable_tqdm",
+            "true",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -94,7 +128,10 @@ def main(argv: list[str] | None = None) -> float:
     work = Path(tempfile.mkdtemp(prefix="training-overhead-"))
     try:
         model_dir = tiny.make_model(
-            work / "model", arch="llama", hidden=args.hidden, layers=args.layers,
+            work / "model",
+            arch="llama",
+            hidden=args.hidden,
+            layers=args.layers,
             tokenizer=tiny.make_tokenizer(vocab_size=512, max_bytes=300_000),
         )
         snapshot = data.write_example_snapshot(work / "snapshot", train_pairs=48, test_pairs=16)
@@ -115,8 +152,10 @@ def main(argv: list[str] | None = None) -> float:
 
     ours, plain = (statistics.median(times[name]) for name in sides)
     ratio = ours / plain
-    print(f"\nDPO, {args.steps} steps, tiny llama (hidden {args.hidden}, {args.layers} layers), {args.threads} threads, "
-          f"median of {args.rounds} alternating runs each:")
+    print(
+        f"\nDPO, {args.steps} steps, tiny llama (hidden {args.hidden}, {args.layers} layers), {args.threads} threads, "
+        f"median of {args.rounds} alternating runs each:"
+    )
     print(f"  training.dpo     {ours:6.2f} s   runs: {', '.join(f'{t:.2f}' for t in times['training/'])}")
     print(f"  plain TRL script {plain:6.2f} s   runs: {', '.join(f'{t:.2f}' for t in times['plain TRL'])}")
     print(f"  overhead         {ours - plain:+.2f} s per stage")

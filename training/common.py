@@ -193,7 +193,7 @@ def read_json(path: Path) -> Any:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class StageRun:
@@ -239,6 +239,7 @@ class StageRun:
             "versions": library_versions(),
             "git": git_revision(),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
             "device": device_info() if self.device else None,
             "world_size": world_size(),
             "started_at": now(),
@@ -322,7 +323,9 @@ def plot_loss(metrics_path: Path, png_path: Path, *, title: str) -> bool:
     rows = read_metrics(metrics_path)
     series = {}
     for key in ("loss", "eval_loss"):
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and r.get("step") is not None]
+        points = [
+            (r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and r.get("step") is not None
+        ]
         if points:
             series[key] = points
     if not series:
@@ -474,7 +477,9 @@ def pair_accuracy(model, tokenizer, rows: Sequence[dict], *, batch_size: int = 1
     if not rows:
         return {"accuracy": None, "pairs": 0, "mean_margin": None}
     prompts = [r["prompt"] for r in rows]
-    chosen = score_texts(model, tokenizer, reward_texts(tokenizer, prompts, [r["chosen"] for r in rows]), batch_size=batch_size)
+    chosen = score_texts(
+        model, tokenizer, reward_texts(tokenizer, prompts, [r["chosen"] for r in rows]), batch_size=batch_size
+    )
     rejected = score_texts(
         model, tokenizer, reward_texts(tokenizer, prompts, [r["rejected"] for r in rows]), batch_size=batch_size
     )

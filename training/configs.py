@@ -124,7 +124,8 @@ class OnlineRLArguments(SnapshotArguments):
     )
     reward_model_weight: float = field(default=1.0, metadata={"help": "Weight of the reward model's score."})
     tests_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the unit-test reward (1 passed, 0 otherwise) where a prompt has tests."}
+        default=1.0,
+        metadata={"help": "Weight of the unit-test reward (1 passed, 0 otherwise) where a prompt has tests."},
     )
     reward_model_eos: bool = field(
         default=True,
@@ -171,7 +172,9 @@ class EvaluateArguments(SnapshotArguments):
         default=None, metadata={"help": "Reward model folder: its held-out pair accuracy is reported (optional)."}
     )
     output_dir: str | None = field(default=None, metadata={"help": "Where eval.json and result.json go. Required."})
-    split: str = field(default="test", metadata={"help": "Snapshot split to evaluate on.", "choices": ["train", "test"]})
+    split: str = field(
+        default="test", metadata={"help": "Snapshot split to evaluate on.", "choices": ["train", "test"]}
+    )
     n_samples: int = field(default=4, metadata={"help": "Completions sampled per prompt (n in pass@k)."})
     pass_k: list[int] = field(
         default_factory=lambda: [1], metadata={"help": "The k values of pass@k to report, each <= n_samples."}
@@ -203,7 +206,10 @@ class EvaluateArguments(SnapshotArguments):
         if isinstance(self.pass_k, int):
             self.pass_k = [self.pass_k]
         if not self.pass_k or any(not isinstance(k, int) or k < 1 or k > self.n_samples for k in self.pass_k):
-            raise ValueError(f"--pass_k must be a list of integers between 1 and --n_samples ({self.n_samples}); got {self.pass_k!r}")
+            raise ValueError(
+                f"--pass_k must be a list of integers between 1 and --n_samples ({self.n_samples}); "
+                f"got {self.pass_k!r}"
+            )
         if self.temperature < 0:
             raise ValueError(f"--temperature must be >= 0; got {self.temperature}")
         if self.temperature == 0 and self.n_samples > 1:
@@ -220,7 +226,8 @@ class PipelineArguments:
         default=None, metadata={"help": "Run folder: one subfolder per stage, summary.json, run_info.json. Required."}
     )
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "The parent policy: a model folder or hub id that the cycle starts from. Required."}
+        default=None,
+        metadata={"help": "The parent policy: a model folder or hub id that the cycle starts from. Required."},
     )
     recipe: str = field(
         default="training/recipes/tiny",
@@ -240,14 +247,14 @@ class PipelineArguments:
     )
     stage_args: dict | str | None = field(
         default=None,
-        metadata={
-            "help": "Extra flags per stage, as a mapping (YAML) or JSON: {\"dpo\": [\"--max_steps\", \"20\"]}."
-        },
+        metadata={"help": 'Extra flags per stage, as a mapping (YAML) or JSON: {"dpo": ["--max_steps", "20"]}.'},
     )
     stage_timeout: int | None = field(
         default=None, metadata={"help": "Seconds a stage may run before it is stopped and the pipeline fails."}
     )
-    seed: int | None = field(default=None, metadata={"help": "Passed to every stage as --seed (unset: recipes decide)."})
+    seed: int | None = field(
+        default=None, metadata={"help": "Passed to every stage as --seed (unset: recipes decide)."}
+    )
 
     def __post_init__(self):
         import json
@@ -267,13 +274,13 @@ class PipelineArguments:
             try:
                 self.stage_args = json.loads(self.stage_args) if self.stage_args.strip() else None
             except json.JSONDecodeError as exc:
-                raise ValueError(f"--stage_args must be JSON like {{\"dpo\": [\"--max_steps\", \"20\"]}}: {exc}") from exc
+                raise ValueError(f'--stage_args must be JSON like {{"dpo": ["--max_steps", "20"]}}: {exc}') from exc
         if self.stage_args is not None:
             if not isinstance(self.stage_args, dict) or any(
                 s not in STAGES or not isinstance(v, list) for s, v in self.stage_args.items()
             ):
                 raise ValueError(
-                    "--stage_args must map stage names to lists of flags, e.g. {\"dpo\": [\"--max_steps\", \"20\"]}; "
+                    '--stage_args must map stage names to lists of flags, e.g. {"dpo": ["--max_steps", "20"]}; '
                     f"got {self.stage_args!r}"
                 )
             self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}

@@ -93,7 +93,9 @@ def read_jsonl(path: Path, *, columns: Sequence[str] = (), max_rows: int | None 
                 raise SnapshotError(f"{path}:{number}: expected a JSON object per line")
             missing = [c for c in columns if c not in row]
             if missing:
-                raise SnapshotError(f"{path}:{number}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+                raise SnapshotError(
+                    f"{path}:{number}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}"
+                )
             rows.append(row)
             if max_rows is not None and len(rows) >= max_rows:
                 break
@@ -126,7 +128,9 @@ def prompt_rows(
     for number, row in enumerate(read_jsonl(path, columns=("prompt",)), start=1):
         style = row.get("test_style") or "none"
         if style not in TEST_STYLES:
-            raise SnapshotError(f"{path}: row {number}: test_style must be one of {', '.join(TEST_STYLES)}; got {style!r}")
+            raise SnapshotError(
+                f"{path}: row {number}: test_style must be one of {', '.join(TEST_STYLES)}; got {style!r}"
+            )
         tests = row.get("tests") or ""
         if not tests.strip():
             style = "none"
@@ -155,7 +159,12 @@ def to_dataset(rows: list[dict[str, Any]], columns: Sequence[str]):
 
 
 def sft_rows(
-    snapshot: Snapshot, split: str = "train", *, chosen: bool = True, reference: bool = True, max_rows: int | None = None
+    snapshot: Snapshot,
+    split: str = "train",
+    *,
+    chosen: bool = True,
+    reference: bool = True,
+    max_rows: int | None = None,
 ) -> list[dict[str, str]]:
     """prompt / completion rows: the volunteers' chosen completions and the prompts' reference solutions,
     each (prompt, completion) once."""
@@ -294,7 +303,11 @@ def write_example_snapshot(
     manifest = {
         "version": version,
         "source": "training.data.write_example_snapshot",
-        "counts": {f"{kind}_{split}": files[f"{kind}/{split}.jsonl"]["rows"] for kind in ("preference", "prompts") for split in SPLITS},
+        "counts": {
+            f"{kind}_{split}": files[f"{kind}/{split}.jsonl"]["rows"]
+            for kind in ("preference", "prompts")
+            for split in SPLITS
+        },
         "files": files,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -111,7 +111,9 @@ def run(args: EvaluateArguments) -> dict:
 
         by_model: dict[str, list[dict]] = {}
         for role, path in models.items():
-            logger.info("evaluate: sampling %d x %d completions from the %s (%s)", len(prompts), args.n_samples, role, path)
+            logger.info(
+                "evaluate: sampling %d x %d completions from the %s (%s)", len(prompts), args.n_samples, role, path
+            )
             by_model[role] = sample_and_test(path, prompts, args) if prompts else []
         ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}

@@ -51,8 +51,16 @@ class RewardModelScore:
 
     __name__ = "reward_model"
 
-    def __init__(self, path: str, *, stops: Sequence[str], eos: bool = True, device: str | None = None,
-                 dtype: str | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        path: str,
+        *,
+        stops: Sequence[str],
+        eos: bool = True,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 16,
+    ):
         self.model, self.tokenizer = common.load_reward_model(path, device=device, dtype=dtype)
         self.stops = list(stops)
         self.eos = eos
@@ -69,8 +77,9 @@ class TestsPass:
 
     __name__ = "tests"
 
-    def __init__(self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024,
-                 workers: int | None = None):
+    def __init__(
+        self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024, workers: int | None = None
+    ):
         self.stops = list(stops)
         self.timeout = timeout
         self.memory_mb = memory_mb
@@ -198,7 +207,10 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         # Rows stopped by the stop rule are filled with EOS, where TRL's completion mask ends them.
-        training_args.generation_kwargs = {**(training_args.generation_kwargs or {}), "pad_token_id": tokenizer.eos_token_id}
+        training_args.generation_kwargs = {
+            **(training_args.generation_kwargs or {}),
+            "pad_token_id": tokenizer.eos_token_id,
+        }
 
         trainer_class = GRPOTrainer if script_args.algorithm == "grpo" else RLOOTrainer
         columns = ("prompt", "tests", "test_style", "entry_point")
@@ -224,7 +236,9 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             "mean_reward_first": rewards[0] if rewards else None,
             "mean_reward_last": rewards[-1] if rewards else None,
             "tests_runs": tests_reward.runs if tests_reward else 0,
-            "tests_pass_rate": (tests_reward.passes / tests_reward.runs) if tests_reward and tests_reward.runs else None,
+            "tests_pass_rate": (tests_reward.passes / tests_reward.runs)
+            if tests_reward and tests_reward.runs
+            else None,
             **common.throughput(trainer, output),
         }
         record.write_result(result)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from training import common
-from training.configs import STAGES, PipelineArguments
+from training.configs import PipelineArguments
 
 SUMMARY = "summary.json"
 STAGE_LOG = "stage.log"
@@ -64,7 +64,9 @@ def resolve_recipe(recipe: str) -> Path:
         return path.resolve()
     if not path.is_absolute() and (common.REPO_ROOT / path).is_dir():
         return (common.REPO_ROOT / path).resolve()
-    raise ValueError(f"--recipe {recipe}: no such folder; expected one with <stage>.yaml files, e.g. training/recipes/tiny")
+    raise ValueError(
+        f"--recipe {recipe}: no such folder; expected one with <stage>.yaml files, e.g. training/recipes/tiny"
+    )
 
 
 def plan(args: PipelineArguments) -> list[dict[str, Any]]:
@@ -138,7 +140,11 @@ class Runner:
             log.write(("$ " + shlex.join(command) + "\n").encode())
             log.flush()
             self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,  # its own process group, so that stop() reaches its children too
                 preexec_fn=_die_with_parent,
             )
@@ -201,7 +207,9 @@ def run(args: PipelineArguments) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     steps = plan(args)
     runner = Runner(args.stage_timeout)
-    previous = signal.signal(signal.SIGTERM, runner.stop) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, runner.stop) if threading.current_thread() is threading.main_thread() else None
+    )
     summary: dict[str, Any] = {
         "state": "running",
         "failed_stage": None,
@@ -224,8 +232,15 @@ def run(args: PipelineArguments) -> dict[str, Any]:
                 stage = step["stage"]
                 if runner.cancelled:
                     raise Cancelled(f"stopped (SIGTERM) before stage {stage}")
-                entry = {"stage": stage, "state": "running", "output_dir": step["output_dir"], "log": step["log"],
-                         "result": None, "seconds": None, "command": step["command"]}
+                entry = {
+                    "stage": stage,
+                    "state": "running",
+                    "output_dir": step["output_dir"],
+                    "log": step["log"],
+                    "result": None,
+                    "seconds": None,
+                    "command": step["command"],
+                }
                 summary["stages"].append(entry)
                 common.write_json(out / SUMMARY, summary)
                 logger.info("pipeline: stage %s: %s", stage, shlex.join(step["command"]))
@@ -291,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     summary = run(args)
     if summary["state"] == "succeeded":
-        logger.info("pipeline: succeeded; policy %s; summary %s", summary["policy_dir"], Path(args.output_dir) / SUMMARY)
+        logger.info(
+            "pipeline: succeeded; policy %s; summary %s", summary["policy_dir"], Path(args.output_dir) / SUMMARY
+        )
         return 0
     print(f"\npipeline {summary['state']}: {summary['message']}", file=sys.stderr)
     if summary.get("log_tail"):

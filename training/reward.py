@@ -59,8 +59,12 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         kept = len(trainer.train_dataset)
         if kept < len(train_rows):
             # RewardTrainer drops (does not truncate) pairs longer than max_length: say so, it changes the data.
-            logger.warning("reward: %d of %d training pairs exceed max_length=%s and were dropped",
-                           len(train_rows) - kept, len(train_rows), training_args.max_length)
+            logger.warning(
+                "reward: %d of %d training pairs exceed max_length=%s and were dropped",
+                len(train_rows) - kept,
+                len(train_rows),
+                training_args.max_length,
+            )
         before = None
         if script_args.eval_before_training and test_rows and common.world_size() == 1:
             # One process only: under ZeRO-3 the weights are already sharded across ranks here.
@@ -71,8 +75,10 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         if common.is_main_process():
             model, tokenizer = common.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
             after = common.pair_accuracy(model, tokenizer, test_rows)
-            record.log_metrics({"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
-                               step=trainer.state.global_step)
+            record.log_metrics(
+                {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
+                step=trainer.state.global_step,
+            )
             result.update(
                 heldout_accuracy=after["accuracy"],
                 heldout_accuracy_before=before["accuracy"] if before else None,

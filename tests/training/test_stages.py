@@ -53,8 +53,18 @@ def test_a_recipe_sets_the_defaults_and_a_flag_overrides_it(tmp_path):
 
     script_args, training_args, model_args = common.parse(
         dpo.make_parser(),
-        ["--config", str(TINY / "dpo.yaml"), "--snapshot", "snap", "--output_dir", str(tmp_path),
-         "--model_name_or_path", "m", "--learning_rate", "0.5"],
+        [
+            "--config",
+            str(TINY / "dpo.yaml"),
+            "--snapshot",
+            "snap",
+            "--output_dir",
+            str(tmp_path),
+            "--model_name_or_path",
+            "m",
+            "--learning_rate",
+            "0.5",
+        ],
     )
     assert training_args.learning_rate == 0.5  # the flag
     assert training_args.max_steps == 8 and training_args.beta == 0.1  # the recipe
@@ -76,8 +86,21 @@ def test_a_bad_evaluate_k_names_the_expected_format(tmp_path, capsys):
     from training import evaluate
 
     with pytest.raises(SystemExit):
-        evaluate.main(["--snapshot", "s", "--output_dir", str(tmp_path), "--model_name_or_path", "m",
-                       "--n_samples", "2", "--pass_k", "1", "5"])
+        evaluate.main(
+            [
+                "--snapshot",
+                "s",
+                "--output_dir",
+                str(tmp_path),
+                "--model_name_or_path",
+                "m",
+                "--n_samples",
+                "2",
+                "--pass_k",
+                "1",
+                "5",
+            ]
+        )
     assert "between 1 and --n_samples (2)" in capsys.readouterr().err
 
 
@@ -85,8 +108,16 @@ def test_a_bad_evaluate_k_names_the_expected_format(tmp_path, capsys):
 def test_the_online_rl_algorithm_picks_the_trainer_config(tmp_path, algorithm, config_class):
     from training import online_rl
 
-    argv = ["--config", str(TINY / "online_rl.yaml"), "--snapshot", "s", "--output_dir", str(tmp_path),
-            "--algorithm", algorithm]
+    argv = [
+        "--config",
+        str(TINY / "online_rl.yaml"),
+        "--snapshot",
+        "s",
+        "--output_dir",
+        str(tmp_path),
+        "--algorithm",
+        algorithm,
+    ]
     chosen = common.peek_option(argv, "algorithm", "grpo")
     script_args, training_args, _ = common.parse(online_rl.make_parser(chosen), argv)
     assert script_args.algorithm == algorithm
@@ -94,8 +125,10 @@ def test_the_online_rl_algorithm_picks_the_trainer_config(tmp_path, algorithm, c
     assert script_args.stop_sequences[0] == "\ndef "
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO_ROOT / "training" / "recipes").iterdir()
-                                          if p.is_dir() and p.name != "accelerate"))
+@pytest.mark.parametrize(
+    "recipe",
+    sorted(p.name for p in (REPO_ROOT / "training" / "recipes").iterdir() if p.is_dir() and p.name != "accelerate"),
+)
 def test_every_stage_recipe_parses(tmp_path, recipe):
     from training import dpo, evaluate, online_rl, pipeline, reward, sft
 
@@ -107,9 +140,12 @@ def test_every_stage_recipe_parses(tmp_path, recipe):
         common.parse(module.make_parser(), ["--config", str(folder / f"{module.STAGE}.yaml"), *base, *cpu])
     argv = ["--config", str(folder / "online_rl.yaml"), *base, *cpu]
     common.parse(online_rl.make_parser(common.peek_option(argv, "algorithm", "grpo")), argv)
-    common.parse(evaluate.make_parser(), ["--config", str(folder / "evaluate.yaml"), *base, "--model_name_or_path", "m"])
-    (args,) = common.parse(pipeline.make_parser(), ["--config", str(folder / "pipeline.yaml"), *base,
-                                                    "--model_name_or_path", "m"])
+    common.parse(
+        evaluate.make_parser(), ["--config", str(folder / "evaluate.yaml"), *base, "--model_name_or_path", "m"]
+    )
+    (args,) = common.parse(
+        pipeline.make_parser(), ["--config", str(folder / "pipeline.yaml"), *base, "--model_name_or_path", "m"]
+    )
     assert pipeline.resolve_recipe(args.recipe) == folder
 
 
@@ -130,8 +166,21 @@ def test_the_example_snapshot_has_the_exporters_layout(snapshot_dir):
             assert (snapshot_dir / kind / f"{split}.jsonl").is_file()
             assert (snapshot_dir / kind / f"{split}.parquet").is_file()
     pair = data.read_jsonl(snapshot.file("preference", "train"))[0]
-    assert set(pair) >= {"prompt", "chosen", "rejected", "pair_id", "prompt_id", "votes", "margin", "agreement",
-                         "chosen_outcome", "rejected_outcome", "chosen_model", "rejected_model", "snapshot_version"}
+    assert set(pair) >= {
+        "prompt",
+        "chosen",
+        "rejected",
+        "pair_id",
+        "prompt_id",
+        "votes",
+        "margin",
+        "agreement",
+        "chosen_outcome",
+        "rejected_outcome",
+        "chosen_model",
+        "rejected_model",
+        "snapshot_version",
+    }
     train_prompts = {p["prompt"] for p in data.prompt_rows(snapshot, "train")}
     test_prompts = data.prompt_rows(snapshot, "test", with_tests_only=True)
     assert test_prompts and not train_prompts & {p["prompt"] for p in test_prompts}  # held out for real
@@ -214,8 +263,19 @@ def test_the_tests_reward_is_one_for_a_pass_zero_for_a_failure_and_none_without_
 
 
 def _stage_argv(stage: str, snapshot: Path, out: Path, model: Path, *extra: str) -> list[str]:
-    return ["--config", str(TINY / f"{stage}.yaml"), "--snapshot", str(snapshot), "--output_dir", str(out),
-            "--model_name_or_path", str(model), "--disable_tqdm", "true", *extra]
+    return [
+        "--config",
+        str(TINY / f"{stage}.yaml"),
+        "--snapshot",
+        str(snapshot),
+        "--output_dir",
+        str(out),
+        "--model_name_or_path",
+        str(model),
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -274,8 +334,24 @@ def test_dpo_with_lora_leaves_a_merged_model_folder(tmp_path, make_tiny_model, s
 
     base = make_tiny_model("llama")
     out = tmp_path / "dpo-lora"
-    result = dpo.main(_stage_argv("dpo", snapshot_dir, out, base, "--max_steps", "2", "--use_peft", "true",
-                                  "--lora_r", "4", "--lora_target_modules", "all-linear", "--learning_rate", "5e-4"))
+    result = dpo.main(
+        _stage_argv(
+            "dpo",
+            snapshot_dir,
+            out,
+            base,
+            "--max_steps",
+            "2",
+            "--use_peft",
+            "true",
+            "--lora_r",
+            "4",
+            "--lora_target_modules",
+            "all-linear",
+            "--learning_rate",
+            "5e-4",
+        )
+    )
     assert (out / "adapter" / "adapter_config.json").is_file()
     model = AutoModelForCausalLM.from_pretrained(str(out))  # a plain folder: no peft needed to load it
     assert not any("lora" in name for name, _ in model.named_parameters())
@@ -289,8 +365,22 @@ def test_rloo_trains_a_step_on_the_tests_reward_alone(tmp_path, make_tiny_model,
 
     base = make_tiny_model("llama")
     out = tmp_path / "rloo"
-    argv = _stage_argv("online_rl", snapshot_dir, out, base, "--algorithm", "rloo", "--max_steps", "1",
-                       "--num_generations", "2", "--per_device_train_batch_size", "2", "--max_completion_length", "12")
+    argv = _stage_argv(
+        "online_rl",
+        snapshot_dir,
+        out,
+        base,
+        "--algorithm",
+        "rloo",
+        "--max_steps",
+        "1",
+        "--num_generations",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--max_completion_length",
+        "12",
+    )
     result = online_rl.main(argv)
     assert result["algorithm"] == "rloo" and result["reward_functions"] == ["tests"]
     assert result["tests_runs"] == 2
@@ -301,9 +391,22 @@ def test_rloo_trains_a_step_on_the_tests_reward_alone(tmp_path, make_tiny_model,
 def test_the_pipeline_stops_at_the_first_failed_stage_and_names_its_log(tmp_path, make_tiny_model, snapshot_dir):
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "training.pipeline", "--config", str(TINY / "pipeline.yaml"),
-        "--snapshot", str(snapshot_dir), "--output_dir", str(out), "--model_name_or_path", str(make_tiny_model("llama")),
-        "--stages", "dpo", "evaluate", "--stage_args", json.dumps({"dpo": ["--max_steps", "not-a-number"]}),
+        sys.executable,
+        "-m",
+        "training.pipeline",
+        "--config",
+        str(TINY / "pipeline.yaml"),
+        "--snapshot",
+        str(snapshot_dir),
+        "--output_dir",
+        str(out),
+        "--model_name_or_path",
+        str(make_tiny_model("llama")),
+        "--stages",
+        "dpo",
+        "evaluate",
+        "--stage_args",
+        json.dumps({"dpo": ["--max_steps", "not-a-number"]}),
     ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr[-3000:]
@@ -320,6 +423,91 @@ def test_the_pipeline_refuses_stages_out_of_order(tmp_path, capsys):
     from training import pipeline
 
     with pytest.raises(SystemExit):
-        pipeline.main(["--snapshot", "s", "--output_dir", str(tmp_path), "--model_name_or_path", "m",
-                       "--stages", "dpo", "reward"])
+        pipeline.main(
+            [
+                "--snapshot",
+                "s",
+                "--output_dir",
+                str(tmp_path),
+                "--model_name_or_path",
+                "m",
+                "--stages",
+                "dpo",
+                "reward",
+            ]
+        )
     assert "must keep the order sft, reward, dpo, online_rl, evaluate" in capsys.readouterr().err
+
+
+def test_the_pipeline_plan_passes_each_stage_the_folders_of_the_stages_before_it(tmp_path, snapshot_dir):
+    from training import pipeline
+    from training.configs import PipelineArguments
+
+    args = PipelineArguments(
+        snapshot=str(snapshot_dir),
+        output_dir=str(tmp_path),
+        model_name_or_path="org/parent-model",
+        recipe="training/recipes/tiny",
+        launcher="accelerate launch --config_file z.yaml",
+        stage_args={"dpo": ["--max_steps", "3"]},
+        seed=7,
+    )
+    steps = {s["stage"]: s["command"] for s in pipeline.plan(args)}
+
+    def flag(stage, name):
+        command = steps[stage]
+        return command[command.index(name) + 1]
+
+    assert flag("sft", "--model_name_or_path") == "org/parent-model"
+    assert flag("reward", "--model_name_or_path") == flag("dpo", "--model_name_or_path") == str(tmp_path / "sft")
+    assert flag("online_rl", "--model_name_or_path") == str(tmp_path / "dpo")
+    assert (
+        flag("online_rl", "--reward_model_path") == flag("evaluate", "--reward_model_path") == str(tmp_path / "reward")
+    )
+    assert flag("evaluate", "--model_name_or_path") == str(tmp_path / "online_rl")
+    assert flag("evaluate", "--parent_model_path") == "org/parent-model"
+    assert steps["dpo"][:5] == ["accelerate", "launch", "--config_file", "z.yaml", "-m"]
+    assert steps["evaluate"][:3] == [sys.executable, "-m", "training.evaluate"]  # never under the launcher
+    assert steps["dpo"][-4:] == ["--seed", "7", "--max_steps", "3"] and flag("sft", "--seed") == "7"
+
+
+def test_sigterm_cancels_the_running_stage_and_says_so_in_the_summary(tmp_path, make_tiny_model, snapshot_dir):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "training.pipeline",
+        "--config",
+        str(TINY / "pipeline.yaml"),
+        "--snapshot",
+        str(snapshot_dir),
+        "--output_dir",
+        str(out),
+        "--model_name_or_path",
+        str(make_tiny_model("llama")),
+        "--stages",
+        "sft",
+        "dpo",
+        "--stage_args",
+        json.dumps({"sft": ["--max_steps", "100000"]}),
+    ]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = out / "sft" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until the stage is really training
+    assert metrics.exists(), "the sft stage never started training"
+    stage_pid = json.loads((out / "sft" / "run_info.json").read_text())["pid"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, process.stderr.read()[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["state"] == "cancelled" and summary["failed_stage"] == "sft"
+    assert [s["state"] for s in summary["stages"]] == ["cancelled"]  # dpo never started
+    with pytest.raises(ProcessLookupError):
+        os.kill(stage_pid, 0)  # the stage process is gone, not left training in the background
+    assert json.loads((out / "sft" / "run_info.json").read_text())["state"] == "running"  # killed mid-stage
+    assert not (out / "sft" / "result.json").exists()
