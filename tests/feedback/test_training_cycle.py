@@ -428,6 +428,16 @@ def test_train_cycle_is_routed_to_the_training_queue():
     assert app.amqp.router.route({}, "feedback.tasks.train_cycle")["queue"].name == "training"
 
 
+def test_the_nightly_schedule_runs_train_cycle_on_the_training_queue(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from feedback.celery import app
+
+    entry = PeriodicTask.objects.get(name="nightly-train-cycle")
+    assert entry.task == "feedback.tasks.train_cycle" and entry.task in app.tasks
+    assert entry.enabled and entry.queue == "training"
+
+
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_on_a_real_worker_a_second_train_cycle_while_one_runs_is_refused(settings, tmp_path):
