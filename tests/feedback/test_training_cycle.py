@@ -758,3 +758,36 @@ def test_end_to_end_votes_train_a_new_active_policy_whose_completions_are_genera
     assert tested.count() == len(completions), counts
     stage_seconds = [(s.stage, s.metrics.get("seconds")) for s in run.stages.all()]
     print(f"e2e training cycle: {seconds:.1f} s; stages {stage_seconds}")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_loss_curves_load_in_a_browser_under_the_content_security_policy(
+    live_server, snapshot, enqueued, django_user_model, monkeypatch
+):
+    from playwright.sync_api import sync_playwright
+
+    run = training_cycle_execute()
+    django_user_model.objects.create_superuser("ada", "ada@example.org", "correct horse battery staple")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop on this thread; ORM stays sync
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/feedback/trainingrun/{run.pk}/change/")
+            page.fill("#id_username", "ada")
+            page.fill("#id_password", "correct horse battery staple")
+            page.click("input[type=submit]")
+            page.wait_for_selector("figure img")
+            widths = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
+        finally:
+            browser.close()
+
+    assert widths == [1, 1, 1]  # reward, dpo, evaluate: each 1x1 PNG loaded
+    assert blocked == []
