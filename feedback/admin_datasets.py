@@ -1,1 +1,181 @@
-"""Admin for this area (filled in by its feature)."""
+"""Admin for dataset snapshots and maintainers' API tokens.
+
+Snapshots are built by the worker and immutable once published: the pages are read-only, with a
+"Build now" button on the list (a snapshot with the default filters, queued after commit) and a
+download link per file. Files are served by ``file_view`` to maintainers only (the "maintainer" group
+or superusers), and only names the snapshot's manifest lists, streamed from disk.
+
+API tokens are knox's (stored as digests, expiring); this admin adds a name to each. The plain token is
+shown once, in the message after "Save"; deleting a token revokes it.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from knox.admin import AuthTokenAdmin, AuthTokenCreateForm
+from knox.models import AuthToken
+
+from .api.permissions import MAINTAINER_GROUP
+from .models import ApiTokenName, DatasetSnapshot
+from .services import ServiceError
+from .snapshots import PARTS, SPLITS, snapshot_file_path, snapshot_request
+
+
+def is_maintainer(user) -> bool:
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and (user.is_superuser or user.groups.filter(name=MAINTAINER_GROUP).exists())
+    )
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    change_list_template = "admin/feedback/datasetsnapshot/change_list.html"
+    list_display = ("version", "state", "progress_shown", "preference_rows", "unpaired_rows", "prompt_rows",
+                    "alpha", "created_at", "published_at", "requested_by")  # fmt: skip
+    list_filter = ("state",)
+    ordering = ("-version",)
+    fields = ("version", "state", "progress_shown", "slot", "task_id", "requested_by", "created_at", "published_at",
+              "last_vote_id", "alpha", "filters", "counts", "file_links", "error")  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # immutable once published; the build owns the row before that
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_shown(self, obj: DatasetSnapshot) -> str:
+        return f"{obj.progress:.0%}"
+
+    def _rows(self, obj: DatasetSnapshot, part: str) -> str:
+        counts = obj.counts or {}
+        if f"{part}_train" not in counts:
+            return "-"
+        return f"{counts[f'{part}_train']:,} / {counts.get(f'{part}_test', 0):,}"
+
+    @admin.display(description="preference (train / test)")
+    def preference_rows(self, obj: DatasetSnapshot) -> str:
+        return self._rows(obj, "preference")
+
+    @admin.display(description="unpaired (train / test)")
+    def unpaired_rows(self, obj: DatasetSnapshot) -> str:
+        return self._rows(obj, "unpaired")
+
+    @admin.display(description="prompts (train / test)")
+    def prompt_rows(self, obj: DatasetSnapshot) -> str:
+        return self._rows(obj, "prompts")
+
+    @admin.display(description="Krippendorff's alpha")
+    def alpha(self, obj: DatasetSnapshot) -> str:
+        return "-" if obj.agreement_alpha is None else f"{obj.agreement_alpha:.3f}"
+
+    @admin.display(description="files")
+    def file_links(self, obj: DatasetSnapshot):
+        if obj.state != DatasetSnapshot.State.PUBLISHED or not obj.files:
+            return "-"
+        # Parquet and JSONL first, then the card and the hf folders' pieces.
+        main = [f"{part}/{split}.{ext}" for part in PARTS for split in SPLITS for ext in ("jsonl", "parquet")]
+        names = [name for name in main if name in obj.files] + sorted(name for name in obj.files if name not in main)
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">{}</a> ({} bytes, sha256 {})</li>',
+                (
+                    (
+                        reverse("admin:feedback_datasetsnapshot_file", args=[obj.pk, name]),
+                        name,
+                        f"{obj.files[name]['bytes']:,}",
+                        obj.files[name]["sha256"][:12],
+                    )
+                    for name in names
+                ),
+            ),
+        )
+
+    def get_urls(self):
+        own = [
+            path("build/", self.admin_site.admin_view(self.build_view), name="feedback_datasetsnapshot_build"),
+            path(
+                "<int:pk>/files/<path:name>",
+                self.admin_site.admin_view(self.file_view),
+                name="feedback_datasetsnapshot_file",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_build": is_maintainer(request.user)}
+        return super().changelist_view(request, extra_context)
+
+    def build_view(self, request):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not is_maintainer(request.user):
+            raise PermissionDenied
+        try:
+            snapshot = snapshot_request(requested_by=request.user)
+        except ServiceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request, f"Snapshot v{snapshot.version} queued (task {snapshot.task_id}).", messages.SUCCESS
+            )
+        return redirect("admin:feedback_datasetsnapshot_changelist")
+
+    def file_view(self, request, pk: int, name: str):
+        if not is_maintainer(request.user):
+            raise PermissionDenied
+        snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+        path_ = snapshot_file_path(snapshot, name)
+        if path_ is None:
+            raise Http404("no such file in this snapshot")
+        return FileResponse(open(path_, "rb"), as_attachment=True, filename=path_.name)  # noqa: SIM115
+
+
+# --- API tokens ---------------------------------------------------------------------------------
+
+
+class NamedTokenCreateForm(AuthTokenCreateForm):
+    name = forms.CharField(max_length=100, help_text='What the token is for, e.g. "CI export job".')
+
+
+@admin.display(description="name")
+def _token_name(obj: AuthToken) -> str:
+    record = getattr(obj, "name_record", None)
+    return record.name if record else "-"
+
+
+if admin.site.is_registered(AuthToken):  # knox registers its own; this one adds names
+    admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class NamedAuthTokenAdmin(AuthTokenAdmin):
+    add_form = NamedTokenCreateForm
+    list_display = (_token_name, "user", "token_key", "created", "expiry", "is_expired")
+    list_select_related = ("user", "name_record")
+    search_fields = ["name_record__name", *AuthTokenAdmin.search_fields]
+
+    @admin.display(boolean=True, description="expired")
+    def is_expired(self, obj: AuthToken) -> bool:
+        return obj.expiry is not None and obj.expiry <= timezone.now()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)  # knox shows the plain token once, in a message
+        if not change and form.cleaned_data.get("name"):
+            ApiTokenName.objects.create(token=obj, name=form.cleaned_data["name"], created_by=request.user)

@@ -410,3 +410,19 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage} run {self.pk} ({self.state})"
+
+
+class ApiTokenName(models.Model):
+    """A name for a knox API token (knox's AuthToken has none): "laptop", "CI export job".
+
+    Revoking a token deletes the AuthToken; its name goes with it.
+    """
+
+    token = models.OneToOneField(settings.KNOX_TOKEN_MODEL, on_delete=models.CASCADE, related_name="name_record")
+    name = models.CharField(max_length=100)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.name

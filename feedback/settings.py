@@ -230,6 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"anon": env_str("API_ANON_RATE", "60/min"), "token": "20/min"},
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
+KNOX_TOKEN_MODEL = "knox.AuthToken"  # named, so that feedback.ApiTokenName can point at it
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_TTL_DAYS", 90)) if env_int("API_TOKEN_TTL_DAYS", 90) else None,
     "AUTH_HEADER_PREFIX": "Token",
@@ -270,6 +271,10 @@ CELERY_TASK_ROUTES = {
     "feedback.tasks.run_tests": {"queue": "sandbox"},
     "feedback.tasks.train_cycle": {"queue": "training"},
 }
+# Declared, so that a worker started without -Q consumes all four (and they exist before the first message).
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "routing_key": name} for name in ("default", "generation", "sandbox", "training")
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -306,6 +311,11 @@ CODEPREF = {
     "SNAPSHOT_MIN_VOTES": env_int("CODEPREF_SNAPSHOT_MIN_VOTES", 1),
     "SNAPSHOT_MIN_AGREEMENT": env_float("CODEPREF_SNAPSHOT_MIN_AGREEMENT", 0.0),
     "SNAPSHOT_TEST_FRACTION": env_float("CODEPREF_SNAPSHOT_TEST_FRACTION", 0.1),
+    "SNAPSHOT_DROP_TIES": env_bool("CODEPREF_SNAPSHOT_DROP_TIES", True),  # ties / both-bad out of the pairwise file
+    "SNAPSHOT_EXCLUDE_OPEN_FLAGS": env_bool("CODEPREF_SNAPSHOT_EXCLUDE_OPEN_FLAGS", False),  # upheld ones always
+    "SNAPSHOT_SPLIT_SALT": env_str("CODEPREF_SNAPSHOT_SPLIT_SALT", "codepref-split-v1"),  # changing it reshuffles
+    # Tests only: a pause (seconds) in the middle of a build, so that a test can kill the worker there.
+    "SNAPSHOT_PAUSE_SECONDS": env_float("CODEPREF_SNAPSHOT_PAUSE_SECONDS", 0.0),
     # Training
     "TRAINING_DIR": Path(env_str("CODEPREF_TRAINING_DIR", str(VAR_DIR / "training"))),
     "TRAINING_RECIPE": env_str("CODEPREF_TRAINING_RECIPE", "tiny"),

@@ -56,3 +56,43 @@ def generate_completions(prompt_ids: list[int], model_version_id: int, n: int = 
 
     completions = completions_generate(prompt_ids=prompt_ids, model_version_id=model_version_id, n=n, params=params)
     return {"model_version": model_version_id, "prompts": len(set(prompt_ids)), "completions": len(completions)}
+
+
+# --- datasets and housekeeping (queue "default") ------------------------------------------------
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    # Only failures that a later attempt can get past: the database or the broker away for a moment.
+    from django.db import InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=_transient_errors(),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
+def build_snapshot(self, slot: str | None = None, filters: dict | None = None, snapshot_id: int | None = None) -> dict:
+    """Build a dataset snapshot (feedback.snapshots): a beat slot ("hourly"), a requested row, or a fresh one.
+
+    A redelivered or retried message carries the same task id and finds the row its first run claimed.
+    """
+    from .snapshots import snapshot_build
+
+    return snapshot_build(slot=slot, filters=filters, snapshot_id=snapshot_id, task_id=self.request.id or "").as_dict()
+
+
+@shared_task(autoretry_for=_transient_errors(), retry_backoff=5, retry_backoff_max=120, max_retries=3)
+def release_expired_assignments() -> int:
+    """Give back the claims of assignments that expired unanswered (beat, every 5 minutes)."""
+    from .services import assignments_release_expired
+
+    released = total = assignments_release_expired()
+    while released >= 1000:  # the service releases at most 1000 per call
+        released = assignments_release_expired()
+        total += released
+    return total

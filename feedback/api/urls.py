@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import ranking, tokens
+from . import datasets, ranking, tokens
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -12,4 +12,9 @@ urlpatterns = [
     path("pairs/<int:pair_id>/skip/", ranking.PairSkipView.as_view(), name="api-pair-skip"),
     path("votes/", ranking.VoteCreateView.as_view(), name="api-votes"),
     path("reports/", ranking.ReportCreateView.as_view(), name="api-reports"),
+    # Datasets (maintainers)
+    path("datasets/", datasets.DatasetListView.as_view(), name="api-datasets"),
+    path("datasets/tasks/<str:task_id>/", datasets.DatasetTaskView.as_view(), name="api-dataset-task"),
+    path("datasets/<int:version>/", datasets.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<int:version>/files/<path:name>", datasets.DatasetFileView.as_view(), name="api-dataset-file"),
 ]

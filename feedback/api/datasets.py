@@ -1,0 +1,153 @@
+"""Maintainer endpoints: dataset snapshots, their files, and building new ones.
+
+    GET  /api/v1/datasets/                          snapshots, newest first, with row counts
+    POST /api/v1/datasets/                          build one (body: filters); 202 with a task id
+    GET  /api/v1/datasets/tasks/{task_id}/          the build's state and progress
+    GET  /api/v1/datasets/{version}/                one snapshot, its filters, counts and files
+    GET  /api/v1/datasets/{version}/files/{name}    a file, streamed (names from the manifest only)
+
+Only maintainers (the "maintainer" group, or superusers), by session or by a knox token
+(``Authorization: Token ...``); volunteers get 403, a revoked or expired token 401.
+"""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from feedback.models import DatasetSnapshot
+from feedback.snapshots import snapshot_file_path, snapshot_request
+
+from .permissions import IsMaintainer
+
+LIST_LIMIT = 100
+
+
+def _snapshot_json(snapshot: DatasetSnapshot, request: Request, *, files: bool) -> dict:
+    body = {
+        "version": snapshot.version,
+        "state": snapshot.state,
+        "progress": snapshot.progress,
+        "created_at": snapshot.created_at,
+        "published_at": snapshot.published_at,
+        "filters": snapshot.filters,
+        "counts": snapshot.counts,
+        "agreement_alpha": snapshot.agreement_alpha,
+        "last_vote_id": snapshot.last_vote_id,
+        "task_id": snapshot.task_id,
+        "error": snapshot.error,
+        "url": reverse("api-dataset", args=[snapshot.version], request=request),
+    }
+    if files:
+        body["files"] = [
+            {
+                "name": name,
+                "bytes": info["bytes"],
+                "sha256": info["sha256"],
+                "url": reverse("api-dataset-file", args=[snapshot.version, name], request=request),
+            }
+            for name, info in sorted((snapshot.files or {}).items())
+        ]
+    return body
+
+
+def _not_found(message: str) -> Response:
+    return Response({"error": message}, status=status.HTTP_404_NOT_FOUND)
+
+
+class DatasetListView(APIView):
+    permission_classes = [IsMaintainer]
+
+    @extend_schema(
+        operation_id="datasets_list",
+        summary="Dataset snapshots, newest first",
+        parameters=[OpenApiParameter("limit", int, description=f"at most this many (default and max {LIST_LIMIT})")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", LIST_LIMIT)), 1), LIST_LIMIT)
+        except ValueError:
+            return Response({"error": "limit must be a whole number"}, status=status.HTTP_400_BAD_REQUEST)
+        snapshots = DatasetSnapshot.objects.order_by("-version")[:limit]
+        return Response({"datasets": [_snapshot_json(s, request, files=False) for s in snapshots]})
+
+    @extend_schema(
+        operation_id="datasets_build",
+        summary="Build a snapshot",
+        description="Body: filters overriding the defaults (min_votes, min_agreement, drop_ties, exclude_open_flags, "
+        "only_decided_by_tests, only_human_decided, test_fraction). The build runs on a worker.",
+        request=OpenApiTypes.OBJECT,
+        responses={202: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="A bad filter.")},
+    )
+    def post(self, request: Request) -> Response:
+        filters = request.data if request.data else {}
+        if not isinstance(filters, dict):
+            return Response({"error": "the body must be a JSON object of filters"}, status=status.HTTP_400_BAD_REQUEST)
+        snapshot = snapshot_request(filters=filters, requested_by=request.user)  # ServiceError -> 400
+        return Response(
+            {
+                "task_id": snapshot.task_id,
+                "version": snapshot.version,
+                "state": snapshot.state,
+                "status_url": reverse("api-dataset-task", args=[snapshot.task_id], request=request),
+                "url": reverse("api-dataset", args=[snapshot.version], request=request),
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class DatasetDetailView(APIView):
+    permission_classes = [IsMaintainer]
+
+    @extend_schema(operation_id="datasets_retrieve", summary="One snapshot", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, version: int) -> Response:
+        snapshot = DatasetSnapshot.objects.filter(version=version).first()
+        if snapshot is None:
+            return _not_found(f"no dataset version {version}")
+        return Response(_snapshot_json(snapshot, request, files=True))
+
+
+class DatasetFileView(APIView):
+    permission_classes = [IsMaintainer]
+
+    @extend_schema(
+        operation_id="datasets_file",
+        summary="Download one file of a snapshot",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, version: int, name: str):
+        snapshot = DatasetSnapshot.objects.filter(version=version).first()
+        if snapshot is None:
+            return _not_found(f"no dataset version {version}")
+        path = snapshot_file_path(snapshot, name)
+        if path is None:
+            return _not_found(f"dataset version {version} has no file {name!r}")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
+
+
+class DatasetTaskView(APIView):
+    permission_classes = [IsMaintainer]
+
+    @extend_schema(operation_id="datasets_task", summary="A build's state", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, task_id: str) -> Response:
+        from celery.result import AsyncResult
+
+        snapshot = DatasetSnapshot.objects.filter(task_id=task_id).first()
+        if snapshot is None:
+            return _not_found(f"no dataset build with task id {task_id!r}")
+        return Response(
+            {
+                "task_id": task_id,
+                "task_state": AsyncResult(task_id).state,
+                "state": snapshot.state,
+                "progress": snapshot.progress,
+                "snapshot": _snapshot_json(snapshot, request, files=False),
+            }
+        )
