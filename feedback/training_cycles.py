@@ -194,13 +194,15 @@ def read_log_tail(path: Path, *, lines: int = LOG_TAIL_LINES, chars: int = LOG_T
         return ""
     out = [line.split("\r")[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in raw.split("\n")]
     text = "\n".join(out[-lines:]).strip("\n")
-    return text[-chars:]
+    return text[-chars:].replace("\x00", "\N{REPLACEMENT CHARACTER}")  # PostgreSQL text cannot hold NUL
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from a file the pipeline wrote, or None; NUL characters (which PostgreSQL's jsonb refuses,
+    and a sampled completion may contain) become U+FFFD."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        data = json.loads(text.replace("\\u0000", "\\ufffd"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             print("dpo: loss became nan", flush=True)
             return 1
         result = {"loss": 0.69, "accuracy": 0.75} if stage != "evaluate" else {"pass@1_policy": 0.5}
+        if stage == "reward":  # sampled text can hold NUL, which PostgreSQL refuses in text and jsonb
+            result["sample"] = "return\x00"
+            print("sampled: return\x00 x", flush=True)
         _write(folder / "result.json", result)
         stages.append(
             {"stage": stage, "state": "succeeded", "output_dir": str(folder), "result": result, "seconds": 1.5}

@@ -152,7 +152,8 @@ def test_a_cycle_records_each_stage_and_activates_a_policy_that_is_not_worse(
     stages = {s.stage: s for s in run.stages.all()}
     assert set(stages) == {"reward", "dpo", "evaluate"}
     assert all(s.state == TrainingRun.State.SUCCEEDED for s in stages.values())
-    assert stages["reward"].metrics == {"loss": 0.69, "accuracy": 0.75, "seconds": 1.5}
+    assert stages["reward"].metrics == {"loss": 0.69, "accuracy": 0.75, "seconds": 1.5, "sample": "return\ufffd"}
+    assert "sampled: return\ufffd x" in run.log_tail
     assert Path(stages["dpo"].artefact_dir, "loss.png").is_file()
     assert stages["dpo"].config["seed"] == 0  # from the stage's run_info.json
 
