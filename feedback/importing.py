@@ -32,6 +32,7 @@ from .services import pairs_form
 CANONICAL_MODEL = "canonical"
 MAX_NAME_LENGTH = 200  # ModelVersion.name, Prompt.external_id, Prompt.entry_point
 MAX_BAD_LINES_SHOWN = 20
+BATCH_LINES = 200  # lines written per savepoint; a batch the database refuses is redone line by line
 
 _CHECK_FUNCTION = re.compile(r"^\s*def\s+check\s*\(", re.MULTILINE)
 _ASSERT_LINE = re.compile(r"^\s*assert\b", re.MULTILINE)
@@ -62,6 +63,13 @@ class ImportReport:
     pairs_formed: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
     new_completion_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: ImportReport) -> None:
+        self.prompts_added += other.prompts_added
+        self.prompts_present += other.prompts_present
+        self.completions_added += other.completions_added
+        self.pairs_formed += other.pairs_formed
+        self.new_completion_ids.extend(other.new_completion_ids)
 
     def summary(self) -> str:
         return (
@@ -335,17 +343,27 @@ def prompts_import(*, lines: Iterable[str], strict: bool = False, max_pairs: int
     if strict and report.bad_lines:
         raise ImportFailed(_strict_message(report))
 
+    store = _Store(max_pairs=max_pairs)
     with transaction.atomic():
-        store = _Store(max_pairs=max_pairs)
-        for line in parsed:
+        for start in range(0, len(parsed), BATCH_LINES):
+            batch = parsed[start : start + BATCH_LINES]
             try:
                 with transaction.atomic():
-                    store.line(line, report)
-            except DatabaseError as exc:
-                store.versions.clear()  # a version created inside the rolled-back savepoint is gone
+                    tally = store.lines(batch)
+            except DatabaseError:
+                store.forget()
                 if strict:
-                    raise ImportFailed(f"line {line.number}: could not be stored ({exc}); nothing was imported")
-                report.bad_lines.append((line.number, f"could not be stored: {exc}"))
+                    raise ImportFailed(_first_failure(store, batch))
+                # Some line fails at the database: redo the batch one line per savepoint, losing only that line.
+                tally = ImportReport()
+                for line in batch:
+                    try:
+                        with transaction.atomic():
+                            tally.add(store.lines([line]))
+                    except DatabaseError as exc:
+                        store.forget()
+                        report.bad_lines.append((line.number, f"could not be stored: {exc}"))
+            report.add(tally)
         report.bad_lines.sort()
         ids = list(report.new_completion_ids)
         if ids:
@@ -357,55 +375,83 @@ def _strict_message(report: ImportReport) -> str:
     return "; ".join(report.bad_line_messages()) + " (--strict: nothing was imported)"
 
 
+def _first_failure(store: _Store, batch: list[ParsedLine]) -> str:
+    """Under --strict, name the line the database refused (found by retrying the batch line by line)."""
+    for line in batch:
+        try:
+            with transaction.atomic():
+                store.lines([line])
+        except DatabaseError as exc:
+            store.forget()
+            return f"line {line.number}: could not be stored ({exc}) (--strict: nothing was imported)"
+    return "a batch of lines could not be stored (--strict: nothing was imported)"
+
+
 class _Store:
-    """Writes parsed lines, remembering what this import already looked up."""
+    """Writes batches of parsed lines with a handful of queries per batch, not per line."""
 
     def __init__(self, *, max_pairs: int | None) -> None:
         self.max_pairs = max_pairs
         self.versions: dict[str, ModelVersion] = {}
 
-    def line(self, line: ParsedLine, report: ImportReport) -> None:
-        values = line.prompt
-        digest = content_hash(values["language"], values["text"], values["tests"])
-        prompt = Prompt.objects.filter(content_hash=digest).first()
-        if prompt is None:
-            prompt = Prompt.objects.create(content_hash=digest, **values)
-            created = True
-        else:
-            created = False
+    def forget(self) -> None:
+        # Versions created inside a rolled-back savepoint are gone: look them up again.
+        self.versions.clear()
 
-        present = set(Completion.objects.filter(prompt=prompt).values_list("model_version_id", "text_hash"))
-        wanted: dict[tuple[int, str], Completion] = {}
-        for model, text in line.completions:
-            version = self._version(model)
-            key = (version.pk, content_hash(text))
-            if key not in present and key not in wanted:
-                wanted[key] = Completion(prompt=prompt, model_version=version, text=text, text_hash=key[1])
-        if wanted:
-            # ignore_conflicts: a concurrent import of the same file must not turn this line into an error.
-            Completion.objects.bulk_create(wanted.values(), ignore_conflicts=True)
+    def lines(self, batch: list[ParsedLine]) -> ImportReport:
+        tally = ImportReport()
+        digests = [content_hash(ln.prompt["language"], ln.prompt["text"], ln.prompt["tests"]) for ln in batch]
+        prompts = {p.content_hash: p for p in Prompt.objects.filter(content_hash__in=set(digests))}
+        known = set(prompts)
+        new_prompts: dict[str, Prompt] = {}
+        for line, digest in zip(batch, digests, strict=True):
+            if digest in prompts:
+                tally.prompts_present += 1
+            else:
+                prompts[digest] = new_prompts[digest] = Prompt(content_hash=digest, **line.prompt)
+                tally.prompts_added += 1
+        Prompt.objects.bulk_create(new_prompts.values())
 
-        completions = list(Completion.objects.filter(prompt=prompt).order_by("pk"))
-        new_ids = [c.pk for c in completions if (c.model_version_id, c.text_hash) in wanted]
-        for completion in completions:
-            completion.prompt = prompt  # pairs_form reads it; saves a query per completion
-        formed = pairs_form(completions=completions, max_pairs=self.max_pairs)
+        self._load_versions({model for line in batch for model, _ in line.completions})
+        present = set(
+            Completion.objects.filter(prompt_id__in=[prompts[digest].pk for digest in known]).values_list(
+                "prompt_id", "model_version_id", "text_hash"
+            )
+        )
+        wanted: dict[tuple[int, int, str], Completion] = {}
+        for line, digest in zip(batch, digests, strict=True):
+            prompt = prompts[digest]
+            for model, text in line.completions:
+                key = (prompt.pk, self.versions[model].pk, content_hash(text))
+                if key not in present and key not in wanted:
+                    wanted[key] = Completion(
+                        prompt=prompt, model_version=self.versions[model], text=text, text_hash=key[2]
+                    )
+        # ignore_conflicts: a concurrent import of the same file must not turn these lines into errors.
+        Completion.objects.bulk_create(wanted.values(), ignore_conflicts=True)
 
-        # Counted only once the line's savepoint is sure to be kept.
-        report.prompts_added += created
-        report.prompts_present += not created
-        report.completions_added += len(new_ids)
-        report.pairs_formed += len(formed)
-        report.new_completion_ids.extend(new_ids)
+        by_prompt: dict[int, list[Completion]] = {}
+        pks = {prompt.pk: prompt for prompt in prompts.values()}
+        for completion in Completion.objects.filter(prompt_id__in=pks).order_by("prompt_id", "pk"):
+            completion.prompt = pks[completion.prompt_id]  # pairs_form reads it; saves a query per completion
+            by_prompt.setdefault(completion.prompt_id, []).append(completion)
+            if (completion.prompt_id, completion.model_version_id, completion.text_hash) in wanted:
+                tally.new_completion_ids.append(completion.pk)
+        tally.completions_added = len(tally.new_completion_ids)
+        for completions in by_prompt.values():
+            tally.pairs_formed += len(pairs_form(completions=completions, max_pairs=self.max_pairs))
+        return tally
 
-    def _version(self, name: str) -> ModelVersion:
-        version = self.versions.get(name)
-        if version is None:
-            version, _ = ModelVersion.objects.get_or_create(
+    def _load_versions(self, names: set[str]) -> None:
+        missing = names - self.versions.keys()
+        if not missing:
+            return
+        for version in ModelVersion.objects.filter(name__in=missing):
+            self.versions[version.name] = version
+        for name in sorted(missing - self.versions.keys()):
+            self.versions[name], _ = ModelVersion.objects.get_or_create(
                 name=name, defaults={"backend": ModelVersion.Backend.IMPORTED}
             )
-            self.versions[name] = version
-        return version
 
 
 def _after_import(completion_ids: list[int]) -> None:

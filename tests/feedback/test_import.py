@@ -219,17 +219,23 @@ def test_strict_import_of_a_clean_file_imports_everything(tmp_path):
     assert counts() == (3, 5, 3)
 
 
-def test_a_line_failing_at_the_database_is_rolled_back_alone(tmp_path, monkeypatch):
+def fail_at_line(monkeypatch, number):
+    """Make the database refuse any write that includes the given line (after writing it)."""
     from django.db import DataError
 
-    real = importing._Store.line
+    real = importing._Store.lines
 
-    def failing(self, line, report):
-        real(self, line, report)
-        if line.number == 2:
+    def failing(self, batch):
+        tally = real(self, batch)
+        if any(line.number == number for line in batch):
             raise DataError("simulated failure after writing")
+        return tally
 
-    monkeypatch.setattr(importing._Store, "line", failing)
+    monkeypatch.setattr(importing._Store, "lines", failing)
+
+
+def test_a_line_failing_at_the_database_is_rolled_back_alone(tmp_path, monkeypatch):
+    fail_at_line(monkeypatch, 2)
     fresh = [{"model": "fresh", "text": "return 0\n"}, {"model": "m1", "text": "return 1\n"}]
     path = write(
         tmp_path,
@@ -241,9 +247,24 @@ def test_a_line_failing_at_the_database_is_rolled_back_alone(tmp_path, monkeypat
         call_command("import_prompts", path)
     assert sorted(Prompt.objects.values_list("external_id", flat=True)) == ["a", "c"]
     assert Completion.objects.filter(prompt__external_id="c").count() == 2
-    # "fresh" was first created inside line 2's rolled-back savepoint; line 3 made it again.
+    # "fresh" was first created inside the rolled-back batch and line 2's savepoint; line 3 made it again.
     assert ModelVersion.objects.filter(name="fresh").count() == 1
     assert Pair.objects.count() == 4
+
+
+def test_a_line_failing_at_the_database_under_strict_stores_nothing(tmp_path, monkeypatch):
+    fail_at_line(monkeypatch, 3)
+    path = write(tmp_path, own_line("a"), HUMANEVAL_LINE, MBPP_LINE)
+    with pytest.raises(CommandError, match=r"line 3: could not be stored .*nothing was imported"):
+        call_command("import_prompts", path, "--strict")
+    assert counts() == (0, 0, 0)
+
+
+def test_lines_are_written_in_batches(tmp_path, monkeypatch, settings):
+    monkeypatch.setattr(importing, "BATCH_LINES", 2)
+    lines = [own_line(f"p{i}", prompt=f"def p{i}():\n") for i in range(5)]
+    call_command("import_prompts", write(tmp_path, *lines, own_line("p0", prompt="def p0():\n")))
+    assert counts() == (5, 15, 15)
 
 
 def test_pairs_are_capped_per_prompt(tmp_path, settings):
