@@ -22,6 +22,14 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def prepared_models(monkeypatch):
+    """Building and sampling the local model takes minutes and has its own tests: here it is only counted."""
+    calls = []
+    monkeypatch.setattr(demo.Command, "_prepare_models", lambda self: calls.append(Prompt.objects.count()))
+    return calls
+
+
 def state():
     return (
         Prompt.objects.count(),
@@ -57,6 +65,11 @@ def test_the_demo_imports_the_demo_set_and_creates_the_demo_volunteer_and_admin(
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8000/" in out
     assert demo.VOLUNTEER[1] in out and demo.ADMIN[1] in out
+
+
+def test_the_demo_prepares_the_models_after_importing_the_prompts(prepared_models):
+    call_command("demo")
+    assert prepared_models == [54]
 
 
 def test_running_the_demo_twice_adds_nothing(capsys):
