@@ -19,6 +19,7 @@ at the database leaves nothing behind either. The command and the admin upload b
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from django.db import DatabaseError, transaction
 
 from .models import Completion, ModelVersion, Prompt, content_hash
 from .services import pairs_form
+
+logger = logging.getLogger(__name__)
 
 CANONICAL_MODEL = "canonical"
 MAX_NAME_LENGTH = 200  # ModelVersion.name, Prompt.external_id, Prompt.entry_point
@@ -455,11 +458,19 @@ class _Store:
 
 
 def _after_import(completion_ids: list[int]) -> None:
-    """Hook: new completions get their unit tests run, once the sandbox's task exists."""
+    """Hook, run after commit: new completions get their unit tests run (feedback.tasks.run_tests, if present).
+
+    The import is already committed here, so a broker that is down (or, with eager tasks, a failing
+    sandbox) is logged rather than raised: the prompts stay imported and the tests can be run later.
+    """
     try:
         from .tasks import run_tests
     except ImportError:
         return
     delay = getattr(run_tests, "delay", None)
-    if delay is not None:
+    if delay is None:
+        return
+    try:
         delay(completion_ids)
+    except Exception:
+        logger.exception("imported %d completion(s) but could not queue their tests", len(completion_ids))

@@ -338,6 +338,34 @@ def test_after_import_without_a_runner_task_does_nothing(monkeypatch):
     importing._after_import([1, 2])  # must not raise
 
 
+def test_after_import_logs_a_broker_failure_instead_of_raising(monkeypatch, caplog):
+    import feedback.tasks
+
+    class Unreachable:
+        @staticmethod
+        def delay(ids):
+            raise ConnectionError("broker down")
+
+    monkeypatch.setattr(feedback.tasks, "run_tests", Unreachable, raising=False)
+    importing._after_import([1, 2])
+    assert "could not queue their tests" in caplog.text
+
+
+def test_after_import_hands_the_ids_to_the_test_task(monkeypatch):
+    import feedback.tasks
+
+    queued = []
+
+    class Recorder:
+        @staticmethod
+        def delay(ids):
+            queued.append(ids)
+
+    monkeypatch.setattr(feedback.tasks, "run_tests", Recorder, raising=False)
+    importing._after_import([3, 4])
+    assert queued == [[3, 4]]
+
+
 def test_a_humaneval_sized_file_imports_quickly(tmp_path):
     lines = [
         {
