@@ -11,8 +11,9 @@ For HumanEval and MBPP the canonical solution becomes the prompt's reference sol
 completion by the model version named "canonical", so that every prompt has a known-good side.
 
 Parsing never touches the database: every line is checked before anything is stored, which is what
-lets ``strict`` refuse a whole file. Storing gives each line its own savepoint, so a line that fails
-at the database leaves nothing behind either. The command and the admin upload both call
+lets ``strict`` refuse a whole file. Storing writes batches of lines with a few queries each, in a
+savepoint per batch; a batch the database refuses is redone with a savepoint per line, so a line that
+fails at the database leaves nothing behind either. The command and the admin upload both call
 ``prompts_import``.
 """
 
@@ -98,13 +99,18 @@ def decode_jsonl(data: bytes) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ImportFailed(f"the file is not UTF-8 text (first undecodable byte on line {line})") from None
-    return text.splitlines()
+    # Only "\n" ends a JSON Lines record: str.splitlines() would also split at U+2028 and friends,
+    # which json.dumps(ensure_ascii=False) leaves raw inside strings.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def test_style_for(tests: str, entry_point: str) -> str:
+def detect_test_style(tests: str, entry_point: str) -> str:
     """humaneval when the tests define check() and an entry point names the function; asserts when they assert."""
     if tests and entry_point and _CHECK_FUNCTION.search(tests):
         return Prompt.TestStyle.HUMANEVAL
@@ -153,7 +159,7 @@ def _parse_own(obj: dict, number: int) -> ParsedLine:
         "text": text,
         "language": language,
         "tests": tests,
-        "test_style": test_style_for(tests, entry_point),
+        "test_style": detect_test_style(tests, entry_point),
         "entry_point": entry_point,
         "reference_solution": "",
         "source": "codepref",
@@ -174,7 +180,7 @@ def _parse_humaneval(obj: dict, number: int) -> ParsedLine:
         "text": text,
         "language": "python",
         "tests": tests,
-        "test_style": test_style_for(tests, entry_point),
+        "test_style": detect_test_style(tests, entry_point),
         "entry_point": entry_point,
         "reference_solution": solution,
         "source": "humaneval",
@@ -206,7 +212,7 @@ def _parse_mbpp(obj: dict, number: int) -> ParsedLine:
         "text": _mbpp_prompt(description, test_list[0]),
         "language": "python",
         "tests": tests,
-        "test_style": test_style_for(tests, ""),
+        "test_style": detect_test_style(tests, ""),
         "entry_point": _mbpp_entry_point(code, tests),
         "reference_solution": code,
         "source": "mbpp",

@@ -302,6 +302,17 @@ def test_the_same_text_twice_under_one_model_is_one_completion(tmp_path):
     assert counts() == (1, 1, 0)
 
 
+def test_only_newlines_end_a_line(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    separator_inside = own_line("u2028", prompt="def f():\n    # a\u2028b\n")
+    text = json.dumps(json.loads(separator_inside), ensure_ascii=False)
+    assert "\u2028" in text
+    path.write_bytes(text.encode() + b"\r\n" + own_line("crlf", prompt="def g():\n").encode() + b"\r\n")
+    call_command("import_prompts", str(path))
+    assert sorted(Prompt.objects.values_list("external_id", flat=True)) == ["crlf", "u2028"]
+    assert "\u2028" in Prompt.objects.get(external_id="u2028").text
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_prompts", str(tmp_path / "absent.jsonl"))
