@@ -161,8 +161,17 @@ class Masker:
             "texts_masked": self.texts_masked,
         }
 
-    def mask(self, text: str) -> str:
-        """The text with e-mail addresses, private keys and detected secrets replaced by masks."""
+    def mask(self, text: str, *, count: bool = True) -> str:
+        """The text with e-mail addresses, private keys and detected secrets replaced by masks.
+
+        ``count=False`` for a text already counted (the same prompt masked again for another file).
+        """
+        if not count:
+            saved = (self.counts.copy(), self.texts_seen, self.texts_scanned, self.texts_masked)
+            try:
+                return self.mask(text)
+            finally:
+                self.counts, self.texts_seen, self.texts_scanned, self.texts_masked = saved
         self.texts_seen += 1
         if not text or not (_has_email_candidate(text) or _needs_detector(text)):
             return text

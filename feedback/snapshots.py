@@ -409,10 +409,16 @@ def _build_locked(snapshot: DatasetSnapshot, *, on_progress=None) -> None:
     root = Path(settings.CODEPREF["DATASETS_DIR"])
     root.mkdir(parents=True, exist_ok=True)
     final = snapshot.path
-    if (final / "manifest.json").is_file():
-        # A worker died between the rename and the publish: what is there is complete.
-        _publish(snapshot, orjson.loads((final / "manifest.json").read_bytes()))
-        return
+    if final.exists():
+        manifest = _read_manifest(final)
+        if manifest is not None and manifest.get("build") == _build_id(snapshot):
+            # A worker died between the rename and the publish: what is there is complete.
+            _publish(snapshot, manifest)
+            return
+        # Not this row's build (a database restored or reset under an old folder): keep it, out of the way.
+        aside = root / f".orphan-{snapshot.version}-{uuid.uuid4().hex[:8]}"
+        log.warning("snapshot folder %s does not belong to snapshot v%s; moved to %s", final, snapshot.version, aside)
+        os.rename(final, aside)
     for stale in root.glob(f".building-{snapshot.version}-*"):
         shutil.rmtree(stale, ignore_errors=True)  # a dead attempt's half folder (we hold the lock)
     options = SnapshotOptions.from_request(snapshot.filters)
@@ -441,6 +447,18 @@ def _build_locked(snapshot: DatasetSnapshot, *, on_progress=None) -> None:
             )
         raise
     _publish(snapshot, manifest)
+
+
+def _build_id(snapshot: DatasetSnapshot) -> str:
+    """Names the row a folder was built for: its version alone is not enough if the database was reset."""
+    return f"{snapshot.pk}:{snapshot.created_at.isoformat()}"
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return orjson.loads((folder / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -983,7 +1001,16 @@ def _write_prompts(reader, outputs: _Outputs, masker: Masker, options) -> None:
     for prompt_id, text, language, tests, style, entry_point, reference, chash in reader.rows(sql, name="prompts"):
         split = split_of(chash, test_fraction=options.test_fraction, salt=salt)
         # Tests stay verbatim: masking them would change what they check.
-        values = (prompt_id, masker.mask(text), language, tests, style, entry_point, masker.mask(reference))
+        # The prompt's text was masked (and counted) in the pairs pass already.
+        values = (
+            prompt_id,
+            masker.mask(text, count=False),
+            language,
+            tests,
+            style,
+            entry_point,
+            masker.mask(reference),
+        )
         writers[split].write(
             orjson.dumps(dict(zip(PROMPT_COLUMNS, values, strict=True)), option=orjson.OPT_APPEND_NEWLINE)
         )
@@ -1086,6 +1113,7 @@ def _manifest(folder: Path, snapshot: DatasetSnapshot, options: SnapshotOptions,
     }
     return {
         "snapshot_version": snapshot.version,
+        "build": _build_id(snapshot),
         "created_at": timezone.now().isoformat(),
         "code_version": code_version(),
         "last_vote_id": snapshot.last_vote_id,
@@ -1123,8 +1151,10 @@ def _card(folder: Path, snapshot: DatasetSnapshot, options: SnapshotOptions, sta
     licence = settings.CODEPREF["CONTRIBUTION_LICENCE"]
     configs = []
     for part in PARTS:
-        if f"{part}_train" in rows:
-            configs.append({"name": part, "train": f"{part}/train.jsonl", "test": f"{part}/test.jsonl"})
+        # datasets refuses a config split whose file is empty: list only the splits that have rows.
+        splits = [(split, f"{part}/{split}.jsonl") for split in SPLITS if rows.get(f"{part}_{split}")]
+        if splits:
+            configs.append({"name": part, "splits": splits})
     alpha = stats["agreement"]["krippendorff_alpha"]
     mean = stats["agreement"]["mean_pair_agreement"]
     total = rows.get("preference_train", 0) + rows.get("preference_test", 0)
@@ -1196,7 +1226,9 @@ def _fsync_dir(path: Path) -> None:
 
 def snapshot_file_path(snapshot: DatasetSnapshot, name: str) -> Path | None:
     """The file ``name`` of a published snapshot, only if its manifest lists it (no path tricks)."""
-    if snapshot.state != DatasetSnapshot.State.PUBLISHED or name not in (snapshot.files or {}):
+    if snapshot.state != DatasetSnapshot.State.PUBLISHED:
+        return None
+    if name != "manifest.json" and name not in (snapshot.files or {}):  # the manifest lists all but itself
         return None
     root = snapshot.path.resolve()
     path = (root / name).resolve()

@@ -11,10 +11,9 @@ import pytest
 
 from feedback import aggregation, services
 from feedback.aggregation import aggregate_votes, krippendorff_alpha, label_pair
-from feedback.models import Assignment, Vote, Volunteer
+from feedback.models import Assignment, Volunteer, Vote
 from feedback.snapshots import snapshot_build
 from tests import factories
-
 
 # --- labels -------------------------------------------------------------------------------------
 
@@ -80,7 +79,9 @@ def test_alpha_matches_the_krippendorff_package_on_its_documented_example():
 
 def test_alpha_from_the_coincidence_matrix_equals_the_package(monkeypatch):
     rng = np.random.default_rng(7)
-    units = Counter(tuple(int(x) for x in rng.multinomial(int(rng.integers(2, 6)), [0.5, 0.3, 0.1, 0.1])) for _ in range(500))
+    units = Counter(
+        tuple(int(x) for x in rng.multinomial(int(rng.integers(2, 6)), [0.5, 0.3, 0.1, 0.1])) for _ in range(500)
+    )
     expected = krippendorff.alpha(
         value_counts=np.repeat(np.array(list(units)), list(units.values()), axis=0), level_of_measurement="nominal"
     )
