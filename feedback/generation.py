@@ -238,7 +238,8 @@ def completions_generate(
             )
             for pk in sorted({pk for pk, _, _ in chunk}):
                 pairs_form_for_model(prompt=prompts[pk], model_version=version)
-            transaction.on_commit(partial(_enqueue_tests, new_ids))
+            # robust: a failing queue (or an eager sandbox run) must not undo what is already committed.
+            transaction.on_commit(partial(_enqueue_tests, new_ids), robust=True)
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
         if progress:
@@ -381,3 +382,20 @@ def model_version_bootstrap(
         activate=activate,
         metrics={"bootstrap": {k: result.info.get(k) for k in keep}},
     )
+
+
+def model_version_default(*, preset: str = "demo", seed: int = 0) -> ModelVersion:
+    """The generator named by settings CODEPREF["MODEL"], registered and active.
+
+    A folder path is where the bootstrap model lives: built there once, unless the folder already holds
+    some other transformers model, which is then used as it is. Anything else is a hub id.
+    """
+    from training.bootstrap import INFO_FILE
+
+    model = settings.CODEPREF["MODEL"]
+    path = Path(model).expanduser()
+    is_path = path.is_absolute() or model.startswith((".", "~")) or path.is_dir()
+    if is_path and not ((path / "config.json").exists() and not (path / INFO_FILE).exists()):
+        return model_version_bootstrap(out=path, preset=preset, seed=seed)
+    name = f"default:{model}"[:200]
+    return model_version_register(name=name, backend=ModelVersion.Backend.TRANSFORMERS, target=model, activate=True)

@@ -350,3 +350,37 @@ def test_the_admin_action_generates_four_completions_for_all_prompts(tiny, promp
     other = generation.model_version_register(name="other", backend="transformers", target=tiny.target)
     client.post(url, {"action": "make_active", "_selected_action": [other.pk]})
     assert ModelVersion.objects.get(pk=other.pk).is_active
+
+
+def test_the_default_model_setting_is_built_registered_or_taken_as_a_hub_id(tiny_model, settings, tmp_path):
+    settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
+    assert generation.model_version_default(preset="test").name == "bootstrap-test-seed0"
+
+    (tmp_path / "own").mkdir()  # a model someone put there: used as it is, never overwritten
+    (tmp_path / "own" / "config.json").write_text("{}")
+    settings.CODEPREF = {**settings.CODEPREF, "MODEL": str(tmp_path / "own")}
+    own = generation.model_version_default(preset="test")
+    assert (own.backend, own.target, own.is_active) == ("transformers", str(tmp_path / "own"), True)
+    assert not (tmp_path / "own" / "training_info.json").exists()
+
+    settings.CODEPREF = {**settings.CODEPREF, "MODEL": "bigcode/starcoderbase-1b"}
+    hub = generation.model_version_default(preset="test")
+    assert (hub.name, hub.target) == ("default:bigcode/starcoderbase-1b", "bigcode/starcoderbase-1b")
+
+
+def test_the_demo_hook_registers_the_local_model_and_samples_two_per_prompt(
+    tiny_model, prompts, settings, monkeypatch
+):
+    from feedback.management.commands import demo
+
+    settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
+    default = generation.model_version_default
+    monkeypatch.setattr(generation, "model_version_default", lambda: default(preset="test"))  # seconds, not minutes
+    command = demo.Command()
+    command._prepare_models()
+    version = ModelVersion.objects.get(name="bootstrap-test-seed0")
+    assert version.is_active
+    assert 0 < Completion.objects.filter(model_version=version).count() <= 2 * len(prompts)
+    before = Completion.objects.count()
+    command._prepare_models()  # a second start adds nothing
+    assert Completion.objects.count() == before

@@ -61,12 +61,39 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo prompts: {report.summary()}")
 
     def _prepare_models(self) -> None:
-        """Hook for the bootstrap model: build the tiny local model once (cached), then generate completions.
+        """Build the tiny local model once (cached in CODEPREF["MODEL"]), register it as the active model
+        version, and sample two completions per prompt with it. Re-runs find both done and add nothing."""
+        import time
 
-        Left minimal here on purpose: the demo already has imported completions to rank. The bootstrap
-        feature fills this in (e.g. ``training.bootstrap`` to build ``CODEPREF["MODEL"]`` if it is
-        missing, register it as a ModelVersion, and queue generation for the demo prompts).
-        """
+        from feedback.generation import completions_generate, model_version_default
+        from feedback.models import Prompt
+        from feedback.services import ServiceError
+        from training.bootstrap import INFO_FILE
+
+        started = time.monotonic()
+        model = settings.CODEPREF["MODEL"]
+        if not (Path(model) / INFO_FILE).exists():
+            self.stdout.write(f"Preparing the model {model} (the local one is built once, in a few minutes) ...")
+        try:
+            version = model_version_default()
+        except ServiceError as exc:
+            raise CommandError(f"the local model could not be prepared: {exc}")
+        self.stdout.write(f"Model: {version.name} ({version.target}), ready in {time.monotonic() - started:.0f}s")
+
+        started = time.monotonic()
+        prompt_ids = list(Prompt.objects.filter(language="python").order_by("pk").values_list("pk", flat=True))
+        try:
+            completions = completions_generate(
+                prompt_ids=prompt_ids, model_version_id=version.pk, n=2, params={"max_new_tokens": 96, "seed": 0}
+            )
+        except ServiceError as exc:
+            # The imported demo completions are still there to rank; say why there are no generated ones.
+            self.stderr.write(f"Generation with {version.name} failed, continuing without it: {exc}")
+            return
+        self.stdout.write(
+            f"Generated completions: {len(completions)} by {version.name} for {len(prompt_ids)} prompt(s) "
+            f"in {time.monotonic() - started:.0f}s"
+        )
 
     @transaction.atomic
     def _create_users(self) -> None:
