@@ -325,12 +325,22 @@ def test_the_generate_command_reports_progress_and_counts(tiny, prompts, capsys)
     assert Completion.objects.count() == 4
 
 
+def test_the_generate_command_registers_a_new_version_first(tiny_model, prompts, capsys):
+    args = ["--model", "fresh", "--backend", "transformers", "--target", tiny_model, "--n", "1", "--no-stop"]
+    call_command("generate", *args, "--max-new-tokens", "4")
+    version = ModelVersion.objects.get(name="fresh")
+    assert (version.backend, version.target) == ("transformers", tiny_model)
+    assert Completion.objects.filter(model_version=version).count() == 2
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
         (["--model", "nope"], "no model version named 'nope'"),
         (["--model", "tiny", "--prompts", "1,x"], "'x' is not an id"),
         (["--model", "tiny", "--temperature", "3"], "temperature must be from 0 to 2"),
+        (["--model", "new", "--backend", "openai"], "--backend and --target go together"),
+        (["--model", "tiny", "--backend", "openai", "--target", "coder"], "already exists"),
     ],
 )
 def test_the_generate_command_names_what_is_wrong(tiny, prompts, args, message):

@@ -1,9 +1,11 @@
 """python manage.py generate --model NAME --prompts all|1,2,3 [--n 4] [--temperature T] [--top-p P]
 [--max-new-tokens N] [--seed S] [--stop SEQ ...] [--batch-size B] [--endpoint completions|chat] [--queue]
+[--backend transformers|openai --target FOLDER_HUB_ID_OR_SERVED_MODEL [--base-url URL] [--parent NAME]]
 
-Samples completions with a registered model version, stores them (a re-run of the same request adds
-nothing), forms pairs by the pairing policy and queues their tests. --queue hands the work to a Celery
-worker on the "generation" queue instead of doing it here.
+Samples completions with a model version, stores them (a re-run of the same request adds nothing), forms
+pairs by the pairing policy and queues their tests. With --backend and --target the version is registered
+first (again with the same values: nothing changes). --queue hands the work to a Celery worker on the
+"generation" queue instead of doing it here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback.generation import completions_generate, generation_params_clean
+from feedback.generation import completions_generate, generation_params_clean, model_version_register
 from feedback.models import Completion, ModelVersion, Pair, Prompt
 from feedback.services import ServiceError
 
@@ -52,9 +54,16 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, dest="batch_size")
         parser.add_argument("--endpoint", choices=("completions", "chat"), help="OpenAI-compatible API to call.")
         parser.add_argument("--queue", action="store_true", help="Queue a Celery task instead of generating here.")
+        parser.add_argument("--backend", choices=("transformers", "openai"), help="Register --model first: backend.")
+        parser.add_argument("--target", help="Register --model first: folder or hub id, or the served model name.")
+        parser.add_argument("--base-url", dest="base_url", default="", help="Register: OpenAI-compatible base URL.")
+        parser.add_argument("--parent", help="Register: name of the parent version (for the arena policy).")
 
     def handle(self, *args, model: str, prompts: str, n: int, queue: bool, **options):
-        version = ModelVersion.objects.filter(name=model).first()
+        if options["backend"] or options["target"]:
+            version = self._register(model, **options)
+        else:
+            version = ModelVersion.objects.filter(name=model).first()
         if version is None:
             names = ", ".join(ModelVersion.objects.order_by("name").values_list("name", flat=True)[:20]) or "none"
             raise CommandError(f"--model: no model version named {model!r} (registered: {names})")
@@ -101,3 +110,20 @@ class Command(BaseCommand):
             f"{version.name}: {len(completions)} completion(s) for this request, {added} new, {pairs} new pair(s), "
             f"{time.monotonic() - started:.1f}s"
         )
+
+    def _register(self, name: str, *, backend: str | None, target: str | None, base_url: str, parent: str | None, **_):
+        if not (backend and target):
+            raise CommandError("--backend and --target go together (to register --model)")
+        parent_version = None
+        if parent:
+            parent_version = ModelVersion.objects.filter(name=parent).first()
+            if parent_version is None:
+                raise CommandError(f"--parent: no model version named {parent!r}")
+        try:
+            version = model_version_register(
+                name=name, backend=backend, target=target, base_url=base_url, parent=parent_version
+            )
+        except ServiceError as exc:
+            raise CommandError(f"--model {name}: {exc}")
+        self.stdout.write(f"{version.name}: {version.backend} {version.target}")
+        return version
