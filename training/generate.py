@@ -211,9 +211,13 @@ def generate_rows(
     eos = model.generation_config.eos_token_id
     if eos is None:
         eos = tokenizer.eos_token_id
+    # Sampling is done by _RowSampler on top of greedy selection; explicit values keep a hub model's own
+    # generation_config (beams, sampling) from filling them in.
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=False,
+        num_beams=1,
+        num_return_sequences=1,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=eos,
     )

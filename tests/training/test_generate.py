@@ -96,6 +96,30 @@ def test_stop_sequences_end_the_text(tiny_model):
     assert all(" " not in t.lstrip() for t in texts)
 
 
+def test_eos_ends_only_its_own_row(tiny_model, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(tiny_model, tmp_path / "model")  # a model of its own: the hook stays off the cache
+    model, tokenizer = generate.load(str(copy))
+    eos = tokenizer.eos_token_id
+
+    def first_row_says_eos(module, args, output):
+        output.logits[0, -1, :] = -1e4
+        output.logits[0, -1, eos] = 1e4
+        return output
+
+    handle = model.register_forward_hook(first_row_says_eos)
+    try:
+        # Rows are ordered longest prompt first within a batch: the first row is the longer prompt.
+        texts = generate.generate_rows(
+            str(copy), [("x = 1\n", 1), ("def long_function_name(a, b):\n", 2)], max_new_tokens=8, stop=[]
+        )
+    finally:
+        handle.remove()
+    assert texts[1] == ""  # EOS at once, and not decoded as text
+    assert texts[0] != "" and tiny.EOS not in texts[0]
+
+
 def test_a_loaded_model_is_cached_per_process(tiny_model):
     first = generate.load(tiny_model)
     assert generate.load(tiny_model) is first
