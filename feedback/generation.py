@@ -195,6 +195,7 @@ def completions_generate(
     missing = [pk for pk in ids if pk not in prompts]
     if missing:
         raise ServiceError(f"prompt(s) {', '.join(map(str, missing[:10]))} do not exist")
+    _check_policy(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
     try:
         sample = _sampler(version, clean)
     except GenerationError as exc:
@@ -251,18 +252,22 @@ def completions_generate(
     return sorted(found, key=lambda c: (c.prompt_id, c.params.get("sample", 0), c.pk))
 
 
+def _check_policy(policy: str) -> str:
+    if policy not in PAIRING_POLICIES:
+        raise ServiceError(f"PAIRING_POLICY must be one of {', '.join(PAIRING_POLICIES)}; got {policy!r}")
+    return policy
+
+
 def pairs_form_for_model(*, prompt: Prompt, model_version: ModelVersion, policy: str | None = None) -> list[Pair]:
     """Pairs for a prompt after a model wrote completions for it, by the pairing policy.
 
     ``self``: two samples of this model. ``arena``: this model against its parent first, then against
     the other active versions; never two completions of the same model.
     """
-    policy = policy or settings.CODEPREF["PAIRING_POLICY"]
+    policy = _check_policy(policy or settings.CODEPREF["PAIRING_POLICY"])
     mine = list(Completion.objects.filter(prompt=prompt, model_version=model_version).select_related("prompt"))
     if policy == "self":
         return pairs_form(completions=mine)
-    if policy != "arena":
-        raise ServiceError(f"PAIRING_POLICY must be one of {', '.join(PAIRING_POLICIES)}; got {policy!r}")
     rivals = ModelVersion.objects.filter(Q(pk=model_version.parent_id) | Q(is_active=True)).exclude(
         pk=model_version.pk
     )

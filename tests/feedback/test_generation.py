@@ -233,6 +233,13 @@ def test_the_arena_policy_pairs_a_model_only_against_its_parent_and_active_versi
     assert pairs == [("child", "parent"), ("child", "parent"), ("child", "rival"), ("child", "rival")]
 
 
+def test_an_unknown_pairing_policy_fails_before_sampling(tiny, prompts, settings, monkeypatch):
+    settings.CODEPREF = {**settings.CODEPREF, "PAIRING_POLICY": "tournament"}
+    monkeypatch.setattr(generation, "generate_rows", lambda *a, **k: pytest.fail("sampled anyway"))
+    with pytest.raises(ServiceError, match="PAIRING_POLICY must be one of self, arena; got 'tournament'"):
+        run(tiny, prompts)
+
+
 def test_the_arena_policy_forms_nothing_without_a_rival(tiny, prompts, settings):
     settings.CODEPREF = {**settings.CODEPREF, "PAIRING_POLICY": "arena"}
     assert len(run(tiny, prompts[:1], n=3)) == 3
