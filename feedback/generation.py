@@ -220,6 +220,8 @@ def completions_generate(
             texts = sample([(prompts[pk].text, key) for pk, _, key in chunk])
         except GenerationError as exc:
             raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+        # A model can emit NUL, which PostgreSQL cannot store in text: keep the sample, mark the byte.
+        texts = [text.replace("\x00", "\ufffd") for text in texts]
         rows = [
             Completion(
                 prompt_id=pk,

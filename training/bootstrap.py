@@ -29,9 +29,6 @@ from training import tiny
 
 logger = logging.getLogger(__name__)
 
-# OpenMP threads that spin while waiting are ruinous when the cores are shared (measured here with
-# 2 threads on 2 busy cores: generation 32 s spinning, 1.1 s sleeping). Only works before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 INFO_FILE = "training_info.json"
 FORMAT = 1  # bump when a change in this file should invalidate cached models

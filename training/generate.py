@@ -28,9 +28,6 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# OpenMP threads that spin while waiting are ruinous when the cores are shared (measured here with
-# 2 threads on 2 busy cores: generation 32 s spinning, 1.1 s sleeping). Only works before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Codex / HumanEval's stop set, extended the way bigcode-evaluation-harness does for code prompts.
 DEFAULT_STOP = ["\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\n@", "\nassert ", "\n```"]
