@@ -55,7 +55,9 @@ class Command(BaseCommand):
 
     def _import_prompts(self) -> None:
         try:
-            report = prompts_import(lines=decode_jsonl(DEMO_PROMPTS.read_bytes()), strict=True)
+            # Leave one pair per prompt for the two samples the local model writes (_prepare_models).
+            cap = max(settings.CODEPREF["MAX_PAIRS_PER_PROMPT"] - 1, 1)
+            report = prompts_import(lines=decode_jsonl(DEMO_PROMPTS.read_bytes()), strict=True, max_pairs=cap)
         except (OSError, ImportFailed) as exc:
             raise CommandError(f"{DEMO_PROMPTS}: the demo prompts could not be imported: {exc}")
         self.stdout.write(f"Demo prompts: {report.summary()}")
