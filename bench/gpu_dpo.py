@@ -8,7 +8,7 @@ What it does:
 1. builds a StarCoderBase-1B-shaped GPTBigCode model from a config (hidden 2048, 24 layers, 16 heads,
    multi-query attention, 8192 positions, vocabulary 49152: ~1.1B parameters, random weights, bf16) with a
    BPE tokenizer trained on this machine's standard library (``training.tiny``);
-2. writes a snapshot of ~600-token preference pairs cut from standard-library source (a real continuation
+2. writes a snapshot of ~800-token preference sequences cut from standard-library source (a real continuation
    chosen over another file's text);
 3. runs ``python -m training.dpo --config training/recipes/base/dpo.yaml`` (bf16, LoRA on all linear
    layers, activation checkpointing) for ``--steps`` steps, then again with full fine-tuning (``--variants``);
@@ -68,7 +68,7 @@ def build_model(folder: Path, size: str, device: str) -> int:
 
 def write_snapshot(folder: Path, size: str, seed: int = 0) -> None:
     """Pairs cut from real source: prompt = a stretch of a file, chosen = what follows it, rejected = a stretch
-    of another file. Long enough (~600 tokens a sequence at 1b) for tokens/s to mean something."""
+    of another file. Long enough (~800 tokens a sequence at 1b) for tokens/s to mean something."""
     from training import tiny
 
     *_, pairs, chars = SIZES[size]
