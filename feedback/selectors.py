@@ -1,16 +1,28 @@
-"""Reads, and the one claim that has to happen while reading: which pair a volunteer ranks next."""
+"""Reads, and the one claim that has to happen while reading: which pair a volunteer ranks next.
+
+On PostgreSQL the usual case of ``next_pair_for`` is one SQL statement (see ``_NEXT_SQL``); the ORM code
+below it is the general path, used on other databases and whenever that statement does not settle the
+request.
+"""
 
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from datetime import timedelta
+from typing import NamedTuple
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from .models import Assignment, Pair, Volunteer
+from .models import Assignment, Completion, Pair, Prompt, Volunteer
+
+# The one-statement paths on PostgreSQL (here and in services.vote_record); tests switch them off to
+# run the same contract through the ORM path.
+FAST_SQL = True
 
 # What a ranking page or the API shows of a pair, loaded with the assignment in one query. Other fields
 # (tests, captured output) stay deferred: they load on access, at one query each.
@@ -61,9 +73,14 @@ def _pending_assignment(user) -> Assignment | None:
 
 
 def _claimable(user, languages: list[str] | None, *, skip_locked: bool = True):
-    pairs = Pair.objects.filter(state=Pair.State.OPEN, claims_count__lt=F("votes_wanted")).exclude(
-        assignments__volunteer=user
-    )
+    pairs = Pair.objects.filter(
+        state=Pair.State.OPEN,
+        claims_count__lt=F("votes_wanted"),
+        # Under READ COMMITTED a row claimed and committed after this statement began is re-checked when
+        # it is locked, and would still pass the test above: two volunteers asking at once could get the
+        # same pair. Comparing with the count as this statement first saw it skips such a row instead.
+        claims_count=Subquery(Pair.objects.filter(pk=OuterRef("pk")).values("claims_count")),
+    ).exclude(assignments__volunteer=user)
     if languages:
         pairs = pairs.filter(language__in=languages)
     pairs = pairs.order_by("claims_count", "shuffle_key").select_related(*_SHOWN_RELATED)
@@ -99,8 +116,48 @@ def next_pair_for(user) -> Assignment | None:
     """An open pair this volunteer has not voted on or skipped, as an Assignment (which side is left).
 
     Pairs with the fewest claims (votes plus live assignments) come first, those in the volunteer's
-    languages before others; a pair is handed out only while it still needs votes.
+    languages before others; a pair is handed out only while it still needs votes. The assignment comes
+    with its pair, prompt and completions loaded (their other fields load on access).
     """
+    if FAST_SQL and connection.vendor == "postgresql":
+        row = _next_in_one_statement(user)
+        if row is not None:
+            return _assignment_from_row(user, row)
+    return _next_pair_orm(user)
+
+
+class ShownPair(NamedTuple):
+    """What a volunteer is shown of their next pair, without model instances (the API's hot path)."""
+
+    pair_id: int
+    left_is_a: bool
+    prompt_text: str
+    prompt_language: str
+    a_text: str
+    b_text: str
+
+
+def next_pair_shown(user) -> ShownPair | None:
+    """``next_pair_for``, as the few values a client shows."""
+    if FAST_SQL and connection.vendor == "postgresql":
+        row = _next_in_one_statement(user)
+        if row is not None:
+            return ShownPair(row[1], row[2], row[11], row[12], row[13], row[15])
+    assignment = _next_pair_orm(user)
+    if assignment is None:
+        return None
+    pair = assignment.pair
+    return ShownPair(
+        pair.pk,
+        assignment.left_is_a,
+        pair.prompt.text,
+        pair.prompt.language,
+        pair.completion_a.text,
+        pair.completion_b.text,
+    )
+
+
+def _next_pair_orm(user) -> Assignment | None:
     pending = _pending_assignment(user)
     if pending is not None:
         return pending
@@ -126,3 +183,165 @@ def next_pair_for(user) -> Assignment | None:
 
 def assignment_for(user, pair_id: int) -> Assignment | None:
     return Assignment.objects.select_related("pair").filter(volunteer=user, pair_id=pair_id).first()
+
+
+# next_pair_for's usual case as one statement: the pending assignment if there is one, else claim the open
+# pair with the fewest claims (in the volunteer's languages first) and create its assignment, returning
+# what is shown. One round trip and one implicit transaction instead of about eight of each. It returns no
+# row when nothing is claimable without waiting (then the ORM path waits for locked rows and releases
+# expired claims); the same volunteer claiming twice at once fails on the unique assignment, likewise.
+_CLAIMABLE = """
+    p.state = 'open' AND p.claims_count < p.votes_wanted
+    AND p.claims_count = (SELECT q.claims_count FROM feedback_pair q WHERE q.id = p.id)  -- see _claimable
+    AND NOT EXISTS (SELECT 1 FROM feedback_assignment x WHERE x.pair_id = p.id AND x.volunteer_id = %(user)s::bigint)
+"""
+_NEXT_SQL = f"""
+WITH me AS (
+    SELECT array(
+        SELECT jsonb_array_elements_text(CASE jsonb_typeof(v.languages) WHEN 'array' THEN v.languages END)
+    )::varchar[] AS languages
+    FROM feedback_volunteer v WHERE v.user_id = %(user)s::bigint
+),
+pending AS (
+    SELECT a.id, a.pair_id, a.left_is_a, a.created_at, a.expires_at
+    FROM feedback_assignment a JOIN feedback_pair p ON p.id = a.pair_id
+    WHERE a.volunteer_id = %(user)s::bigint AND a.voted_at IS NULL AND a.skipped_at IS NULL AND a.released_at IS NULL
+        AND p.state = 'open'
+    ORDER BY a.created_at LIMIT 1
+),
+pick AS (
+    SELECT coalesce(
+        (SELECT p.id FROM feedback_pair p
+         WHERE cardinality((SELECT languages FROM me)) > 0 AND p.language = ANY((SELECT languages FROM me)::varchar[])
+            AND {_CLAIMABLE}
+         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
+        (SELECT p.id FROM feedback_pair p WHERE {_CLAIMABLE}
+         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED)
+    ) AS id
+    WHERE NOT EXISTS (SELECT 1 FROM pending)
+),
+claimed AS (
+    UPDATE feedback_pair p SET claims_count = p.claims_count + 1 FROM pick WHERE p.id = pick.id RETURNING p.id
+),
+made AS (
+    INSERT INTO feedback_assignment (pair_id, volunteer_id, left_is_a, created_at, expires_at)
+    SELECT claimed.id, %(user)s::bigint, %(left_is_a)s::boolean, %(now)s::timestamptz, %(expires_at)s::timestamptz
+    FROM claimed
+    -- A claim is not worth waiting for a disk flush: one lost in a crash only hands the pair out again.
+    -- Run on its own (claim_async), its commit is asynchronous; a later vote's synchronous commit flushes
+    -- the WAL up to it, so a stored vote never refers to a lost assignment.
+    WHERE NOT %(claim_async)s::boolean OR set_config('synchronous_commit', 'off', true) IS NOT NULL
+    RETURNING id, pair_id, left_is_a, created_at, expires_at
+),
+chosen AS (SELECT * FROM pending UNION ALL SELECT * FROM made)
+SELECT c.id, c.pair_id, c.left_is_a, c.created_at, c.expires_at,
+    p.prompt_id, p.language, p.completion_a_id, p.completion_b_id, p.state, p.votes_wanted,
+    pr.text, pr.language, ca.text, ca.outcome, cb.text, cb.outcome
+FROM chosen c
+    JOIN feedback_pair p ON p.id = c.pair_id
+    JOIN feedback_prompt pr ON pr.id = p.prompt_id
+    JOIN feedback_completion ca ON ca.id = p.completion_a_id
+    JOIN feedback_completion cb ON cb.id = p.completion_b_id
+"""
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """Server-side binding, every statement prepared on first use (per connection)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+    def _send_query_prepared(self, name, pgq, *, binary=None):
+        # psycopg records the query only when it is not prepared; Django's query log reads it from here.
+        self._query = pgq
+        return super()._send_query_prepared(name, pgq, binary=binary)
+
+
+# Django turns automatic prepared statements off (for transaction-mode poolers). These two statements take
+# several times longer to plan than to run, so they are prepared explicitly, once per connection; behind
+# PgBouncer in transaction mode that needs its max_prepared_statements (PgBouncer >= 1.21), or set this off.
+PREPARE = True
+
+
+# A claim run on its own commits without waiting for the disk (see _NEXT_SQL).
+ASYNC_CLAIM = True
+
+
+def execute_one(sql: str, params: dict):
+    """Run one of the vote path's statements on Django's connection; its first row, or None.
+
+    Through Django's cursor wrapper (health check, error translation, queries seen by tests), with the
+    statement prepared on PostgreSQL when ``PREPARE`` is on.
+    """
+    with connection.cursor() as cursor:
+        if PREPARE:
+            raw = connection.connection
+            if raw.prepare_threshold is None:
+                # psycopg prepares nothing while the threshold is None (Django's default); a threshold no
+                # other statement reaches keeps that so for everything but these, which ask to be prepared.
+                raw.prepare_threshold = 2**31 - 1
+            cursor.cursor.close()
+            cursor.cursor = _PreparingCursor(raw)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def loaded_instance(model, values: dict):
+    """A model instance as if read by the ORM with only these fields (others load on access)."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+def _next_in_one_statement(user) -> tuple | None:
+    """_NEXT_SQL's row, or None when the ORM path has to settle the request."""
+    now = timezone.now()
+    params = {
+        "user": user.pk,
+        "left_is_a": random.random() < 0.5,
+        "now": now,
+        "expires_at": now + timedelta(seconds=settings.CODEPREF["ASSIGNMENT_TTL_SECONDS"]),
+        # Inside a caller's transaction the setting would last to its end and cover the caller's writes.
+        "claim_async": ASYNC_CLAIM and not connection.in_atomic_block,
+    }
+    try:
+        # Alone it is atomic; inside a caller's transaction a failure must not abort that transaction.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            return execute_one(_NEXT_SQL, params)
+    except IntegrityError:
+        return None
+
+
+def _assignment_from_row(user, row: tuple) -> Assignment:
+    (assignment_id, pair_id, left_is_a, created_at, expires_at, prompt_id, pair_language, a_id, b_id, state,
+     votes_wanted, prompt_text, prompt_language, a_text, a_outcome, b_text, b_outcome) = row  # fmt: skip
+    pair = loaded_instance(
+        Pair,
+        {
+            "id": pair_id,
+            "prompt_id": prompt_id,
+            "language": pair_language,
+            "completion_a_id": a_id,
+            "completion_b_id": b_id,
+            "state": state,
+            "votes_wanted": votes_wanted,
+        },
+    )
+    pair.prompt = loaded_instance(Prompt, {"id": prompt_id, "text": prompt_text, "language": prompt_language})
+    pair.completion_a = loaded_instance(Completion, {"id": a_id, "text": a_text, "outcome": a_outcome})
+    pair.completion_b = loaded_instance(Completion, {"id": b_id, "text": b_text, "outcome": b_outcome})
+    assignment = loaded_instance(
+        Assignment,
+        {
+            "id": assignment_id,
+            "pair_id": pair_id,
+            "volunteer_id": user.pk,
+            "left_is_a": left_is_a,
+            "created_at": created_at,
+            "expires_at": expires_at,
+            "skipped_at": None,
+            "voted_at": None,
+            "released_at": None,
+        },
+    )
+    assignment.pair = pair
+    return assignment

@@ -13,12 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import selectors, services
-from feedback.models import Assignment, Flag, Vote
+from feedback.models import Flag, Vote
 from feedback.services import MAX_KEY_LENGTH, ServiceError
 
 from . import serializers
 from .permissions import IsVolunteer
-from .rendering import ORJSONParser, ORJSONRenderer
+from .rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id is a 400 here, not a database error
 MAX_MS = 2**31 - 1
@@ -70,19 +70,16 @@ def _milliseconds(data: dict, name: str) -> int | None:
 
 
 # --- output -----------------------------------------------------------------------------------
-def pair_body(assignment: Assignment | None) -> dict | None:
-    """A pair as the volunteer sees it: left and right as this assignment placed them."""
-    if assignment is None:
+def pair_body(shown: selectors.ShownPair | None) -> dict | None:
+    """A pair as the volunteer sees it: left and right as their assignment placed them."""
+    if shown is None:
         return None
-    pair = assignment.pair
-    left, right = (
-        (pair.completion_a, pair.completion_b) if assignment.left_is_a else (pair.completion_b, pair.completion_a)
-    )
+    left, right = (shown.a_text, shown.b_text) if shown.left_is_a else (shown.b_text, shown.a_text)
     return {
-        "pair": pair.pk,
-        "prompt": {"text": pair.prompt.text, "language": pair.prompt.language},
-        "left": {"text": left.text},
-        "right": {"text": right.text},
+        "pair": shown.pair_id,
+        "prompt": {"text": shown.prompt_text, "language": shown.prompt_language},
+        "left": {"text": left},
+        "right": {"text": right},
     }
 
 
@@ -110,6 +107,7 @@ class _RankingView(APIView):
     permission_classes = [IsVolunteer]
     parser_classes = [ORJSONParser]
     renderer_classes = [ORJSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -125,7 +123,7 @@ class PairNextView(_RankingView):
         },
     )
     def get(self, request):
-        body = pair_body(selectors.next_pair_for(request.user))
+        body = pair_body(selectors.next_pair_shown(request.user))
         if body is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(body)
@@ -162,7 +160,7 @@ class VoteCreateView(_RankingView):
             time_taken_ms=_milliseconds(data, "time_taken_ms"),
         )
         body = vote_body(result.vote)
-        body["next"] = pair_body(selectors.next_pair_for(request.user))
+        body["next"] = pair_body(selectors.next_pair_shown(request.user))
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -180,7 +178,7 @@ class PairSkipView(_RankingView):
     )
     def post(self, request, pair_id: int):
         services.pair_skip(user=request.user, pair_id=_id(pair_id, "pair"))
-        return Response({"pair": pair_id, "next": pair_body(selectors.next_pair_for(request.user))})
+        return Response({"pair": pair_id, "next": pair_body(selectors.next_pair_shown(request.user))})
 
 
 class ReportCreateView(_RankingView):

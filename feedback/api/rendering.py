@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from django.utils.functional import Promise
 from rest_framework.exceptions import ParseError
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
@@ -35,3 +36,17 @@ class ORJSONParser(BaseParser):
             return orjson.loads(stream.read())
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"the body is not valid JSON: {exc}")
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """These views speak JSON only: skip parsing the Accept header on every request."""
+
+    def select_parser(self, request, parsers):
+        content_type = request.content_type.split(";", 1)[0].strip().lower()
+        for parser in parsers:
+            if parser.media_type == content_type:
+                return parser
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
