@@ -5,7 +5,9 @@ line by line, plus an e-mail pattern and whole private-key blocks. Found values 
 ``<SECRET>`` or ``<PRIVATE_KEY>``, and every mask is counted by type for the manifest.
 
 Running 27 plugins on every line of a million completions would take hours, so a text (then each line
-of it) is first passed through a cheap gate; only what the gate lets through is scanned. The gate looks
+of it) is first passed through a cheap gate; only what the gate lets through is scanned. With the
+google-re2 package one DFA pass over the text decides for most texts (a few microseconds); the
+byte-level checks below then decide the rest, and alone give the same answers without it. The gate looks
 for what those plugins need to fire: an ``@`` or ``://``; a keyword (password, secret, key, token,
 auth, ...); a run of 20 or more token characters (every vendor token format and long random string);
 a quoted run of 9 or more hex digits (the hex-entropy plugin's shortest hit); or a dotted quad.
@@ -119,8 +121,34 @@ def _needs_detector(text: str) -> bool:
     return b"d.d" in reduced and _DOTTED_QUAD_RE.search(reduced) is not None
 
 
+def _prefilter():
+    """One RE2 pass (a DFA: linear time, all alternatives at once) over the text's UTF-8 bytes that matches
+    wherever any check of the gate could pass; most texts end here. None without the google-re2 package."""
+    try:
+        import re2
+    except ImportError:  # the gate alone gives the same answers, a few microseconds slower per text
+        return None
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1  # bytes, as the gate's own byte checks see them
+    options.never_capture = True
+    token = rb"[A-Za-z0-9+/=_\x80-\xff-]"
+    return re2.compile(
+        rb"(?i:passw|pwd|secret|contrase|key|pass)"  # keyword stems (the gate narrows key / pass)
+        rb"|://|[A-Za-z0-9._%+-]@[^\s]"  # basic auth, e-mail
+        + rb"|" + token + rb"{20,}"  # long runs (the gate wants 3 digits or a vendor prefix)
+        + rb"|['\"]" + token + rb"{9,}['\"]"  # quoted strings (the entropy plugins)
+        + rb"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
+        options,
+    )
+
+
+_PREFILTER = _prefilter()
+
+
 def may_contain_secret(text: str) -> bool:
     """The cheap gate: False means none of the detectors can fire on this text (within the documented gaps)."""
+    if _PREFILTER is not None and _PREFILTER.search(text.encode("utf-8", "replace")) is None:
+        return False
     return _has_email_candidate(text) or _needs_detector(text)
 
 
@@ -173,7 +201,7 @@ class Masker:
             finally:
                 self.counts, self.texts_seen, self.texts_scanned, self.texts_masked = saved
         self.texts_seen += 1
-        if not text or not (_has_email_candidate(text) or _needs_detector(text)):
+        if not text or not may_contain_secret(text):
             return text
         self.texts_scanned += 1
         before = self.counts.total()
