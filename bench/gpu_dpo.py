@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import training  # noqa: E402, F401  (sets OMP_WAIT_POLICY=PASSIVE before torch loads)
+
 SIZES = {
     # name: (hidden, layers, heads, positions, vocabulary, tokenizer vocabulary, pairs, chars per side)
     "1b": (2048, 24, 16, 8192, 49152, 8192, 96, 2000),

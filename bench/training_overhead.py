@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import training  # noqa: E402, F401  (sets OMP_WAIT_POLICY=PASSIVE before torch loads)
+
 LR = 1e-4
 BATCH = 8
 MAX_LENGTH = 256
