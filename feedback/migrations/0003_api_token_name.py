@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('feedback', '0002_training_run_heartbeat'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        migrations.swappable_dependency(settings.KNOX_TOKEN_MODEL),
+        ("knox", "0009_extend_authtoken_field"),
     ]
 
     operations = [
