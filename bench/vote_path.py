@@ -338,6 +338,8 @@ def api_run(
         "first_error": next((r[3] for r in results if r[3]), ""),
         "reconnects": sum(r[4] for r in results),
         "exhausted": sum(r[5] for r in results),
+        # Keep-alive connections stay with the worker that accepted them: an uneven split shows here.
+        "client_means_ms": sorted(1000 * statistics.fmean(r[2]) for r in results if r[2]),
         "server_cpu_ms_per_vote": 1000 * (cpu_after - cpu_start) / max(votes, 1),
         "postgres_cpu_ms_per_vote": 1000 * _cpu_delta(pg_start, pg_after) / max(votes, 1),
         "client_cpu_ms_per_vote": 1000
@@ -619,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"ratio {api['votes_per_s'] / base['tx_per_s']:.3f}",
                     flush=True,
                 )
+                means = api["client_means_ms"]
+                if means:
+                    print(f"    mean latency per volunteer: {means[0]:.0f} to {means[-1]:.0f} ms")
                 if api["first_error"]:
                     print(f"    first error: {api['first_error']}")
                 if api["exhausted"]:

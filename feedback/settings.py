@@ -237,6 +237,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"anon": env_str("API_ANON_RATE", "60/min"), "token": "20/min"},
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
+# Seconds a token lookup is cached per process; a revoked token may still work this long in another process.
+API_TOKEN_CACHE_SECONDS = env_float("API_TOKEN_CACHE_SECONDS", 5.0)
 KNOX_TOKEN_MODEL = "knox.AuthToken"  # named, so that feedback.ApiTokenName can point at it
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_TTL_DAYS", 90)) if env_int("API_TOKEN_TTL_DAYS", 90) else None,

@@ -29,7 +29,7 @@ CACHE_PREFIX = "api-token:"
 
 
 def cache_seconds() -> float:
-    return getattr(settings, "API_TOKEN_CACHE_SECONDS", 5)
+    return settings.API_TOKEN_CACHE_SECONDS
 
 
 def _cache_key(digest: str) -> str:

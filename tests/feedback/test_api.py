@@ -15,7 +15,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from feedback import selectors
+from feedback import selectors, services
 from feedback.api import authentication
 from feedback.api.permissions import DenyAll
 from feedback.models import Assignment, Flag, Pair, Volunteer, Vote
@@ -191,8 +191,17 @@ def test_token_lookups_are_cached_between_requests(client):
         assert client.get(NEXT).status_code == 200
     with CaptureQueriesContext(connection) as second:
         assert client.get(NEXT).status_code == 200
-    assert sum("knox_authtoken" in q["sql"] for q in first.captured_queries) == 1
-    assert sum("knox_authtoken" in q["sql"] for q in second.captured_queries) == 0
+    assert sum("knox_authtoken" in (q["sql"] or "") for q in first.captured_queries) == 1
+    assert sum("knox_authtoken" in (q["sql"] or "") for q in second.captured_queries) == 0
+
+
+def test_with_the_cache_off_every_request_looks_the_token_up(client, settings):
+    settings.API_TOKEN_CACHE_SECONDS = 0
+    factories.PairFactory()
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(NEXT).status_code == 200
+        assert sum("knox_authtoken" in (q["sql"] or "") for q in queries.captured_queries) == 1
 
 
 def test_the_session_of_a_signed_in_volunteer_works_too(ranker):
@@ -412,6 +421,38 @@ def test_votes_close_a_pair_at_k_through_the_api():
         assert vote(client, pair.pk, "both_bad", key=name).status_code == 201
     pair.refresh_from_db()
     assert (pair.votes_count, pair.state) == (2, Pair.State.COMPLETE)
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_a_late_vote_on_an_expired_assignment_takes_its_claim_back(client, ranker):
+    pair = factories.PairFactory(votes_wanted=2)
+    client.get(NEXT)
+    Assignment.objects.filter(volunteer=ranker).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert services.assignments_release_expired() == 1
+    assert Pair.objects.get(pk=pair.pk).claims_count == 0
+    assert vote(client, pair.pk).status_code == 201
+    pair.refresh_from_db()
+    assert (pair.votes_count, pair.claims_count) == (1, 1)
+
+
+@pytest.mark.usefixtures("both_paths")
+def test_next_pair_for_loads_what_a_page_shows_in_its_own_queries(ranker, django_assert_num_queries):
+    pair = factories.PairFactory()
+    assignment = selectors.next_pair_for(ranker)
+    with django_assert_num_queries(0):
+        shown = (
+            assignment.pair.prompt.text,
+            assignment.pair.prompt.language,
+            assignment.pair.completion_a.text,
+            assignment.pair.completion_a.outcome,
+            assignment.pair.completion_b.text,
+            assignment.left_is_a,
+            assignment.pair_id,
+        )
+    assert shown[:5] == (pair.prompt.text, "python", pair.completion_a.text, "not_run", pair.completion_b.text)
+    assert shown[6] == pair.pk
+    assert assignment.pair.prompt.tests == pair.prompt.tests  # deferred fields still load on access
+    assert Assignment.objects.get(volunteer=ranker).left_is_a == assignment.left_is_a
 
 
 # --- skips and reports ------------------------------------------------------------------------
