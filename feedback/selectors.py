@@ -7,12 +7,12 @@ request.
 
 from __future__ import annotations
 
+import functools
 import random
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import NamedTuple
 
-import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
@@ -119,7 +119,7 @@ def next_pair_for(user) -> Assignment | None:
     languages before others; a pair is handed out only while it still needs votes. The assignment comes
     with its pair, prompt and completions loaded (their other fields load on access).
     """
-    if FAST_SQL and connection.vendor == "postgresql":
+    if one_statement_paths():
         row = _next_in_one_statement(user)
         if row is not None:
             return _assignment_from_row(user, row)
@@ -139,7 +139,7 @@ class ShownPair(NamedTuple):
 
 def next_pair_shown(user) -> ShownPair | None:
     """``next_pair_for``, as the few values a client shows."""
-    if FAST_SQL and connection.vendor == "postgresql":
+    if one_statement_paths():
         row = _next_in_one_statement(user)
         if row is not None:
             return ShownPair(row[1], row[2], row[11], row[12], row[13], row[15])
@@ -245,16 +245,31 @@ FROM chosen c
 """
 
 
-class _PreparingCursor(psycopg.Cursor):
-    """Server-side binding, every statement prepared on first use (per connection)."""
+@functools.cache
+def _preparing_cursor_class():
+    import psycopg
 
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True, binary=binary)
+    class PreparingCursor(psycopg.Cursor):
+        """Server-side binding, every statement prepared on first use (per connection)."""
 
-    def _send_query_prepared(self, name, pgq, *, binary=None):
-        # psycopg records the query only when it is not prepared; Django's query log reads it from here.
-        self._query = pgq
-        return super()._send_query_prepared(name, pgq, binary=binary)
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+        def _send_query_prepared(self, name, pgq, *, binary=None):
+            # psycopg records the query only when it is not prepared; Django's query log reads it here.
+            self._query = pgq
+            return super()._send_query_prepared(name, pgq, binary=binary)
+
+    return PreparingCursor
+
+
+def one_statement_paths() -> bool:
+    """Whether the vote path runs as single statements here: PostgreSQL through psycopg 3, unless off."""
+    if not FAST_SQL or connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
 
 
 # Django turns automatic prepared statements off (for transaction-mode poolers). These two statements take
@@ -281,7 +296,7 @@ def execute_one(sql: str, params: dict):
                 # other statement reaches keeps that so for everything but these, which ask to be prepared.
                 raw.prepare_threshold = 2**31 - 1
             cursor.cursor.close()
-            cursor.cursor = _PreparingCursor(raw)
+            cursor.cursor = _preparing_cursor_class()(raw)
         cursor.execute(sql, params)
         return cursor.fetchone()
 

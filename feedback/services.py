@@ -86,7 +86,7 @@ def vote_record(
     if screen_choice not in SCREEN_CHOICES:
         raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
 
-    if selectors.FAST_SQL and connection.vendor == "postgresql":
+    if selectors.one_statement_paths():
         vote = _vote_insert_in_one_statement(
             user=user, pair_id=pair_id, screen_choice=screen_choice, key=key, rationale=rationale, ms=time_taken_ms
         )
