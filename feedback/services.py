@@ -31,6 +31,14 @@ class Conflict(ServiceError):
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 MAX_KEY_LENGTH = 64
 MAX_RATIONALE_LENGTH = 280
+MAX_ID = 2**63 - 1  # bigint: a larger number would be a database error, not an answer
+MAX_MS = 2**31 - 1
+
+
+def _pair_id(pair_id) -> int:
+    if isinstance(pair_id, bool) or not isinstance(pair_id, int) or not 1 <= pair_id <= MAX_ID:
+        raise ServiceError(f"pair must be a positive integer id; got {pair_id!r:.40}")
+    return pair_id
 
 
 def choice_from_screen(screen_choice: str, *, left_is_a: bool) -> str:
@@ -85,6 +93,9 @@ def vote_record(
         raise ServiceError("idempotency_key and rationale must not contain NUL characters")
     if screen_choice not in SCREEN_CHOICES:
         raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
+    if time_taken_ms is not None and not 0 <= time_taken_ms <= MAX_MS:
+        raise ServiceError("time_taken_ms must be a whole number of milliseconds")
+    pair_id = _pair_id(pair_id)
 
     if selectors.one_statement_paths():
         vote = _vote_insert_in_one_statement(
@@ -217,6 +228,7 @@ def _vote_insert_in_one_statement(
 @transaction.atomic
 def pair_skip(*, user, pair_id: int) -> Assignment:
     """The volunteer passes on an assigned pair; it goes back to others and never returns to them."""
+    pair_id = _pair_id(pair_id)
     assignment = Assignment.objects.select_for_update().filter(volunteer=user, pair_id=pair_id).first()
     if assignment is None:
         raise ServiceError(f"pair {pair_id} is not assigned to you")
@@ -237,6 +249,9 @@ def flag_create(*, user, pair_id: int, reason: str, note: str = "") -> tuple[Fla
     note = " ".join((note or "").split())
     if len(note) > 500:
         raise ServiceError("note must be at most 500 characters")
+    if "\x00" in note:
+        raise ServiceError("note must not contain NUL characters")
+    pair_id = _pair_id(pair_id)
     pair = Pair.objects.filter(pk=pair_id).only("id", "prompt_id").first()
     if pair is None:
         raise ServiceError(f"pair {pair_id} does not exist")

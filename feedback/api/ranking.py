@@ -14,14 +14,12 @@ from rest_framework.views import APIView
 
 from feedback import selectors, services
 from feedback.models import Flag, Vote
-from feedback.services import MAX_KEY_LENGTH, ServiceError
+from feedback.services import MAX_ID, MAX_KEY_LENGTH, MAX_MS, ServiceError
 
 from . import serializers
 from .permissions import IsVolunteer
 from .rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 
-MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id is a 400 here, not a database error
-MAX_MS = 2**31 - 1
 ERRORS = {
     400: OpenApiResponse(serializers.ErrorSerializer, description="Bad or missing fields, or a pair not yours."),
     401: OpenApiResponse(serializers.ErrorSerializer, description="No or bad credentials."),

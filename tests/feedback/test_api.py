@@ -532,3 +532,24 @@ def test_the_openapi_schema_and_docs_are_served(db):
 def test_the_schema_generates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     assert "/api/v1/votes/" in (tmp_path / "schema.yaml").read_text()
+
+
+# --- the services behind the API, called by the site's views too ----------------------------
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda user, pair: services.vote_record(user=user, pair_id=2**64, screen_choice="left", key="k"),
+        lambda user, pair: services.vote_record(
+            user=user, pair_id=pair.pk, screen_choice="left", key="k", time_taken_ms=2**40
+        ),
+        lambda user, pair: services.pair_skip(user=user, pair_id=2**64),
+        lambda user, pair: services.flag_create(user=user, pair_id=pair.pk, reason="broken", note="a\x00b"),
+        lambda user, pair: services.flag_create(user=user, pair_id=-1, reason="broken"),
+    ],
+)
+def test_out_of_range_input_is_a_service_error_not_a_database_error(ranker, call):
+    pair = factories.PairFactory()
+    selectors.next_pair_for(ranker)
+    with pytest.raises(services.ServiceError):
+        call(ranker, pair)
+    assert Vote.objects.count() == 0 and Flag.objects.count() == 0
