@@ -25,7 +25,7 @@ from knox.models import AuthToken
 from .api.permissions import MAINTAINER_GROUP
 from .models import ApiTokenName, DatasetSnapshot
 from .services import ServiceError
-from .snapshots import PARTS, SPLITS, snapshot_file_path, snapshot_request
+from .snapshots import PARTS, SPLITS, snapshot_file_path, snapshot_request, snapshot_requeue
 
 
 def is_maintainer(user) -> bool:
@@ -47,6 +47,18 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
     fields = ("version", "state", "progress_shown", "slot", "task_id", "requested_by", "created_at", "published_at",
               "last_vote_id", "alpha", "filters", "counts", "file_links", "error")  # fmt: skip
     readonly_fields = fields
+    actions = ["requeue"]
+
+    @admin.action(description="Queue the selected unfinished snapshots again")
+    def requeue(self, request, queryset):
+        if not is_maintainer(request.user):
+            raise PermissionDenied
+        queued = [
+            s.version for s in queryset.filter(state=DatasetSnapshot.State.BUILDING) if snapshot_requeue(snapshot=s)
+        ]
+        self.message_user(
+            request, f"Queued again: {', '.join(f'v{v}' for v in queued) or 'none (only building ones are)'}."
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

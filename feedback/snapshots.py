@@ -47,7 +47,7 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -285,19 +285,51 @@ def snapshot_request(*, filters: Mapping | None = None, requested_by=None) -> Da
 
     options = SnapshotOptions.from_request(filters)
     snapshot = _create(options=options, slot=None, task_id=str(uuid.uuid4()), requested_by=requested_by)
-    transaction.on_commit(
-        lambda: build_snapshot.apply_async(kwargs={"snapshot_id": snapshot.pk}, task_id=snapshot.task_id)
-    )
+
+    def enqueue() -> None:
+        try:
+            build_snapshot.apply_async(kwargs={"snapshot_id": snapshot.pk}, task_id=snapshot.task_id)
+        except Exception as exc:  # the broker is down: say so on the row rather than leave it waiting forever
+            log.exception("snapshot v%s could not be queued", snapshot.version)
+            DatasetSnapshot.objects.filter(pk=snapshot.pk, state=DatasetSnapshot.State.BUILDING).update(
+                state=DatasetSnapshot.State.FAILED,
+                error=f"could not be queued ({type(exc).__name__}: {exc}); ask again",
+            )
+
+    transaction.on_commit(enqueue)
     return snapshot
 
 
+def snapshot_requeue(*, snapshot: DatasetSnapshot) -> bool:
+    """Queue a BUILDING snapshot again (its message was lost, say with a Redis that kept nothing on disk).
+
+    Harmless if it is in fact being built: the second task finds the row locked and leaves it.
+    """
+    from .tasks import build_snapshot
+
+    if snapshot.state != DatasetSnapshot.State.BUILDING:
+        return False
+    if not snapshot.task_id:
+        snapshot.task_id = str(uuid.uuid4())
+        DatasetSnapshot.objects.filter(pk=snapshot.pk).update(task_id=snapshot.task_id)
+    transaction.on_commit(
+        lambda: build_snapshot.apply_async(kwargs={"snapshot_id": snapshot.pk}, task_id=snapshot.task_id)
+    )
+    return True
+
+
 def _unchanged_since_last(options: SnapshotOptions) -> DatasetSnapshot | None:
-    previous = DatasetSnapshot.objects.filter(state=DatasetSnapshot.State.PUBLISHED).order_by("-version").first()
-    if previous is None or previous.filters != options.as_dict():
+    """The newest published snapshot with these filters, if no vote was added or removed since it."""
+    wanted = options.as_dict()
+    published = DatasetSnapshot.objects.filter(state=DatasetSnapshot.State.PUBLISHED).order_by("-version")
+    previous = next(
+        (s for s in published.only("version", "filters", "last_vote_id", "counts")[:20] if s.filters == wanted), None
+    )
+    if previous is None:
         return None
     top, count = _vote_watermark()
     if top == previous.last_vote_id and count == previous.counts.get("source_votes"):
-        return previous
+        return DatasetSnapshot.objects.get(pk=previous.pk)
     return None
 
 
@@ -319,8 +351,11 @@ class _Lock:
 
     def release(self) -> None:
         if self.held and connection.vendor == "postgresql" and connection.connection is not None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_CLASS, self.version])
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_CLASS, self.version])
+            except DatabaseError:  # a broken connection took the lock with it
+                log.warning("snapshot v%s: the lock's connection is gone", self.version)
         self.held = False
 
 
@@ -464,10 +499,9 @@ def _read_manifest(folder: Path) -> dict | None:
 def _is_transient(exc: BaseException) -> bool:
     from django.db import InterfaceError, OperationalError
 
-    # A lost database connection, or the worker being stopped: leave the row BUILDING for the retry.
-    return isinstance(exc, (OperationalError, InterfaceError, KeyboardInterrupt, SystemExit)) or (
-        type(exc).__name__ in ("SoftTimeLimitExceeded", "WorkerLostError", "Terminated")
-    )
+    # A lost database connection (the task retries), or the worker being stopped (the message is redelivered):
+    # leave the row BUILDING for the next attempt. A soft time limit is not transient: a retry would hit it too.
+    return isinstance(exc, (OperationalError, InterfaceError, KeyboardInterrupt, SystemExit))
 
 
 def _publish(snapshot: DatasetSnapshot, manifest: dict) -> None:
@@ -686,28 +720,31 @@ def _pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
 
 
 class _JsonlWriter:
+    """Lines appended to one growing buffer, written in chunks; its sha256 computed on the way out.
+
+    Each line is copied into the buffer at once: orjson's result keeps a few KB of spare capacity, so
+    holding thousands of short lines as separate objects would cost many times their length.
+    """
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.file = open(path, "wb")  # noqa: SIM115 (closed in close())
         self.digest = hashlib.sha256()
-        self.buffer: list[bytes] = []
-        self.pending = 0
+        self.buffer = bytearray()
         self.rows = 0
 
     def write(self, line: bytes) -> None:
-        self.buffer.append(line)
-        self.pending += len(line)
+        self.buffer += line
         self.rows += 1
-        if self.pending >= JSONL_FLUSH_BYTES:
+        if len(self.buffer) >= JSONL_FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
         if self.buffer:
-            chunk = b"".join(self.buffer)
-            self.file.write(chunk)
-            self.digest.update(chunk)
-            self.buffer, self.pending = [], 0
+            self.file.write(self.buffer)
+            self.digest.update(self.buffer)
+            self.buffer.clear()
 
     def close(self) -> str:
         self.flush()
@@ -823,7 +860,7 @@ def snapshot_files_write(
     if "hf" in formats:
         progress(0.9, "datasets", force=True)
         started = time.perf_counter()
-        _write_hf(folder, [part for part in ("preference", "unpaired") if part in parts])
+        _write_hf(folder, [part for part in ("preference", "unpaired") if part in parts], version)
         stats["seconds"]["hf"] = time.perf_counter() - started
     stats["rows"] = dict(outputs.rows)
     stats["hashes"] = outputs.hashes
@@ -1052,31 +1089,48 @@ def _write_votes(reader, outputs: _Outputs, options, last_vote_id: int) -> None:
         )
 
 
-def _write_hf(folder: Path, parts: list[str]) -> None:
-    """``datasets`` folders built from the Parquet files (memory-mapped, so memory stays flat)."""
-    import datasets
-    import pyarrow.parquet as pq
+def _write_hf(folder: Path, parts: list[str], version: int) -> None:
+    """``datasets`` folders (what ``DatasetDict.save_to_disk`` writes), streamed from the Parquet files.
 
-    cache = folder / ".hf-cache"
-    bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        for part in parts:
-            splits = {}
-            for split in SPLITS:
-                path = folder / part / f"{split}.parquet"
-                if pq.read_metadata(path).num_rows:
-                    splits[split] = datasets.Dataset.from_parquet(str(path), cache_dir=str(cache))
-                else:  # from_parquet refuses an empty file; an empty split keeps its columns
-                    schema = pq.read_schema(path)
-                    splits[split] = datasets.Dataset.from_dict(
-                        {name: [] for name in schema.names}, features=datasets.Features.from_arrow_schema(schema)
-                    )
-            datasets.DatasetDict(splits).save_to_disk(str(folder / "hf" / part))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-        if bars:
-            datasets.enable_progress_bars()
+    ``Dataset.from_parquet`` + ``save_to_disk`` would copy each table through a memory-mapped cache file, and
+    every page it touches counts as resident: 2 GB at a million pairs. Here record batches go one at a time
+    from the Parquet file into datasets' own ``ArrowWriter``, and the two small JSON files beside the data are
+    those ``save_to_disk`` writes, so ``datasets.load_from_disk`` reads the result as its own.
+    """
+    from dataclasses import asdict as dataclass_fields
+
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets.arrow_writer import ArrowWriter
+
+    for part in parts:
+        root = folder / "hf" / part
+        for split in SPLITS:
+            target = root / split
+            target.mkdir(parents=True)
+            source = pq.ParquetFile(folder / part / f"{split}.parquet")
+            features = datasets.Features.from_arrow_schema(source.schema_arrow)
+            writer = ArrowWriter(features=features, path=str(target / "data-00000-of-00001.arrow"))
+            try:
+                for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS):
+                    writer.write_table(pa.Table.from_batches([batch]))
+                writer.finalize()
+            finally:
+                writer.close()
+            state = {
+                "_data_files": [{"filename": "data-00000-of-00001.arrow"}],
+                "_fingerprint": hashlib.sha256(f"codepref:{version}:{part}:{split}".encode()).hexdigest()[:16],
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": split,
+            }
+            _write_bytes(target / "state.json", orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+            info = dataclass_fields(datasets.DatasetInfo(features=features))
+            _write_bytes(target / "dataset_info.json", orjson.dumps({key: info[key] for key in sorted(info)}))
+        _write_bytes(root / "dataset_dict.json", orjson.dumps({"splits": list(SPLITS)}))
 
 
 # --- the card and the manifest ------------------------------------------------------------------

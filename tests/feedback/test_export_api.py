@@ -267,3 +267,18 @@ def test_export_dataset_push_is_skipped_without_a_token_or_a_network(tmp_path, m
 def test_export_dataset_refuses_an_unknown_format(tmp_path):
     with pytest.raises(CommandError, match="--format"):
         call_command("export_dataset", "--out", str(tmp_path), "--format", "csv")
+
+
+def test_the_admin_queues_a_lost_building_snapshot_again(admin_client, published, django_capture_on_commit_callbacks):
+    lost = DatasetSnapshot.objects.create(version=published.version + 1, filters=published.filters,
+                                          last_vote_id=published.last_vote_id)  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/feedback/datasetsnapshot/",
+            {"action": "requeue", "_selected_action": [lost.pk, published.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert f"Queued again: v{lost.version}." in [str(m) for m in response.context["messages"]]
+    lost.refresh_from_db()
+    assert lost.state == "published"

@@ -347,3 +347,36 @@ def test_file_names_outside_the_manifest_are_refused():
 def test_volunteer_trust_defaults_to_one():
     user = factories.UserFactory()
     assert Volunteer.objects.get(user=user).trust == 1.0
+
+
+def test_a_request_the_broker_cannot_take_is_marked_failed_not_left_waiting(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from feedback.tasks import build_snapshot
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(build_snapshot, "apply_async", refused)
+    with django_capture_on_commit_callbacks(execute=True):
+        snapshot = snapshots.snapshot_request()
+    snapshot.refresh_from_db()
+    assert snapshot.state == "failed" and "could not be queued" in snapshot.error
+
+
+def test_a_lost_building_snapshot_can_be_queued_again(django_capture_on_commit_callbacks):
+    make_pairs(2)
+    lost = _building(4)
+    with django_capture_on_commit_callbacks(execute=True):  # eager in tests: the build runs inline
+        assert snapshots.snapshot_requeue(snapshot=lost)
+    lost.refresh_from_db()
+    assert lost.state == "published" and lost.task_id
+    assert not snapshots.snapshot_requeue(snapshot=lost)
+
+
+def test_the_no_new_votes_check_compares_with_a_snapshot_of_the_same_filters():
+    make_pairs(2)
+    scheduled = snapshot_build(slot="hourly:2026-11-27T10").snapshot
+    snapshot_build(filters={"min_votes": 3})  # an on-demand build with other filters in between
+    again = snapshot_build(slot="hourly:2026-11-27T11")
+    assert again.skipped and again.snapshot.pk == scheduled.pk
