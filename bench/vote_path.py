@@ -194,6 +194,7 @@ class Client:
         self.sock: socket.socket | None = None
         self.buffer = b""
         self.reconnects = 0
+        self.closed_by_server = 0
 
     def close(self) -> None:
         if self.sock is not None:
@@ -254,6 +255,7 @@ class Client:
             length = len(rest)
         body, self.buffer = rest[:length], rest[length:]
         if close:
+            self.closed_by_server += 1
             self.close()
         return status, body
 
@@ -315,7 +317,9 @@ def api_run(
                 time.sleep(0.05)
         client.close()
         with lock:
-            results.append((votes, errors, latencies, first_error, client.reconnects, exhausted))
+            results.append(
+                (votes, errors, latencies, first_error, client.reconnects, exhausted, client.closed_by_server)
+            )
 
     threads = [threading.Thread(target=volunteer, args=(token,)) for _, token in tokens]
     for thread in threads:
@@ -338,6 +342,8 @@ def api_run(
         "first_error": next((r[3] for r in results if r[3]), ""),
         "reconnects": sum(r[4] for r in results),
         "exhausted": sum(r[5] for r in results),
+        "closed_by_server": sum(r[6] for r in results),
+        "requests": sum(len(r[2]) for r in results),
         # Keep-alive connections stay with the worker that accepted them: an uneven split shows here.
         "client_means_ms": sorted(1000 * statistics.fmean(r[2]) for r in results if r[2]),
         "server_cpu_ms_per_vote": 1000 * (cpu_after - cpu_start) / max(votes, 1),
@@ -419,7 +425,22 @@ def parse_config(spec: str) -> dict:
     }
 
 
-def start_gunicorn(config: dict, database_url: str) -> tuple[subprocess.Popen, int]:
+def _balance(config: dict, concurrency: int) -> list[str]:
+    """gthread: each worker takes at most its share of the volunteers' keep-alive connections.
+
+    A keep-alive connection stays with the worker that accepted it, and when 32 clients connect at once
+    one worker can take most of them: their latency then doubles while the other worker idles (seen here as
+    per-volunteer mean latencies of 26 to 98 ms). A proxy in front of gunicorn spreads requests over its
+    upstream connections; this cap does the same for the benchmark's direct connections.
+    """
+    arguments = config["arguments"]
+    if arguments[arguments.index("--worker-class") + 1] != "gthread":
+        return []
+    workers = int(arguments[arguments.index("--workers") + 1])
+    return ["--worker-connections", str(-(-concurrency // workers))]
+
+
+def start_gunicorn(config: dict, database_url: str, concurrency: int) -> tuple[subprocess.Popen, int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -436,6 +457,7 @@ def start_gunicorn(config: dict, database_url: str) -> tuple[subprocess.Popen, i
         "--pythonpath", str(ROOT / "bench"),
         "--bind", f"127.0.0.1:{port}",
         *config["arguments"],
+        *_balance(config, concurrency),
         "--preload",  # Django is set up before the fork: workers answer at once, CPU is not boot time
         "--backlog", "2048",
         "--keep-alive", "30",
@@ -575,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback.settings")
     print(
         f"vote path: {args.concurrency} volunteers, {args.seconds:g} s per run (after {args.warmup:g} s warm-up), "
-        f"{args.rounds} round(s), {args.pairs:,} pairs; gunicorn {' | '.join(args.configs)}",
+        f"{args.rounds} round(s), {args.pairs:,} pairs; gunicorn {' | '.join(args.configs)} "
+        f"(gthread workers take an equal share of the connections)",
         flush=True,
     )
 
@@ -609,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             base_results.append(base)
             print(f"  round {round_no}: baseline {base['tx_per_s']:.0f} tx/s (errors {base['errors']})", flush=True)
             for config in configs:
-                server, port = start_gunicorn(config, database_url)
+                server, port = start_gunicorn(config, database_url, args.concurrency)
                 api = api_run(server, port, data["api"], args.seconds, args.warmup, args.db)
                 stop(server)
                 server = None
@@ -623,7 +646,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 means = api["client_means_ms"]
                 if means:
-                    print(f"    mean latency per volunteer: {means[0]:.0f} to {means[-1]:.0f} ms")
+                    print(
+                        f"    mean latency per volunteer: {means[0]:.0f} to {means[-1]:.0f} ms; connections closed "
+                        f"by the server: {api['closed_by_server']} in {api['requests']} requests"
+                    )
                 if api["first_error"]:
                     print(f"    first error: {api['first_error']}")
                 if api["exhausted"]:
