@@ -306,6 +306,7 @@ def test_a_folder_left_by_another_database_is_moved_aside_not_published(settings
     assert (aside / "manifest.json").is_file()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_snapshot_held_by_a_live_worker_is_left_alone():
     make_pairs(2)
