@@ -59,10 +59,10 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["gthread:2x8"],
         metavar="SPEC",
-        help="gunicorn set-ups to measure, each as CLASS:WORKERS[xTHREADS][,orm][,noprepare][,nocache][,syncclaim], "
+        help="gunicorn set-ups to measure, each as CLASS:WORKERS[xTHREADS][,option...], "
         "e.g. 'gthread:2x8' 'sync:4' 'gthread:2x8,orm' (orm: the ORM vote path; noprepare: its statements not "
-        "prepared; nocache: token lookups not cached; syncclaim: claims committed synchronously). Several are "
-        "run in turn in every round.",
+        "prepared; nocache: token lookups not cached; syncclaim: claims committed synchronously; nospread: every "
+        "claim starts at the first least-claimed pair). Several are run in turn in every round.",
     )
     parser.add_argument("--db", default="codepref_bench", help="Database to create (dropped at the end).")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL.")
@@ -414,6 +414,7 @@ def parse_config(spec: str) -> dict:
         "noprepare": "BENCH_PREPARE",
         "nocache": "BENCH_TOKEN_CACHE",
         "syncclaim": "BENCH_ASYNC_CLAIM",
+        "nospread": "BENCH_SPREAD_PICK",
     }
     unknown = set(options) - set(switches)
     if unknown:

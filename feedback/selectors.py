@@ -209,12 +209,28 @@ pending AS (
         AND p.state = 'open'
     ORDER BY a.created_at LIMIT 1
 ),
+least AS (
+    SELECT p.claims_count FROM feedback_pair p
+    WHERE p.state = 'open' AND p.claims_count < p.votes_wanted
+    ORDER BY p.claims_count, p.shuffle_key LIMIT 1
+),
 pick AS (
     SELECT coalesce(
         (SELECT p.id FROM feedback_pair p
          WHERE cardinality((SELECT languages FROM me)) > 0 AND p.language = ANY((SELECT languages FROM me)::varchar[])
             AND {_CLAIMABLE}
          ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
+        -- Among the pairs with the fewest claims, the first after a random point, then the first before it:
+        -- volunteers asking at once start at different rows instead of all skipping the same locked ones.
+        (SELECT p.id FROM feedback_pair p
+         WHERE p.claims_count = (SELECT claims_count FROM least) AND p.shuffle_key >= %(start)s::integer
+            AND {_CLAIMABLE}
+         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
+        (SELECT p.id FROM feedback_pair p
+         WHERE p.claims_count = (SELECT claims_count FROM least) AND p.shuffle_key < %(start)s::integer
+            AND {_CLAIMABLE}
+         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
+        -- None of those is open to this volunteer: the first in order of claims.
         (SELECT p.id FROM feedback_pair p WHERE {_CLAIMABLE}
          ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED)
     ) AS id
@@ -280,6 +296,8 @@ PREPARE = True
 
 # A claim run on its own commits without waiting for the disk (see _NEXT_SQL).
 ASYNC_CLAIM = True
+# Among the pairs with the fewest claims, start at a random one (see _NEXT_SQL).
+SPREAD_PICK = True
 
 
 def execute_one(sql: str, params: dict):
@@ -313,6 +331,7 @@ def _next_in_one_statement(user) -> tuple | None:
     params = {
         "user": user.pk,
         "left_is_a": random.random() < 0.5,
+        "start": random.randrange(1 << 30) if SPREAD_PICK else 0,  # Pair.shuffle_key's range
         "now": now,
         "expires_at": now + timedelta(seconds=settings.CODEPREF["ASSIGNMENT_TTL_SECONDS"]),
         # Inside a caller's transaction the setting would last to its end and cover the caller's writes.
