@@ -19,7 +19,7 @@ from tests.celery_worker import wait_for
 from tests.feedback.test_snapshots import all_rows, make_pairs
 
 CELERY_WORKER_CONCURRENCY = 2
-CELERY_WORKER_ENV = {"CODEPREF_SNAPSHOT_PAUSE_SECONDS": "2"}
+CELERY_WORKER_ENV = {"CODEPREF_SNAPSHOT_PAUSE_SECONDS": "3"}
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
