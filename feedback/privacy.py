@@ -132,14 +132,15 @@ def _prefilter():
     options.encoding = re2.Options.Encoding.LATIN1  # bytes, as the gate's own byte checks see them
     options.never_capture = True
     token = rb"[A-Za-z0-9+/=_\x80-\xff-]"
-    return re2.compile(
-        rb"(?i:passw|pwd|secret|contrase|key|pass)"  # keyword stems (the gate narrows key / pass)
-        rb"|://|[A-Za-z0-9._%+-]@[^\s]"  # basic auth, e-mail
-        + rb"|" + token + rb"{20,}"  # long runs (the gate wants 3 digits or a vendor prefix)
-        + rb"|['\"]" + token + rb"{9,}['\"]"  # quoted strings (the entropy plugins)
-        + rb"|[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",
-        options,
-    )
+    alternatives = [
+        rb"(?i:passw|pwd|secret|contrase|key|pass)",  # keyword stems (the gate narrows key / pass)
+        rb"://",  # basic auth
+        rb"[A-Za-z0-9._%+-]@[^\s]",  # e-mail
+        token + rb"{20,}",  # long runs (the gate wants 3 digits or a vendor prefix)
+        rb"['\"]" + token + rb"{9,}['\"]",  # quoted strings (the entropy plugins)
+        rb"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}",  # dotted quads
+    ]
+    return re2.compile(rb"|".join(alternatives), options)
 
 
 _PREFILTER = _prefilter()
