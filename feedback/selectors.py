@@ -190,11 +190,36 @@ def assignment_for(user, pair_id: int) -> Assignment | None:
 # what is shown. One round trip and one implicit transaction instead of about eight of each. It returns no
 # row when nothing is claimable without waiting (then the ORM path waits for locked rows and releases
 # expired claims); the same volunteer claiming twice at once fails on the unique assignment, likewise.
-_CLAIMABLE = """
-    p.state = 'open' AND p.claims_count < p.votes_wanted
-    AND p.claims_count = (SELECT q.claims_count FROM feedback_pair q WHERE q.id = p.id)  -- see _claimable
-    AND NOT EXISTS (SELECT 1 FROM feedback_assignment x WHERE x.pair_id = p.id AND x.volunteer_id = %(user)s::bigint)
-"""
+_CLAIMABLE = (
+    "p.state = 'open' AND p.claims_count < p.votes_wanted"
+    # see _claimable: skip a row another claim changed after this statement began
+    " AND p.claims_count = (SELECT q.claims_count FROM feedback_pair q WHERE q.id = p.id)"
+    " AND NOT EXISTS (SELECT 1 FROM feedback_assignment x"
+    " WHERE x.pair_id = p.id AND x.volunteer_id = %(user)s::bigint)"
+)
+_IN_MY_LANGUAGES = (
+    "cardinality((SELECT languages FROM me)) > 0 AND p.language = ANY((SELECT languages FROM me)::varchar[])"
+)
+
+
+def _picks(condition: str) -> str:
+    """The claimable pair to lock, as three tries in turn (each runs only if the ones before found none).
+
+    Among the pairs with the fewest claims, the first after a random point, then the first before it:
+    volunteers asking at once start at different rows instead of all skipping the same locked ones (that
+    queue cost more than the rest of the statement). If none of those is open to this volunteer, the first
+    in order of claims.
+    """
+    least = "p.claims_count = (SELECT claims_count FROM least)"
+    tries = (f"{least} AND p.shuffle_key >= %(start)s::integer", f"{least} AND p.shuffle_key < %(start)s::integer", "")
+    return ",\n".join(
+        f"        (SELECT p.id FROM feedback_pair p\n"
+        f"         WHERE {' AND '.join(part for part in (condition, where, _CLAIMABLE) if part)}\n"
+        f"         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        for where in tries
+    )
+
+
 _NEXT_SQL = f"""
 WITH me AS (
     SELECT array(
@@ -216,23 +241,8 @@ least AS (
 ),
 pick AS (
     SELECT coalesce(
-        (SELECT p.id FROM feedback_pair p
-         WHERE cardinality((SELECT languages FROM me)) > 0 AND p.language = ANY((SELECT languages FROM me)::varchar[])
-            AND {_CLAIMABLE}
-         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
-        -- Among the pairs with the fewest claims, the first after a random point, then the first before it:
-        -- volunteers asking at once start at different rows instead of all skipping the same locked ones.
-        (SELECT p.id FROM feedback_pair p
-         WHERE p.claims_count = (SELECT claims_count FROM least) AND p.shuffle_key >= %(start)s::integer
-            AND {_CLAIMABLE}
-         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
-        (SELECT p.id FROM feedback_pair p
-         WHERE p.claims_count = (SELECT claims_count FROM least) AND p.shuffle_key < %(start)s::integer
-            AND {_CLAIMABLE}
-         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED),
-        -- None of those is open to this volunteer: the first in order of claims.
-        (SELECT p.id FROM feedback_pair p WHERE {_CLAIMABLE}
-         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED)
+{_picks(_IN_MY_LANGUAGES)},
+{_picks("")}
     ) AS id
     WHERE NOT EXISTS (SELECT 1 FROM pending)
 ),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -453,6 +454,41 @@ def test_next_pair_for_loads_what_a_page_shows_in_its_own_queries(ranker, django
     assert shown[6] == pair.pk
     assert assignment.pair.prompt.tests == pair.prompt.tests  # deferred fields still load on access
     assert Assignment.objects.get(volunteer=ranker).left_is_a == assignment.left_is_a
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("both_paths")
+def test_claims_made_at_the_same_time_never_share_a_pair():
+    factories.PairFactory.create_batch(4, votes_wanted=4)
+    users = factories.UserFactory.create_batch(4)
+    start, all_claimed = threading.Barrier(4), threading.Barrier(4)
+    first: dict[int, int] = {}
+    errors = []
+
+    def claim(user):
+        from django.db import connection as thread_connection
+
+        try:
+            start.wait()
+            with transaction.atomic():
+                first[user.pk] = selectors.next_pair_for(user).pair_id
+                # Every claim stays open until all four are made: they overlap for certain, whatever the
+                # scheduling (a volunteer who starts late may fairly get a pair already claimed once).
+                all_claimed.wait(timeout=30)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=claim, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(first.values())) == 4, first
+    assert sorted(Pair.objects.values_list("claims_count", flat=True)) == [1, 1, 1, 1]
 
 
 # --- skips and reports ------------------------------------------------------------------------
