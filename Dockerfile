@@ -17,4 +17,4 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
 # The web and beat containers drop to the unprivileged user; the worker keeps root only so that the
 # sandbox can switch to a throwaway uid for each test run (see training/sandbox.py).
 EXPOSE 8000
-CMD ["gunicorn", "feedback.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "feedback.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--access-logfile", "-"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from feedback import selectors, services
 from feedback.models import Assignment, Pair, Vote
@@ -131,6 +131,7 @@ def test_concurrent_volunteers_spread_over_pairs_and_each_pair_gets_k_votes():
     pairs = factories.PairFactory.create_batch(4, votes_wanted=4)
     users = factories.UserFactory.create_batch(4)
     barrier = threading.Barrier(len(users))
+    claimed = threading.Barrier(len(users))
     picked: dict[int, list[int]] = {}
     errors = []
 
@@ -140,9 +141,14 @@ def test_concurrent_volunteers_spread_over_pairs_and_each_pair_gets_k_votes():
         try:
             barrier.wait()
             picked[user.pk] = []
-            while (assignment := selectors.next_pair_for(user)) is not None:
+            with transaction.atomic():
+                assignment = selectors.next_pair_for(user)
+                # Hold every first claim open until all four are made, so they overlap whatever the scheduling.
+                claimed.wait(timeout=30)
+            while assignment is not None:
                 picked[user.pk].append(assignment.pair_id)
                 vote_on(user, assignment)
+                assignment = selectors.next_pair_for(user)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
