@@ -65,7 +65,9 @@ class Prompt(models.Model):
     test_style = models.CharField(max_length=16, choices=TestStyle.choices, default=TestStyle.NONE)
     entry_point = models.CharField(max_length=200, blank=True)
     reference_solution = models.TextField(blank=True)
-    source = models.CharField(max_length=64, blank=True, help_text="Where it came from: codepref, humaneval, mbpp, ...")
+    source = models.CharField(
+        max_length=64, blank=True, help_text="Where it came from: codepref, humaneval, mbpp, ..."
+    )
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
     content_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -184,7 +186,9 @@ class Pair(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     shuffle_key = models.IntegerField(default=_shuffle_key)
     decided_by_tests = models.BooleanField(default=False)
-    gold_choice = models.CharField(max_length=16, blank=True, help_text="Known answer (a/b/tie/both_bad) for gold pairs.")
+    gold_choice = models.CharField(
+        max_length=16, blank=True, help_text="Known answer (a/b/tie/both_bad) for gold pairs."
+    )
     last_vote_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -198,9 +202,7 @@ class Pair(models.Model):
         ]
         indexes = [
             # Serves "open pairs, fewest claims first" without a sort.
-            models.Index(
-                fields=["claims_count", "shuffle_key"], condition=Q(state="open"), name="pair_open_pick"
-            ),
+            models.Index(fields=["claims_count", "shuffle_key"], condition=Q(state="open"), name="pair_open_pick"),
         ]
 
     def __str__(self) -> str:

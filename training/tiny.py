@@ -105,8 +105,13 @@ def make_config(
         )
     if arch == "gpt_bigcode":
         return GPTBigCodeConfig(
-            vocab_size=vocab, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_positions,
-            multi_query=True, **ids,
+            vocab_size=vocab,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=max_positions,
+            multi_query=True,
+            **ids,
         )
     if arch == "mpt":
         return MptConfig(
@@ -156,7 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     path = make_model(
-        args.out, arch=args.arch, seed=args.seed, hidden=args.hidden, layers=args.layers, heads=args.heads,
+        args.out,
+        arch=args.arch,
+        seed=args.seed,
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
         vocab_size=args.vocab_size,
     )
     print(path)

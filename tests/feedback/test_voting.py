@@ -106,7 +106,9 @@ def test_a_vote_on_a_pair_not_assigned_is_refused(volunteer):
     assert Vote.objects.count() == 0
 
 
-@pytest.mark.parametrize("field,value,message", [("screen_choice", "middle", "choice"), ("key", "", "idempotency_key")])
+@pytest.mark.parametrize(
+    "field,value,message", [("screen_choice", "middle", "choice"), ("key", "", "idempotency_key")]
+)
 def test_bad_vote_fields_are_refused_with_a_message(volunteer, field, value, message):
     factories.PairFactory()
     assignment = selectors.next_pair_for(volunteer)
