@@ -81,3 +81,23 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: the cores are shared with PostgreSQL, Redis and workers."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The bootstrap model's test preset (seconds to build), built once per session and shared."""
+    from training import bootstrap
+
+    path = tmp_path_factory.getbasetemp() / "bootstrap-test"
+    return str(bootstrap.build(path, preset="test", threads=1).path)

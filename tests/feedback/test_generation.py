@@ -21,19 +21,8 @@ FAST = {"max_new_tokens": 6, "stop": []}  # short, and no stops: every sample is
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    # One folder per session: the training tests asking for the same one find the cache.
-    return str(bootstrap.build(tmp_path_factory.getbasetemp() / "bootstrap-test", preset="test", threads=1).path)
+def _one_torch_thread(one_torch_thread):
+    """Sampling runs on one thread here (the fixture lives in tests/conftest.py)."""
 
 
 @pytest.fixture

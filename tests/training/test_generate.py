@@ -6,23 +6,12 @@ from __future__ import annotations
 import pytest
 
 from tests.training.fake_openai import FakeServer, completion_choices
-from training import bootstrap, generate, tiny
+from training import generate, tiny
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    # One folder per session: the second module asking for it finds the cache.
-    return str(bootstrap.build(tmp_path_factory.getbasetemp() / "bootstrap-test", preset="test", threads=1).path)
+def _one_torch_thread(one_torch_thread):
+    """Sampling runs on one thread here (the fixture lives in tests/conftest.py)."""
 
 
 # --- stop rules -----------------------------------------------------------------------------------
