@@ -54,7 +54,7 @@ class Preset:
 
 
 PRESETS = {
-    # ~5M parameters, 400 steps of 4,096 tokens; on a busy machine the time budget ends it earlier.
+    # ~5M parameters, 300 steps of 4,096 tokens; on a busy machine the time guard ends it earlier.
     "demo": Preset(
         vocab_size=4096,
         corpus_bytes=None,
