@@ -97,29 +97,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "stage",
-        "state_shown",
-        "message",
-        "cycle_link",
-        "recipe",
-        "snapshot",
-        "base_model",
-        "model_version",
-        "started_at",
-        "finished_at",
-        "duration",
-        "stages_table",
-        "metrics_pretty",
-        "loss_curves",
-        "log_tail_pretty",
-        "artefact_dir",
-        "pid",
-        "host",
-        "heartbeat_at",
-        "cancel_requested",
-        "config_pretty",
-    )
+    # Every field on the page is shown, never edited: cancelling is the one change, through its own action.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
     change_form_template = "admin/feedback/trainingrun/change_form.html"
 
     # --- permissions: read-only pages, "cancel" for those who may change runs ----------------------------

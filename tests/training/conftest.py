@@ -7,6 +7,8 @@ training tests behave the same on a 2-core CI runner as on a big machine.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,15 @@ def losses(folder: Path) -> list[float]:
     from training.common import read_metrics
 
     return [row["loss"] for row in read_metrics(Path(folder) / "metrics.jsonl") if isinstance(row.get("loss"), float)]
+
+
+def pipeline_command(*, snapshot: Path, output_dir: Path, model: Path, extra: Sequence[str] = ()) -> list[str]:
+    """``python -m training.pipeline`` with the tiny recipe, as the platform runs it."""
+    return [
+        sys.executable, "-m", "training.pipeline",
+        "--config", str(TINY / "pipeline.yaml"),
+        "--snapshot", str(snapshot),
+        "--output_dir", str(output_dir),
+        "--model_name_or_path", str(model),
+        *extra,
+    ]  # fmt: skip

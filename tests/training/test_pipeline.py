@@ -7,12 +7,11 @@ import json
 import math
 import resource
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.training.conftest import REPO_ROOT, TINY, changed, losses
+from tests.training.conftest import REPO_ROOT, changed, losses, pipeline_command
 
 # The tiny recipe's cycle must fit in 2 minutes on 2 cores. Its CPU time (all its processes) is what that
 # means on a shared machine, where wall time swings with the load; wall time only guards against a hang.
@@ -24,19 +23,7 @@ WALL_SECONDS = 600
 def cycle(tmp_path_factory, make_tiny_model, snapshot_dir):
     base = make_tiny_model("llama")
     out = tmp_path_factory.mktemp("cycle")
-    command = [
-        sys.executable,
-        "-m",
-        "training.pipeline",
-        "--config",
-        str(TINY / "pipeline.yaml"),
-        "--snapshot",
-        str(snapshot_dir),
-        "--output_dir",
-        str(out),
-        "--model_name_or_path",
-        str(base),
-    ]
+    command = pipeline_command(snapshot=snapshot_dir, output_dir=out, model=base)
     started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     seconds, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import REPO_ROOT, TINY, changed, losses
+from tests.training.conftest import REPO_ROOT, TINY, changed, losses, pipeline_command
 from training import common, data
 
 ARCHITECTURES = [
@@ -390,24 +390,12 @@ def test_rloo_trains_a_step_on_the_tests_reward_alone(tmp_path, make_tiny_model,
 
 def test_the_pipeline_stops_at_the_first_failed_stage_and_names_its_log(tmp_path, make_tiny_model, snapshot_dir):
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "training.pipeline",
-        "--config",
-        str(TINY / "pipeline.yaml"),
-        "--snapshot",
-        str(snapshot_dir),
-        "--output_dir",
-        str(out),
-        "--model_name_or_path",
-        str(make_tiny_model("llama")),
-        "--stages",
-        "dpo",
-        "evaluate",
-        "--stage_args",
-        json.dumps({"dpo": ["--max_steps", "not-a-number"]}),
-    ]
+    command = pipeline_command(
+        snapshot=snapshot_dir,
+        output_dir=out,
+        model=make_tiny_model("llama"),
+        extra=["--stages", "dpo", "evaluate", "--stage_args", json.dumps({"dpo": ["--max_steps", "not-a-number"]})],
+    )
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -477,24 +465,12 @@ def test_sigterm_cancels_the_running_stage_and_says_so_in_the_summary(tmp_path, 
     import time
 
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "training.pipeline",
-        "--config",
-        str(TINY / "pipeline.yaml"),
-        "--snapshot",
-        str(snapshot_dir),
-        "--output_dir",
-        str(out),
-        "--model_name_or_path",
-        str(make_tiny_model("llama")),
-        "--stages",
-        "sft",
-        "dpo",
-        "--stage_args",
-        json.dumps({"sft": ["--max_steps", "100000"]}),
-    ]
+    command = pipeline_command(
+        snapshot=snapshot_dir,
+        output_dir=out,
+        model=make_tiny_model("llama"),
+        extra=["--stages", "sft", "dpo", "--stage_args", json.dumps({"sft": ["--max_steps", "100000"]})],
+    )
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     metrics = out / "sft" / "metrics.jsonl"
     deadline = time.monotonic() + 120
