@@ -62,10 +62,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="gunicorn set-ups to measure, each as CLASS:WORKERS[xTHREADS][,option...], "
         "e.g. 'gthread:2x8' 'sync:4' 'gthread:2x8,orm' (orm: the ORM vote path; noprepare: its statements not "
         "prepared; nocache: token lookups not cached; syncclaim: claims committed synchronously; nospread: every "
-        "claim starts at the first least-claimed pair). Several are run in turn in every round.",
+        "claim starts at the first least-claimed pair; querycheck: Django's SELECT 1 health check; nofreeze: "
+        "start-up objects not frozen out of the garbage collector). Several are run in turn in every round.",
     )
     parser.add_argument("--db", default="codepref_bench", help="Database to create (dropped at the end).")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL.")
+    parser.add_argument("--timeline", action="store_true", help="Print each second's requests and p99.")
     parser.add_argument("--keep-db", action="store_true", help="Keep the database afterwards.")
     return parser
 
@@ -278,6 +280,7 @@ def api_run(
     def volunteer(token: str) -> None:
         client = Client(port, token)
         latencies: list[float] = []
+        starts: list[float] = []
         votes = errors = 0
         first_error = ""
         exhausted = False
@@ -309,6 +312,7 @@ def api_run(
             done = time.perf_counter()
             if now >= measure_from:
                 latencies.append(done - now)
+                starts.append(now - measure_from)
                 if not ok:
                     errors += 1
                     first_error = first_error or f"{status} {body[:200]!r}"
@@ -318,7 +322,7 @@ def api_run(
         client.close()
         with lock:
             results.append(
-                (votes, errors, latencies, first_error, client.reconnects, exhausted, client.closed_by_server)
+                (votes, errors, latencies, first_error, client.reconnects, exhausted, client.closed_by_server, starts)
             )
 
     threads = [threading.Thread(target=volunteer, args=(token,)) for _, token in tokens]
@@ -333,6 +337,7 @@ def api_run(
     latencies = sorted(x for r in results for x in r[2])
     votes = sum(r[0] for r in results)
     return {
+        "timeline": _timeline([(s, x) for r in results for s, x in zip(r[7], r[2], strict=True)], seconds),
         "votes_per_s": votes / seconds,
         "p50_ms": _percentile(latencies, 0.50),
         "p90_ms": _percentile(latencies, 0.90),
@@ -352,6 +357,16 @@ def api_run(
         * ((own_after.user + own_after.system) - (own_start.user + own_start.system))
         / max(votes, 1),
     }
+
+
+def _timeline(samples: list[tuple[float, float]], seconds: float) -> list[tuple[int, int, float]]:
+    """Per second of the run: requests started and their p99 (ms), to show whether slow requests cluster."""
+    buckets: dict[int, list[float]] = {}
+    for start, latency in samples:
+        buckets.setdefault(int(start), []).append(latency)
+    return [
+        (second, len(b), _percentile(sorted(b), 0.99)) for second, b in sorted(buckets.items()) if second < seconds
+    ]
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -415,6 +430,8 @@ def parse_config(spec: str) -> dict:
         "nocache": "BENCH_TOKEN_CACHE",
         "syncclaim": "BENCH_ASYNC_CLAIM",
         "nospread": "BENCH_SPREAD_PICK",
+        "querycheck": "BENCH_SOCKET_CHECK",
+        "nofreeze": "BENCH_GC_FREEZE",
     }
     unknown = set(options) - set(switches)
     if unknown:
@@ -650,6 +667,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"    mean latency per volunteer: {means[0]:.0f} to {means[-1]:.0f} ms; connections closed "
                         f"by the server: {api['closed_by_server']} in {api['requests']} requests"
+                    )
+                if args.timeline:
+                    print(
+                        "    per second (requests, p99 ms): "
+                        + "  ".join(f"{sec}:{n}/{p:.0f}" for sec, n, p in api["timeline"])
                     )
                 if api["first_error"]:
                     print(f"    first error: {api['first_error']}")

@@ -133,6 +133,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that needs no round trip (see feedback/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "feedback.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a busy timeout and IMMEDIATE transactions avoid "database is locked".
     DATABASES["default"]["OPTIONS"] = {
