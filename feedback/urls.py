@@ -4,10 +4,10 @@ from django.urls import include, path
 from . import health, views
 
 urlpatterns = [
+    path("api/v1/", include("feedback.api.urls")),  # first: the vote path resolves in the fewest steps
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("rank/", include("feedback.web_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("feedback.api.urls")),
 ]

@@ -101,3 +101,13 @@ def tiny_model(tmp_path_factory):
 
     path = tmp_path_factory.getbasetemp() / "bootstrap-test"
     return str(bootstrap.build(path, preset="test", threads=1).path)
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_api_tokens():
+    """API token lookups are cached per process: no test sees a lookup another test made."""
+    from feedback.api import authentication
+
+    authentication.forget_all()
+    yield
+    authentication.forget_all()

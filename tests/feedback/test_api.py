@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
+from knox.crypto import hash_token
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
@@ -182,7 +183,7 @@ def test_a_cached_token_stops_working_when_it_expires(ranker, monkeypatch):
 def test_a_token_of_a_deactivated_account_is_refused(client, ranker):
     ranker.is_active = False
     ranker.save()
-    cache.clear()  # a cached lookup may serve a deactivated account for API_TOKEN_CACHE_SECONDS at most
+    authentication.forget_all()  # a cached lookup may serve a deactivated account for API_TOKEN_CACHE_SECONDS
     assert client.get(NEXT).status_code == 401
 
 
@@ -194,6 +195,25 @@ def test_token_lookups_are_cached_between_requests(client):
         assert client.get(NEXT).status_code == 200
     assert sum("knox_authtoken" in (q["sql"] or "") for q in first.captured_queries) == 1
     assert sum("knox_authtoken" in (q["sql"] or "") for q in second.captured_queries) == 0
+
+
+def test_each_cached_hit_is_its_own_copy_of_the_token_and_user(ranker):
+    _, token = AuthToken.objects.create(ranker)
+    scheme = authentication.CachedTokenAuthentication()
+    user_one, token_one = scheme.authenticate_credentials(token.encode())
+    user_two, token_two = scheme.authenticate_credentials(token.encode())  # from the cache
+    assert (user_one.pk, token_one.pk) == (user_two.pk, token_two.pk) == (ranker.pk, token_one.pk)
+    assert user_one is not user_two and token_one is not token_two  # no instance shared between requests
+
+
+def test_the_token_cache_stays_bounded(ranker, monkeypatch):
+    monkeypatch.setattr(authentication, "MAX_CACHED_TOKENS", 3)
+    scheme = authentication.CachedTokenAuthentication()
+    for _ in range(5):
+        _, token = AuthToken.objects.create(ranker)
+        scheme.authenticate_credentials(token.encode())
+        assert len(authentication._cached) <= 3
+    assert authentication._recall(hash_token(token)) is not None  # the newest is kept
 
 
 def test_with_the_cache_off_every_request_looks_the_token_up(client, settings):
