@@ -1,7 +1,8 @@
 """The base recipe's DPO stage for a few steps on a real-size model built here from a config: tokens/s and
 peak GPU memory. One command, every step under a timeout; nothing is downloaded.
 
-    python bench/gpu_dpo.py --out $OUT/gpu-dpo                    # on a GPU machine (H100: a few minutes)
+    python bench/gpu_dpo.py --out $OUT/gpu-dpo                    # on a GPU machine (H200: about 2 minutes)
+    python bench/gpu_dpo.py --steps 30 --variants full,lora,lora-dropout --out $OUT/gpu-dpo
     python bench/gpu_dpo.py --size tiny --out /tmp/gpu-dpo-smoke  # the same path on a CPU, in seconds
 
 What it does:
@@ -11,7 +12,9 @@ What it does:
 2. writes a snapshot of ~800-token preference sequences cut from standard-library source (a real continuation
    chosen over another file's text);
 3. runs ``python -m training.dpo --config training/recipes/base/dpo.yaml`` (bf16, LoRA on all linear
-   layers, activation checkpointing) for ``--steps`` steps, then again with full fine-tuning (``--variants``);
+   layers, activation checkpointing) briefly as a warm-up (``--warmup-steps``: the first run on a fresh
+   machine is about 3 times slower), then for ``--steps`` steps, then again with full fine-tuning or other
+   single changes to the recipe (``--variants``, see ``VARIANTS``);
 4. prints each run's tokens/s and peak memory (``torch.cuda.max_memory_allocated``, from result.json) and
    writes them, with the runs' result.json, run_info.json and metrics.jsonl, under ``--out``.
 
@@ -97,7 +100,19 @@ def write_snapshot(folder: Path, size: str, seed: int = 0) -> None:
     (folder / "manifest.json").write_text(json.dumps({"version": f"gpu-bench-{size}"}) + "\n")
 
 
-def run_dpo(model: Path, snapshot: Path, out: Path, *, steps: int, full: bool, cpu: bool, timeout: float) -> dict:
+# Variants: the base recipe (lora), full fine-tuning, and single changes to the recipe to see what each costs.
+VARIANTS = {
+    "lora": [],
+    "full": ["--use_peft", "false", "--learning_rate", "1e-6"],
+    "lora-noac": ["--activation_checkpointing", "false"],
+    "lora-dropout": ["--lora_dropout", "0.05"],  # the recipe's value before 2026-11-27
+    "full-noac": ["--use_peft", "false", "--learning_rate", "1e-6", "--activation_checkpointing", "false"],
+}
+
+
+def run_dpo(
+    model: Path, snapshot: Path, out: Path, *, steps: int, extra: list[str], cpu: bool, timeout: float
+) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -123,8 +138,7 @@ def run_dpo(model: Path, snapshot: Path, out: Path, *, steps: int, full: bool, c
         "--max_length",
         "1024",
     ]
-    if full:
-        command += ["--use_peft", "false", "--learning_rate", "1e-6"]
+    command += extra
     if cpu:
         command += ["--use_cpu", "true"]
     started = time.monotonic()
@@ -148,10 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="1b")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--variants", default="lora,full", help="comma-separated: lora (the base recipe), full")
+    parser.add_argument(
+        "--variants", default="lora,full", help=f"comma-separated, of: {', '.join(VARIANTS)} (lora: the base recipe)"
+    )
     parser.add_argument("--work", default="/tmp/codepref-gpu-dpo", help="models and checkpoints (GB)")
     parser.add_argument("--out", default=None, help="small records: summary.json, result/run_info/metrics")
     parser.add_argument("--timeout", type=float, default=480, help="seconds for each DPO run")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=5,
+        help="an unrecorded run of the first variant first (0: none). On a fresh H200 the first DPO run took "
+        "about 3 times as long as the same run later (cold caches), whichever variant went first",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -188,14 +211,31 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "runs": {},
     }
-    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.warmup_steps and variants:
+        warm = run_dpo(
+            work / "model",
+            work / "snapshot",
+            work / "dpo-warmup",
+            steps=args.warmup_steps,
+            extra=VARIANTS[variants[0]],
+            cpu=not cuda,
+            timeout=args.timeout,
+        )
+        print(f"warm-up: {variants[0]}, {args.warmup_steps} steps, {warm['state']} in {warm['seconds']}s", flush=True)
+        summary["warmup"] = {"variant": variants[0], "steps": args.warmup_steps, "seconds": warm["seconds"]}
+        shutil.rmtree(work / "dpo-warmup", ignore_errors=True)
+    for variant in variants:
         run_dir = work / f"dpo-{variant}"
         result = run_dpo(
             work / "model",
             work / "snapshot",
             run_dir,
             steps=args.steps,
-            full=variant == "full",
+            extra=VARIANTS[variant],
             cpu=not cuda,
             timeout=args.timeout,
         )
