@@ -24,6 +24,7 @@ Models and checkpoints go to ``--work`` (several GB), not ``--out``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -101,12 +102,14 @@ def write_snapshot(folder: Path, size: str, seed: int = 0) -> None:
 
 
 # Variants: the base recipe (lora), full fine-tuning, and single changes to the recipe to see what each costs.
+FULL = ["--use_peft", "false", "--learning_rate", "1e-6"]
+NO_CHECKPOINTING = ["--activation_checkpointing", "false"]
 VARIANTS = {
     "lora": [],
-    "full": ["--use_peft", "false", "--learning_rate", "1e-6"],
-    "lora-noac": ["--activation_checkpointing", "false"],
+    "full": FULL,
+    "lora-noac": NO_CHECKPOINTING,
     "lora-dropout": ["--lora_dropout", "0.05"],  # the recipe's value before 2026-11-27
-    "full-noac": ["--use_peft", "false", "--learning_rate", "1e-6", "--activation_checkpointing", "false"],
+    "full-noac": FULL + NO_CHECKPOINTING,
 }
 
 
@@ -215,30 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    dpo = functools.partial(run_dpo, work / "model", work / "snapshot", cpu=not cuda, timeout=args.timeout)
     if args.warmup_steps and variants:
-        warm = run_dpo(
-            work / "model",
-            work / "snapshot",
-            work / "dpo-warmup",
-            steps=args.warmup_steps,
-            extra=VARIANTS[variants[0]],
-            cpu=not cuda,
-            timeout=args.timeout,
-        )
+        warm = dpo(work / "dpo-warmup", steps=args.warmup_steps, extra=VARIANTS[variants[0]])
         print(f"warm-up: {variants[0]}, {args.warmup_steps} steps, {warm['state']} in {warm['seconds']}s", flush=True)
         summary["warmup"] = {"variant": variants[0], "steps": args.warmup_steps, "seconds": warm["seconds"]}
         shutil.rmtree(work / "dpo-warmup", ignore_errors=True)
     for variant in variants:
         run_dir = work / f"dpo-{variant}"
-        result = run_dpo(
-            work / "model",
-            work / "snapshot",
-            run_dir,
-            steps=args.steps,
-            extra=VARIANTS[variant],
-            cpu=not cuda,
-            timeout=args.timeout,
-        )
+        result = dpo(run_dir, steps=args.steps, extra=VARIANTS[variant])
         summary["runs"][variant] = result
         for name in ("result.json", "run_info.json", "metrics.jsonl", "loss.png"):
             if (run_dir / name).is_file():

@@ -37,7 +37,7 @@ def skip_url(pair_id) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(settings):
-    # Throttle counts and cached token lookups live in the cache: no test sees another's.
+    # Throttle counts live in the cache: no test sees another's (token lookups: tests/conftest.py).
     cache.clear()
     # Password hashing at full strength is most of these tests' time; its strength is not under test here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

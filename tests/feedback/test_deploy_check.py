@@ -38,3 +38,11 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = manage("check", "--deploy", **PRODUCTION)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set when CODEPREF_PRODUCTION=1" in result.stderr
+
+
+def test_the_wsgi_module_freezes_what_start_up_loaded():
+    import gc
+
+    import feedback.wsgi  # noqa: F401
+
+    assert gc.get_freeze_count() > 10_000

@@ -25,7 +25,7 @@ DATASETS = "/api/v1/datasets/"
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(settings):
-    cache.clear()  # cached token lookups: no test sees another's
+    cache.clear()  # throttle counts: no test sees another's (token lookups: tests/conftest.py)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
     cache.clear()

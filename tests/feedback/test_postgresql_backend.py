@@ -91,30 +91,3 @@ def test_a_request_after_the_backend_was_terminated_succeeds(client):
     request_started.send(sender=WSGIHandler, environ={})
     response = client.get("/api/v1/pairs/next/")
     assert response.status_code == 204, response.content
-
-
-def test_positional_numbers_each_name_once_in_order_of_first_use():
-    from feedback.selectors import positional
-
-    query, names = positional("SELECT %(a)s::int, %(b)s::text, %(a)s::int, 100 %% 7")
-    assert query == "SELECT $1::int, $2::text, $1::int, 100 % 7"
-    assert names == ("a", "b")
-    with pytest.raises(ValueError, match="placeholder"):
-        positional("SELECT %s")
-
-
-def test_the_vote_path_statements_run_without_named_placeholders_left():
-    from feedback import selectors, services
-
-    for statement in (selectors._NEXT_SQL, services._VOTE_SQL):
-        query, names = selectors.positional(statement)
-        assert "%(" not in query and names
-        assert [f"${i}" in query for i in range(1, len(names) + 1)] == [True] * len(names)
-
-
-def test_the_wsgi_module_freezes_what_start_up_loaded():
-    import gc
-
-    import feedback.wsgi  # noqa: F401
-
-    assert gc.get_freeze_count() > 10_000

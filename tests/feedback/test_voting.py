@@ -168,3 +168,18 @@ def test_concurrent_volunteers_spread_over_pairs_and_each_pair_gets_k_votes():
     for pair in Pair.objects.filter(pk__in=[p.pk for p in pairs]):
         assert (pair.votes_count, pair.claims_count, pair.state) == (4, 4, Pair.State.COMPLETE)
     assert Vote.objects.count() == 16
+
+
+def test_positional_numbers_each_name_once_in_order_of_first_use():
+    query, names = selectors.positional("SELECT %(a)s::int, %(b)s::text, %(a)s::int, 100 %% 7")
+    assert query == "SELECT $1::int, $2::text, $1::int, 100 % 7"
+    assert names == ("a", "b")
+    with pytest.raises(ValueError, match="placeholder"):
+        selectors.positional("SELECT %s")
+
+
+def test_the_vote_path_statements_run_without_named_placeholders_left():
+    for statement in (selectors._NEXT_SQL, services._VOTE_SQL):
+        query, names = selectors.positional(statement)
+        assert "%(" not in query and names
+        assert [f"${i}" in query for i in range(1, len(names) + 1)] == [True] * len(names)
