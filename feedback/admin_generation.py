@@ -69,7 +69,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def generate_for_all_prompts(self, request, queryset):
         from kombu.exceptions import OperationalError
 
-        from .tasks import generate_completions
+        from .coders.tasks import generate_completions
 
         prompt_ids = list(Prompt.objects.order_by("pk").values_list("pk", flat=True))
         if not prompt_ids:

@@ -16,7 +16,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.db.models import Q
 
 from training.generate import DEFAULT_STOP, GenerationError, OpenAIClient, generate_rows
 
+from . import dispatch
 from .models import Completion, ModelVersion, Pair, Prompt, content_hash
 from .services import Conflict, ServiceError, pairs_form
 
@@ -242,7 +242,10 @@ def completions_generate(
             for pk in sorted({pk for pk, _, _ in chunk}):
                 pairs_form_for_model(prompt=prompts[pk], model_version=version)
             # robust: a failing queue (or an eager sandbox run) must not undo what is already committed.
-            transaction.on_commit(partial(_enqueue_tests, new_ids), robust=True)
+            if new_ids:
+                dispatch.enqueue(
+                    "feedback.tasks.run_tests", completion_ids=new_ids, on_error=_tests_not_queued(new_ids)
+                )
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
         if progress:
@@ -281,24 +284,12 @@ def pairs_form_for_model(*, prompt: Prompt, model_version: ModelVersion, policy:
     return formed
 
 
-def _enqueue_tests(completion_ids: list[int]) -> None:
-    """Queue the sandbox run of new completions (the sandbox is its own feature; absent, nothing runs)."""
-    if not completion_ids:
-        return
-    try:
-        from .tasks import run_tests
-    except ImportError:
-        logger.info("no run_tests task: %d new completion(s) stay untested", len(completion_ids))
-        return
-    from kombu.exceptions import OperationalError
-
-    try:
-        run_tests.delay(completion_ids)
-    except AttributeError:
-        logger.info("run_tests is not a task: %d new completion(s) stay untested", len(completion_ids))
-    except OperationalError:
+def _tests_not_queued(completion_ids: list[int]):
+    def log_it(exc: Exception) -> None:
         # The completions are stored; `manage.py run_tests --all` picks them up once the broker is back.
-        logger.warning("broker unreachable: tests of %d new completion(s) not queued", len(completion_ids))
+        logger.warning("tests of %d new completion(s) not queued: %s", len(completion_ids), exc)
+
+    return log_it
 
 
 # --- the registry ---------------------------------------------------------------------------------

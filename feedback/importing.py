@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from . import dispatch
 from .models import Completion, ModelVersion, Prompt, content_hash
 from .services import pairs_form
 
@@ -376,7 +377,7 @@ def prompts_import(*, lines: Iterable[str], strict: bool = False, max_pairs: int
         report.bad_lines.sort()
         ids = list(report.new_completion_ids)
         if ids:
-            transaction.on_commit(lambda: _after_import(ids))
+            dispatch.enqueue("feedback.tasks.run_tests", completion_ids=ids, on_error=_tests_not_queued)
     return report
 
 
@@ -463,20 +464,6 @@ class _Store:
             )
 
 
-def _after_import(completion_ids: list[int]) -> None:
-    """Hook, run after commit: new completions get their unit tests run (feedback.tasks.run_tests, if present).
-
-    The import is already committed here, so a broker that is down (or, with eager tasks, a failing
-    sandbox) is logged rather than raised: the prompts stay imported and the tests can be run later.
-    """
-    try:
-        from .tasks import run_tests
-    except ImportError:
-        return
-    delay = getattr(run_tests, "delay", None)
-    if delay is None:
-        return
-    try:
-        delay(completion_ids)
-    except Exception:
-        logger.exception("imported %d completion(s) but could not queue their tests", len(completion_ids))
+def _tests_not_queued(exc: Exception) -> None:
+    # The import is already committed: the prompts stay imported and `manage.py run_tests --all` runs them later.
+    logger.warning("imported completions but could not queue their tests: %s", exc)

@@ -17,16 +17,8 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from . import selectors
+from .errors import Conflict, ServiceError  # noqa: F401 (re-exported until the reshape lands)
 from .models import Assignment, Completion, Flag, Pair, Vote, whitespace_normalised
-
-
-class ServiceError(Exception):
-    """Input the service refuses: the caller gets a 400 with this message."""
-
-
-class Conflict(ServiceError):
-    """The request contradicts what is already stored: the caller gets a 409."""
-
 
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 MAX_KEY_LENGTH = 64

@@ -51,10 +51,11 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connectio
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from . import dispatch
 from .aggregation import AgreementCounter, label_pair
+from .errors import ServiceError
 from .models import Completion, DatasetSnapshot, Flag, ModelVersion, Pair, Prompt, Volunteer, Vote
 from .privacy import Masker, pseudonym
-from .services import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -281,22 +282,19 @@ def _create(*, options: SnapshotOptions, slot: str | None, task_id: str, request
 
 def snapshot_request(*, filters: Mapping | None = None, requested_by=None) -> DatasetSnapshot:
     """A maintainer asks for a snapshot: the row (and its version) now, the build on a worker after commit."""
-    from .tasks import build_snapshot
-
     options = SnapshotOptions.from_request(filters)
     snapshot = _create(options=options, slot=None, task_id=str(uuid.uuid4()), requested_by=requested_by)
 
-    def enqueue() -> None:
-        try:
-            build_snapshot.apply_async(kwargs={"snapshot_id": snapshot.pk}, task_id=snapshot.task_id)
-        except Exception as exc:  # the broker is down: say so on the row rather than leave it waiting forever
-            log.exception("snapshot v%s could not be queued", snapshot.version)
-            DatasetSnapshot.objects.filter(pk=snapshot.pk, state=DatasetSnapshot.State.BUILDING).update(
-                state=DatasetSnapshot.State.FAILED,
-                error=f"could not be queued ({type(exc).__name__}: {exc}); ask again",
-            )
+    def not_queued(exc: Exception) -> None:
+        # The broker is down: say so on the row rather than leave it waiting forever.
+        DatasetSnapshot.objects.filter(pk=snapshot.pk, state=DatasetSnapshot.State.BUILDING).update(
+            state=DatasetSnapshot.State.FAILED,
+            error=f"could not be queued ({type(exc).__name__}: {exc}); ask again",
+        )
 
-    transaction.on_commit(enqueue)
+    dispatch.enqueue(
+        "feedback.tasks.build_snapshot", snapshot_id=snapshot.pk, task_id=snapshot.task_id, on_error=not_queued
+    )
     return snapshot
 
 
@@ -305,16 +303,12 @@ def snapshot_requeue(*, snapshot: DatasetSnapshot) -> bool:
 
     Harmless if it is in fact being built: the second task finds the row locked and leaves it.
     """
-    from .tasks import build_snapshot
-
     if snapshot.state != DatasetSnapshot.State.BUILDING:
         return False
     if not snapshot.task_id:
         snapshot.task_id = str(uuid.uuid4())
         DatasetSnapshot.objects.filter(pk=snapshot.pk).update(task_id=snapshot.task_id)
-    transaction.on_commit(
-        lambda: build_snapshot.apply_async(kwargs={"snapshot_id": snapshot.pk}, task_id=snapshot.task_id)
-    )
+    dispatch.enqueue("feedback.tasks.build_snapshot", snapshot_id=snapshot.pk, task_id=snapshot.task_id)
     return True
 
 

@@ -821,18 +821,19 @@ def arena_generation_enqueue(*, version_id: int) -> None:
     ``completions_generate`` pairs by the PAIRING_POLICY setting; the follow-up task forms the arena
     (new-versus-parent) pairs whatever that setting says.
     """
-    from celery import chain
-
-    from .tasks import generate_completions, train_arena_pairs
+    from . import dispatch
 
     version = ModelVersion.objects.get(pk=version_id)
     prompt_ids = arena_prompt_ids(version=version, limit=int(_codepref("TRAINING_ARENA_PROMPTS")))
     if not prompt_ids:
         return
-    chain(
-        generate_completions.si(prompt_ids, version.pk, ARENA_SAMPLES, {}),
-        train_arena_pairs.si(version.pk, prompt_ids),
-    ).delay()
+    dispatch.enqueue(
+        "feedback.tasks.train_arena_generation",
+        model_version_id=version.pk,
+        prompt_ids=prompt_ids,
+        samples=ARENA_SAMPLES,
+        on_commit=False,
+    )
 
 
 def arena_pairs_form(*, model_version_id: int, prompt_ids: list[int]) -> int:

@@ -12,8 +12,9 @@ import shutil
 import pytest
 from django_celery_beat.models import PeriodicTask
 
+from feedback.datasets.tasks import build_snapshot
 from feedback.models import Assignment, DatasetSnapshot, Pair
-from feedback.tasks import build_snapshot, release_expired_assignments
+from feedback.ranking.tasks import release_expired_assignments
 from tests import factories
 from tests.celery_worker import wait_for
 from tests.feedback.test_snapshots import all_rows, make_pairs

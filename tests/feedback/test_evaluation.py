@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from feedback import tasks
+from feedback.coders import tasks
 from feedback.evaluation import completions_run_tests
 from feedback.models import Completion, Pair, Prompt
 from tests import factories

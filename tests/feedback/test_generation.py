@@ -8,10 +8,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from feedback import generation, tasks
+from feedback import generation
+from feedback.coders import tasks
 from feedback.models import Completion, ModelVersion, Pair
 from feedback.services import Conflict, ServiceError
 from tests import factories
+from tests.fake_tasks import RecordingTask
 from tests.training.fake_openai import FakeServer, completion_choices
 from training import bootstrap
 
@@ -146,30 +148,29 @@ def test_a_model_folder_that_is_gone_is_a_service_error(prompts, tmp_path):
 # --- tests queued after commit --------------------------------------------------------------------
 
 
-def test_the_tests_of_new_completions_are_queued_after_commit(
+def test_the_tests_of_new_completions_are_sent_to_the_test_task_after_commit(
     tiny, prompts, monkeypatch, django_capture_on_commit_callbacks
 ):
-    queued = []
-    monkeypatch.setattr(generation, "_enqueue_tests", queued.append)
+    recorder = RecordingTask().install(monkeypatch)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         completions = run(tiny, prompts, n=2)
-    assert queued == []  # nothing before the commit
+    assert recorder.sent == []  # nothing before the commit
     for callback in callbacks:
         callback()
-    assert sorted(pk for ids in queued for pk in ids) == sorted(c.pk for c in completions)
+    assert set(recorder.names) == {"feedback.tasks.run_tests"}
+    assert sorted(pk for kwargs in recorder.sent for pk in kwargs["completion_ids"]) == sorted(
+        c.pk for c in completions
+    )
 
 
-def test_queueing_the_tests_calls_the_run_tests_task(monkeypatch):
-    calls = []
-
-    class FakeTask:
-        def delay(self, ids):
-            calls.append(ids)
-
-    monkeypatch.setattr(tasks, "run_tests", FakeTask(), raising=False)
-    generation._enqueue_tests([3, 4])
-    generation._enqueue_tests([])
-    assert calls == [[3, 4]]
+def test_a_broker_failure_leaves_the_completions_stored_and_is_logged(
+    tiny, prompts, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    RecordingTask(fail=True).install(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        completions = run(tiny, prompts, n=2)
+    assert completions and Completion.objects.count() == len(completions)
+    assert "not queued" in caplog.text
 
 
 # --- pairing --------------------------------------------------------------------------------------

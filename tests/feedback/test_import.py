@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from feedback import importing
 from feedback.models import Completion, ModelVersion, Pair, Prompt
+from tests.fake_tasks import RecordingTask
 
 pytestmark = pytest.mark.django_db
 
@@ -327,54 +328,30 @@ def test_a_file_that_is_not_utf8_is_a_clear_error_and_stores_nothing(tmp_path):
     assert counts() == (0, 0, 0)
 
 
-def test_new_completion_ids_are_handed_to_the_test_runner_after_commit(
+def test_new_completion_ids_are_sent_to_the_test_task_after_commit(
     tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):
-    handed = []
-    monkeypatch.setattr(importing, "_after_import", handed.append)
+    recorder = RecordingTask().install(monkeypatch)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_prompts", write(tmp_path, own_line(), HUMANEVAL_LINE))
-    assert len(handed) == 1
-    assert sorted(handed[0]) == sorted(Completion.objects.values_list("pk", flat=True))
-    assert len(handed[0]) == 4
+    assert recorder.names == ["feedback.tasks.run_tests"]
+    assert len(recorder.sent) == 1
+    ids = recorder.sent[0]["completion_ids"]
+    assert sorted(ids) == sorted(Completion.objects.values_list("pk", flat=True))
+    assert len(ids) == 4
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         call_command("import_prompts", write(tmp_path, own_line(), name="again.jsonl"))
     assert callbacks == []  # nothing new, nothing to test
 
 
-def test_after_import_without_a_runner_task_does_nothing(monkeypatch):
-    import feedback.tasks
-
-    monkeypatch.delattr(feedback.tasks, "run_tests", raising=False)
-    importing._after_import([1, 2])  # must not raise
-
-
-def test_after_import_logs_a_broker_failure_instead_of_raising(monkeypatch, caplog):
-    import feedback.tasks
-
-    class Unreachable:
-        @staticmethod
-        def delay(ids):
-            raise ConnectionError("broker down")
-
-    monkeypatch.setattr(feedback.tasks, "run_tests", Unreachable, raising=False)
-    importing._after_import([1, 2])
+def test_a_broker_failure_after_import_is_logged_and_the_import_kept(
+    tmp_path, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    RecordingTask(fail=True).install(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_prompts", write(tmp_path, own_line(), HUMANEVAL_LINE))
+    assert Completion.objects.count() == 4
     assert "could not queue their tests" in caplog.text
-
-
-def test_after_import_hands_the_ids_to_the_test_task(monkeypatch):
-    import feedback.tasks
-
-    queued = []
-
-    class Recorder:
-        @staticmethod
-        def delay(ids):
-            queued.append(ids)
-
-    monkeypatch.setattr(feedback.tasks, "run_tests", Recorder, raising=False)
-    importing._after_import([3, 4])
-    assert queued == [[3, 4]]
 
 
 def test_a_humaneval_sized_file_imports_quickly(tmp_path):

@@ -353,7 +353,7 @@ def test_volunteer_trust_defaults_to_one():
 def test_a_request_the_broker_cannot_take_is_marked_failed_not_left_waiting(
     monkeypatch, django_capture_on_commit_callbacks
 ):
-    from feedback.tasks import build_snapshot
+    from feedback.datasets.tasks import build_snapshot
 
     def refused(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")

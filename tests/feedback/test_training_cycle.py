@@ -21,7 +21,8 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from feedback import tasks, training_cycles
+from feedback import training_cycles
+from feedback.cycles import tasks
 from feedback.models import DatasetSnapshot, ModelVersion, TrainingRun
 from feedback.services import Conflict, ServiceError
 from feedback.training_cycles import (

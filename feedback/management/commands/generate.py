@@ -82,7 +82,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc))
 
         if queue:
-            from feedback.tasks import generate_completions
+            from feedback.coders.tasks import generate_completions
 
             result = generate_completions.delay(prompt_ids, version.pk, n, params)
             self.stdout.write(f"queued generation of {n} per prompt for {len(prompt_ids)} prompt(s): task {result.id}")

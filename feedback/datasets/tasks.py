@@ -1,0 +1,25 @@
+"""The dataset task (queue "default")."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from feedback.retries import TRANSIENT_ERRORS
+from feedback.snapshots import snapshot_build
+
+
+@shared_task(
+    name="feedback.tasks.build_snapshot",
+    bind=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
+def build_snapshot(self, slot: str | None = None, filters: dict | None = None, snapshot_id: int | None = None) -> dict:
+    """Build a dataset snapshot: a beat slot ("hourly"), a requested row, or a fresh one.
+
+    A redelivered or retried message carries the same task id and finds the row its first run claimed.
+    """
+    return snapshot_build(slot=slot, filters=filters, snapshot_id=snapshot_id, task_id=self.request.id or "").as_dict()
