@@ -19,12 +19,12 @@ from feedback.wsgi import application
 def _switches() -> None:
     from django.conf import settings
 
-    from feedback import selectors
+    from feedback.ranking import claims, statements
 
-    selectors.FAST_SQL = os.environ.get("BENCH_VOTE_SQL", "1") == "1"
-    selectors.PREPARE = os.environ.get("BENCH_PREPARE", "1") == "1"
-    selectors.ASYNC_CLAIM = os.environ.get("BENCH_ASYNC_CLAIM", "1") == "1"
-    selectors.SPREAD_PICK = os.environ.get("BENCH_SPREAD_PICK", "1") == "1"
+    statements.FAST_SQL = os.environ.get("BENCH_VOTE_SQL", "1") == "1"
+    statements.PREPARE = os.environ.get("BENCH_PREPARE", "1") == "1"
+    claims.ASYNC_CLAIM = os.environ.get("BENCH_ASYNC_CLAIM", "1") == "1"
+    claims.SPREAD_PICK = os.environ.get("BENCH_SPREAD_PICK", "1") == "1"
     if os.environ.get("BENCH_SOCKET_CHECK", "1") != "1":
         from django.db.backends.postgresql.base import DatabaseWrapper as DjangoWrapper
 

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import health, views
+from . import health
+from .ranking import views
 
 urlpatterns = [
     path("api/v1/", include("feedback.api.urls")),  # first: the vote path resolves in the fewest steps
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
-    path("rank/", include("feedback.web_urls")),
+    path("rank/", include("feedback.ranking.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

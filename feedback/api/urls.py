@@ -1,7 +1,10 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import datasets, ranking, tokens
+from feedback.accounts import api as tokens
+from feedback.ranking import api as ranking
+
+from . import datasets
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from feedback.retries import TRANSIENT_ERRORS
-from feedback.services import assignments_release_expired
+
+from .claims import assignments_release_expired
 
 
 @shared_task(

@@ -9,9 +9,10 @@ import krippendorff
 import numpy as np
 import pytest
 
-from feedback import aggregation, services
+from feedback import aggregation
 from feedback.aggregation import aggregate_votes, krippendorff_alpha, label_pair
 from feedback.models import Assignment, Volunteer, Vote
+from feedback.ranking import votes
 from feedback.snapshots import snapshot_build
 from tests import factories
 
@@ -110,7 +111,7 @@ def _vote(pair, screen_choice: str, *, left_is_a: bool, trust: float = 1.0) -> V
     """A vote through the real path: the side each completion was shown on decides what "left" means."""
     user = _voter(trust)
     Assignment.objects.create(pair=pair, volunteer=user, left_is_a=left_is_a, expires_at="2999-01-01T00:00Z")
-    return services.vote_record(user=user, pair_id=pair.pk, screen_choice=screen_choice, key=f"k{pair.pk}").vote
+    return votes.vote_record(user=user, pair_id=pair.pk, screen_choice=screen_choice, key=f"k{pair.pk}").vote
 
 
 def _pair(name: str):

@@ -7,15 +7,16 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from feedback import selectors, services
+from feedback.errors import Conflict, ServiceError
 from feedback.models import Assignment, Pair, Vote
+from feedback.ranking import claims, services, statements, votes
 from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 def vote_on(user, assignment, screen_choice="left", key=None):
-    return services.vote_record(
+    return votes.vote_record(
         user=user, pair_id=assignment.pair_id, screen_choice=screen_choice, key=key or f"k-{assignment.pk}"
     )
 
@@ -23,7 +24,7 @@ def vote_on(user, assignment, screen_choice="left", key=None):
 def test_assignment_never_repeats_a_pair_for_a_volunteer(volunteer):
     factories.PairFactory.create_batch(5)
     seen = []
-    while (assignment := selectors.next_pair_for(volunteer)) is not None:
+    while (assignment := claims.assignment_claim_next(user=volunteer)) is not None:
         seen.append(assignment.pair_id)
         if len(seen) % 2:
             vote_on(volunteer, assignment)
@@ -35,8 +36,8 @@ def test_assignment_never_repeats_a_pair_for_a_volunteer(volunteer):
 
 def test_a_reload_shows_the_same_pending_pair(volunteer):
     factories.PairFactory.create_batch(3)
-    first = selectors.next_pair_for(volunteer)
-    again = selectors.next_pair_for(volunteer)
+    first = claims.assignment_claim_next(user=volunteer)
+    again = claims.assignment_claim_next(user=volunteer)
     assert again.pk == first.pk
     assert Assignment.objects.filter(volunteer=volunteer).count() == 1
 
@@ -44,7 +45,7 @@ def test_a_reload_shows_the_same_pending_pair(volunteer):
 def test_pairs_with_the_fewest_claims_come_first(volunteer, other_volunteer):
     busy, quiet = factories.PairFactory.create_batch(2)
     Pair.objects.filter(pk=busy.pk).update(claims_count=2, votes_count=2)
-    assert selectors.next_pair_for(volunteer).pair_id == quiet.pk
+    assert claims.assignment_claim_next(user=volunteer).pair_id == quiet.pk
 
 
 def test_prompts_in_the_volunteers_languages_come_first(volunteer):
@@ -52,24 +53,24 @@ def test_prompts_in_the_volunteers_languages_come_first(volunteer):
     rust = factories.PairFactory(prompt=factories.PromptFactory(language="rust"))
     volunteer.volunteer.languages = ["rust"]
     volunteer.volunteer.save()
-    assert selectors.next_pair_for(volunteer).pair_id == rust.pk
+    assert claims.assignment_claim_next(user=volunteer).pair_id == rust.pk
 
 
 def test_a_pair_closes_at_k_votes_and_is_not_handed_out_again():
     pair = factories.PairFactory(votes_wanted=3)
     voters = factories.UserFactory.create_batch(4)
     for user in voters[:3]:
-        assignment = selectors.next_pair_for(user)
+        assignment = claims.assignment_claim_next(user=user)
         assert assignment.pair_id == pair.pk
         vote_on(user, assignment)
     pair.refresh_from_db()
     assert (pair.votes_count, pair.state) == (3, Pair.State.COMPLETE)
-    assert selectors.next_pair_for(voters[3]) is None
+    assert claims.assignment_claim_next(user=voters[3]) is None
 
 
 def test_a_retried_vote_with_the_same_key_is_not_counted_twice(volunteer):
     factories.PairFactory()
-    assignment = selectors.next_pair_for(volunteer)
+    assignment = claims.assignment_claim_next(user=volunteer)
     first = vote_on(volunteer, assignment, "left", key="abc")
     again = vote_on(volunteer, assignment, "left", key="abc")
     assert first.created and not again.created
@@ -81,16 +82,16 @@ def test_a_retried_vote_with_the_same_key_is_not_counted_twice(volunteer):
 
 def test_a_different_second_vote_on_the_same_pair_is_a_conflict(volunteer):
     factories.PairFactory()
-    assignment = selectors.next_pair_for(volunteer)
+    assignment = claims.assignment_claim_next(user=volunteer)
     vote_on(volunteer, assignment, "left", key="one")
-    with pytest.raises(services.Conflict):
+    with pytest.raises(Conflict):
         vote_on(volunteer, assignment, "right", key="two")
-    assert Vote.objects.get().choice == services.choice_from_screen("left", left_is_a=assignment.left_is_a)
+    assert Vote.objects.get().choice == votes.choice_from_screen("left", left_is_a=assignment.left_is_a)
 
 
 def test_the_vote_is_stored_in_terms_of_completions_whatever_the_screen_side(volunteer):
     pair = factories.PairFactory()
-    assignment = selectors.next_pair_for(volunteer)
+    assignment = claims.assignment_claim_next(user=volunteer)
     vote = vote_on(volunteer, assignment, "left").vote
     left_completion = pair.completion_a if assignment.left_is_a else pair.completion_b
     preferred = pair.completion_a if vote.choice == Vote.Choice.A else pair.completion_b
@@ -101,8 +102,8 @@ def test_the_vote_is_stored_in_terms_of_completions_whatever_the_screen_side(vol
 
 def test_a_vote_on_a_pair_not_assigned_is_refused(volunteer):
     pair = factories.PairFactory()
-    with pytest.raises(services.ServiceError, match="not assigned"):
-        services.vote_record(user=volunteer, pair_id=pair.pk, screen_choice="left", key="x")
+    with pytest.raises(ServiceError, match="not assigned"):
+        votes.vote_record(user=volunteer, pair_id=pair.pk, screen_choice="left", key="x")
     assert Vote.objects.count() == 0
 
 
@@ -111,19 +112,19 @@ def test_a_vote_on_a_pair_not_assigned_is_refused(volunteer):
 )
 def test_bad_vote_fields_are_refused_with_a_message(volunteer, field, value, message):
     factories.PairFactory()
-    assignment = selectors.next_pair_for(volunteer)
+    assignment = claims.assignment_claim_next(user=volunteer)
     kwargs = {"user": volunteer, "pair_id": assignment.pair_id, "screen_choice": "left", "key": "k"}
     kwargs[field] = value
-    with pytest.raises(services.ServiceError, match=message):
-        services.vote_record(**kwargs)
+    with pytest.raises(ServiceError, match=message):
+        votes.vote_record(**kwargs)
 
 
 def test_an_expired_assignment_gives_its_claim_back(volunteer, other_volunteer, settings):
     pair = factories.PairFactory(votes_wanted=1)
-    held = selectors.next_pair_for(volunteer)
-    assert selectors.next_pair_for(other_volunteer) is None
+    held = claims.assignment_claim_next(user=volunteer)
+    assert claims.assignment_claim_next(user=other_volunteer) is None
     Assignment.objects.filter(pk=held.pk).update(expires_at=held.created_at)
-    assert selectors.next_pair_for(other_volunteer).pair_id == pair.pk
+    assert claims.assignment_claim_next(user=other_volunteer).pair_id == pair.pk
 
 
 @pytest.mark.postgres
@@ -144,13 +145,13 @@ def test_concurrent_volunteers_spread_over_pairs_and_each_pair_gets_k_votes():
             barrier.wait()
             picked[user.pk] = []
             with transaction.atomic():
-                assignment = selectors.next_pair_for(user)
+                assignment = claims.assignment_claim_next(user=user)
                 # Hold every first claim open until all four are made, so they overlap whatever the scheduling.
                 claimed.wait(timeout=30)
             while assignment is not None:
                 picked[user.pk].append(assignment.pair_id)
                 vote_on(user, assignment)
-                assignment = selectors.next_pair_for(user)
+                assignment = claims.assignment_claim_next(user=user)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -171,15 +172,15 @@ def test_concurrent_volunteers_spread_over_pairs_and_each_pair_gets_k_votes():
 
 
 def test_positional_numbers_each_name_once_in_order_of_first_use():
-    query, names = selectors.positional("SELECT %(a)s::int, %(b)s::text, %(a)s::int, 100 %% 7")
+    query, names = statements.positional("SELECT %(a)s::int, %(b)s::text, %(a)s::int, 100 %% 7")
     assert query == "SELECT $1::int, $2::text, $1::int, 100 % 7"
     assert names == ("a", "b")
     with pytest.raises(ValueError, match="placeholder"):
-        selectors.positional("SELECT %s")
+        statements.positional("SELECT %s")
 
 
 def test_the_vote_path_statements_run_without_named_placeholders_left():
-    for statement in (selectors._NEXT_SQL, services._VOTE_SQL):
-        query, names = selectors.positional(statement)
+    for statement in (claims._NEXT_SQL, votes._VOTE_SQL):
+        query, names = statements.positional(statement)
         assert "%(" not in query and names
         assert [f"${i}" in query for i in range(1, len(names) + 1)] == [True] * len(names)

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from feedback import selectors
 from feedback.models import Assignment, Flag, Pair, Volunteer, Vote
+from feedback.ranking import claims
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +122,7 @@ def test_the_ranking_page_shows_the_prompt_and_each_completion_on_its_side(clien
     pair = factories.PairFactory(
         completion_a__text="    return 'alpha side'\n", completion_b__text="    return 'beta side'\n"
     )
-    Assignment.objects.filter(pk=selectors.next_pair_for(ranker).pk).update(left_is_a=left_is_a)
+    Assignment.objects.filter(pk=claims.assignment_claim_next(user=ranker).pk).update(left_is_a=left_is_a)
     response = client.get(reverse("rank"))
     assert response.status_code == 200
     html = response.content.decode()

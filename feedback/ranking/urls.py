@@ -1,5 +1,7 @@
 from django.urls import path
 
+from feedback.accounts.views import terms
+
 from . import views
 
 urlpatterns = [
@@ -7,5 +9,5 @@ urlpatterns = [
     path("vote/", views.vote, name="rank-vote"),
     path("skip/", views.skip, name="rank-skip"),
     path("report/", views.report, name="rank-report"),
-    path("terms/", views.terms, name="rank-terms"),
+    path("terms/", terms, name="rank-terms"),
 ]

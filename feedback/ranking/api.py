@@ -1,8 +1,7 @@
 """The volunteer side of the API: the next pair, votes, skips and reports.
 
-The vote is the hot path (one request per vote: its response carries the next pair). Its few input fields
-are checked here by hand rather than by serializer machinery, and bodies go out through orjson; the
-serializers in ``serializers.py`` describe the same contract for the OpenAPI schema.
+The vote is the hot path (one request per vote: its response carries the next pair). Input is validated by
+the request serializers that the OpenAPI schema documents; bodies go out as plain dicts through orjson.
 """
 
 from __future__ import annotations
@@ -12,63 +11,27 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import selectors, services
+from feedback.api.permissions import IsVolunteer
+from feedback.api.rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
+from feedback.api.schema import AUTH_ERRORS, ErrorSerializer, errors
 from feedback.models import Flag, Vote
-from feedback.services import MAX_ID, MAX_KEY_LENGTH, MAX_MS, ServiceError
 
-from . import serializers
-from .permissions import IsVolunteer
-from .rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
+from . import serializers, services
+from .claims import ShownPair, assignment_claim_next_shown
+from .votes import pair_id_checked, vote_record
 
-ERRORS = {
-    400: OpenApiResponse(serializers.ErrorSerializer, description="Bad or missing fields, or a pair not yours."),
-    401: OpenApiResponse(serializers.ErrorSerializer, description="No or bad credentials."),
-    403: OpenApiResponse(serializers.ErrorSerializer, description="Not allowed."),
-}
+ERRORS = {**errors(e400="Bad or missing fields, or a pair not yours."), **AUTH_ERRORS}
 
 
-# --- input ------------------------------------------------------------------------------------
-def _body(request) -> dict:
-    data = request.data
-    if not isinstance(data, dict):
-        raise ServiceError("the body must be a JSON object")
-    return data
-
-
-def _id(value, name: str) -> int:
-    if value is None:
-        raise ServiceError(f"{name} is required")
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise ServiceError(f"{name} must be a positive integer id; got {value!r:.40}")
-    return value
-
-
-def _text(data: dict, name: str, *, required: bool = False, max_length: int) -> str:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ServiceError(f"{name} is required")
-        return ""
-    if not isinstance(value, str):
-        raise ServiceError(f"{name} must be a string")
-    if len(value) > max_length:
-        raise ServiceError(f"{name} must be at most {max_length} characters")
-    if "\x00" in value:
-        raise ServiceError(f"{name} must not contain NUL characters")
-    return value
-
-
-def _milliseconds(data: dict, name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MS:
-        raise ServiceError(f"{name} must be a whole number of milliseconds")
-    return value
+def _valid(serializer_class, request) -> dict:
+    """The request body, validated by the serializer the schema documents (a 400 naming each bad field)."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 # --- output -----------------------------------------------------------------------------------
-def pair_body(shown: selectors.ShownPair | None) -> dict | None:
+def pair_body(shown: ShownPair | None) -> dict | None:
     """A pair as the volunteer sees it: left and right as their assignment placed them."""
     if shown is None:
         return None
@@ -87,6 +50,7 @@ def vote_body(vote: Vote) -> dict:
         "pair": vote.pair_id,
         "choice": vote.screen_choice,
         "rationale": vote.rationale,
+        "time_taken_ms": vote.time_taken_ms,
         "created_at": vote.created_at,
     }
 
@@ -121,7 +85,7 @@ class PairNextView(_RankingView):
         },
     )
     def get(self, request):
-        body = pair_body(selectors.next_pair_shown(request.user))
+        body = pair_body(assignment_claim_next_shown(user=request.user))
         if body is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(body)
@@ -139,26 +103,21 @@ class VoteCreateView(_RankingView):
         responses={
             201: serializers.VoteSerializer,
             200: OpenApiResponse(serializers.VoteSerializer, description="A replay of a stored vote."),
-            409: OpenApiResponse(serializers.ErrorSerializer, description="You already voted on this pair."),
+            409: OpenApiResponse(ErrorSerializer, description="You already voted on this pair."),
             **ERRORS,
         },
     )
     def post(self, request):
-        data = _body(request)
-        pair_id = _id(data.get("pair"), "pair")
-        choice = _text(data, "choice", required=True, max_length=16)
-        key = _text(data, "idempotency_key", required=True, max_length=MAX_KEY_LENGTH)
-        rationale = _text(data, "rationale", max_length=4 * services.MAX_RATIONALE_LENGTH)
-        result = services.vote_record(
+        data = _valid(serializers.VoteRequestSerializer, request)
+        result = vote_record(
             user=request.user,
-            pair_id=pair_id,
-            screen_choice=choice,
-            key=key,
-            rationale=rationale,
-            time_taken_ms=_milliseconds(data, "time_taken_ms"),
+            pair_id=data["pair"],
+            screen_choice=data["choice"],
+            key=data["idempotency_key"],
+            rationale=data.get("rationale", ""),
         )
         body = vote_body(result.vote)
-        body["next"] = pair_body(selectors.next_pair_shown(request.user))
+        body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -170,13 +129,13 @@ class PairSkipView(_RankingView):
         request=None,
         responses={
             200: serializers.SkipSerializer,
-            409: OpenApiResponse(serializers.ErrorSerializer, description="You already voted on this pair."),
+            409: OpenApiResponse(ErrorSerializer, description="You already voted on this pair."),
             **ERRORS,
         },
     )
     def post(self, request, pair_id: int):
-        services.pair_skip(user=request.user, pair_id=_id(pair_id, "pair"))
-        return Response({"pair": pair_id, "next": pair_body(selectors.next_pair_shown(request.user))})
+        services.pair_skip(user=request.user, pair_id=pair_id_checked(pair_id))
+        return Response({"pair": pair_id, "next": pair_body(assignment_claim_next_shown(user=request.user))})
 
 
 class ReportCreateView(_RankingView):
@@ -192,11 +151,8 @@ class ReportCreateView(_RankingView):
         },
     )
     def post(self, request):
-        data = _body(request)
-        flag, created = services.flag_create(
-            user=request.user,
-            pair_id=_id(data.get("pair"), "pair"),
-            reason=_text(data, "reason", required=True, max_length=32),
-            note=_text(data, "note", max_length=2000),
+        data = _valid(serializers.ReportRequestSerializer, request)
+        flag, created = services.pair_report(
+            user=request.user, pair_id=data["pair"], reason=data["reason"], note=data.get("note", "")
         )
         return Response(report_body(flag), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

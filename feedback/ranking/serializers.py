@@ -1,29 +1,15 @@
-"""Shapes of the API's bodies, for the OpenAPI schema.
-
-The ranking views check their few input fields by hand (see ``ranking.py``) to keep the vote path lean;
-these serializers describe the same contract for drf-spectacular and are kept beside the views' tests.
-"""
+"""The ranking API's bodies. The request serializers validate what the views accept, so the OpenAPI schema
+and the behaviour cannot differ; the response serializers document what the views send (built as dicts on
+the hot path)."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
+from feedback.api.fields import IdField, StrictCharField, StrictChoiceField
 from feedback.models import Flag
-from feedback.services import MAX_KEY_LENGTH, MAX_RATIONALE_LENGTH, SCREEN_CHOICES
 
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField(help_text="What was wrong, for a person to read.")
-
-
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"})
-
-
-class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`.")
-    expiry = serializers.DateTimeField(allow_null=True)
+from .limits import MAX_KEY_LENGTH, MAX_NOTE_LENGTH, MAX_RATIONALE_LENGTH, SCREEN_CHOICES
 
 
 class PromptSerializer(serializers.Serializer):
@@ -43,13 +29,14 @@ class PairSerializer(serializers.Serializer):
 
 
 class VoteRequestSerializer(serializers.Serializer):
-    pair = serializers.IntegerField(min_value=1)
-    choice = serializers.ChoiceField(choices=SCREEN_CHOICES, help_text="As seen on screen.")
-    idempotency_key = serializers.CharField(
+    pair = IdField()
+    choice = StrictChoiceField(choices=SCREEN_CHOICES, help_text="As seen on screen.")
+    idempotency_key = StrictCharField(
         max_length=MAX_KEY_LENGTH, help_text="Unique per vote: a retry with the same key is answered, not counted."
     )
-    rationale = serializers.CharField(max_length=MAX_RATIONALE_LENGTH, required=False, allow_blank=True)
-    time_taken_ms = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    rationale = StrictCharField(
+        max_length=MAX_RATIONALE_LENGTH, required=False, allow_blank=True, trim_whitespace=False
+    )
 
 
 class VoteSerializer(serializers.Serializer):
@@ -57,6 +44,9 @@ class VoteSerializer(serializers.Serializer):
     pair = serializers.IntegerField()
     choice = serializers.ChoiceField(choices=SCREEN_CHOICES)
     rationale = serializers.CharField(allow_blank=True)
+    time_taken_ms = serializers.IntegerField(
+        allow_null=True, help_text="Measured by the server: from the pair's hand-out to this vote."
+    )
     created_at = serializers.DateTimeField()
     next = PairSerializer(allow_null=True, help_text="Your next pair, or null when none is left for you.")
 
@@ -67,9 +57,9 @@ class SkipSerializer(serializers.Serializer):
 
 
 class ReportRequestSerializer(serializers.Serializer):
-    pair = serializers.IntegerField(min_value=1)
-    reason = serializers.ChoiceField(choices=Flag.Reason.values)
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    pair = IdField()
+    reason = StrictChoiceField(choices=Flag.Reason.values)
+    note = StrictCharField(max_length=MAX_NOTE_LENGTH, required=False, allow_blank=True, trim_whitespace=False)
 
 
 class ReportSerializer(serializers.Serializer):

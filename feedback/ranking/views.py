@@ -8,23 +8,23 @@ instead of a redirect, so the page moves on without a reload.
 from __future__ import annotations
 
 import uuid
-from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_POST
+
+from feedback.accounts.views import terms_accepted
+from feedback.errors import Conflict, ServiceError
+from feedback.models import Assignment, Flag
 
 from . import highlight, selectors, services
-from .forms import ReportForm, SkipForm, TermsForm, VoteForm
-from .models import Assignment, Flag, Volunteer, Vote
+from .claims import assignment_claim_next
+from .forms import ReportForm, SkipForm, VoteForm
+from .votes import vote_record
 
 PARTIAL_HEADERS = {"HTTP_X_REQUESTED_WITH": "fetch", "HTTP_HX_REQUEST": "true"}
-# A vote decided after this long says nothing useful about effort: store no time rather than a huge one.
-MAX_TIME_TAKEN_MS = 6 * 3600 * 1000
 
 
 def home(request):
@@ -35,19 +35,6 @@ def home(request):
 
 def wants_fragment(request) -> bool:
     return any(request.META.get(name, "").lower() == value for name, value in PARTIAL_HEADERS.items())
-
-
-def terms_accepted(view):
-    """Votes are released under the contribution licence: an account must have accepted it to rank."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        accepted = Volunteer.objects.filter(user=request.user, accepted_terms_at__isnull=False).exists()
-        if not accepted:
-            return redirect("rank-terms")
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapper)
 
 
 def _side(completion, *, label: str, screen: str, language: str) -> dict:
@@ -85,13 +72,10 @@ def _pair_context(assignment: Assignment | None) -> dict:
 
 
 def _next_assignment(user) -> Assignment | None:
-    assignment = selectors.next_pair_for(user)
+    assignment = assignment_claim_next(user=user)
     if assignment is None:
         return None
-    # One query for everything the page shows.
-    return Assignment.objects.select_related("pair__prompt", "pair__completion_a", "pair__completion_b").get(
-        pk=assignment.pk
-    )
+    return selectors.assignment_shown(assignment.pk)
 
 
 def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200):
@@ -99,7 +83,7 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
     context.update(
         notice=notice,
         error=error,
-        votes_done=Vote.objects.filter(volunteer=request.user).count(),
+        votes_done=selectors.votes_of(request.user).count(),
     )
     fragment = wants_fragment(request)
     response = render(request, "feedback/_pair.html" if fragment else "feedback/rank.html", context, status=status)
@@ -139,23 +123,17 @@ def vote(request):
     if not form.is_valid():
         return _refused(request, _form_error(form))
     data = form.cleaned_data
-    assignment = selectors.assignment_for(request.user, data["pair"])
-    time_taken_ms = None
-    if assignment is not None:
-        elapsed = int((timezone.now() - assignment.created_at).total_seconds() * 1000)
-        time_taken_ms = elapsed if 0 <= elapsed <= MAX_TIME_TAKEN_MS else None
     try:
-        result = services.vote_record(
+        result = vote_record(
             user=request.user,
             pair_id=data["pair"],
             screen_choice=data["choice"],
             key=data["key"],
             rationale=data["rationale"],
-            time_taken_ms=time_taken_ms,
         )
-    except services.Conflict as exc:
+    except Conflict as exc:
         return _refused(request, str(exc), status=409)
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         return _refused(request, str(exc))
     return _done(request, "Vote saved." if result.created else "That vote was already saved.")
 
@@ -168,9 +146,9 @@ def skip(request):
         return _refused(request, _form_error(form))
     try:
         services.pair_skip(user=request.user, pair_id=form.cleaned_data["pair"])
-    except services.Conflict as exc:
+    except Conflict as exc:
         return _refused(request, str(exc), status=409)
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         return _refused(request, str(exc))
     return _done(request, "Skipped.")
 
@@ -181,28 +159,14 @@ def report(request):
     form = ReportForm(request.POST)
     if not form.is_valid():
         return _refused(request, _form_error(form))
-    pair_id = form.cleaned_data["pair"]
     try:
-        services.flag_create(
-            user=request.user, pair_id=pair_id, reason=form.cleaned_data["reason"], note=form.cleaned_data["note"]
+        services.pair_report(
+            user=request.user,
+            pair_id=form.cleaned_data["pair"],
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+            move_on=True,
         )
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         return _refused(request, str(exc))
-    try:
-        # A reported pair is not one to rank: move the volunteer on, unless they already voted on it.
-        services.pair_skip(user=request.user, pair_id=pair_id)
-    except services.Conflict:
-        pass
     return _done(request, "Thank you, the pair was reported to the moderators.")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def terms(request):
-    if Volunteer.objects.filter(user=request.user, accepted_terms_at__isnull=False).exists():
-        return redirect("rank")
-    form = TermsForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        form.save(request.user)
-        return redirect("rank")
-    return render(request, "feedback/terms.html", {"form": form}, status=400 if form.errors else 200)

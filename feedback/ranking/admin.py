@@ -1,0 +1,193 @@
+"""Admin for ranking: pairs, assignments, votes, and the reports queue.
+
+Votes and assignments are records of what volunteers did and are read-only here; changing them by hand
+would break the pairs' counts.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Case, Value, When
+from django.utils.html import format_html
+
+from feedback.admin_display import TextMedia, code, link
+from feedback.models import Assignment, Flag, Pair, Vote
+
+from .services import flag_resolve
+
+
+@admin.register(Pair)
+class PairAdmin(admin.ModelAdmin):
+    Media = TextMedia
+    list_display = (
+        "id",
+        "prompt",
+        "completion_a",
+        "completion_b",
+        "votes_count",
+        "votes_wanted",
+        "claims_count",
+        "state",
+        "decided_by_tests",
+        "gold_choice",
+        "last_vote_at",
+    )
+    list_filter = ("state", "decided_by_tests", "language", ("gold_choice", admin.EmptyFieldListFilter))
+    search_fields = ("prompt__text", "prompt__external_id")
+    list_select_related = ("prompt",)
+    raw_id_fields = ("prompt", "completion_a", "completion_b")
+    readonly_fields = (
+        "prompt_link",
+        "language",
+        "completion_a_text",
+        "completion_b_text",
+        "votes_count",
+        "claims_count",
+        "last_vote_at",
+        "created_at",
+    )
+    fields = ("prompt_link", "language", "completion_a_text", "completion_b_text", "votes_wanted", "state")
+    fields += ("gold_choice", "decided_by_tests", "votes_count", "claims_count", "last_vote_at", "created_at")
+    actions = ("retire",)
+
+    def has_add_permission(self, request):
+        return False  # pairs are formed by import and generation, which keep A before B and the cap
+
+    @admin.display(description="prompt")
+    def prompt_link(self, obj):
+        return link(obj.prompt)
+
+    @admin.display(description="completion A")
+    def completion_a_text(self, obj):
+        return format_html("{}{}", link(obj.completion_a), code(obj.completion_a.text))
+
+    @admin.display(description="completion B")
+    def completion_b_text(self, obj):
+        return format_html("{}{}", link(obj.completion_b), code(obj.completion_b.text))
+
+    @admin.action(description="Retire selected pairs (no more votes)")
+    def retire(self, request, queryset):
+        count = queryset.exclude(state=Pair.State.RETIRED).update(state=Pair.State.RETIRED)
+        self.message_user(request, f"{count} pair(s) retired.", messages.SUCCESS)
+
+
+class AssignmentStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "pending"), ("voted", "voted"), ("skipped", "skipped"), ("released", "released")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(voted_at__isnull=True, skipped_at__isnull=True, released_at__isnull=True)
+        if self.value() in ("voted", "skipped", "released"):
+            return queryset.filter(**{f"{self.value()}_at__isnull": False})
+        return queryset
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "pair", "volunteer", "left_is_a", "state", "created_at", "expires_at")
+    list_filter = (AssignmentStateFilter, "left_is_a")
+    search_fields = ("volunteer__username", "pair__prompt__external_id")
+    list_select_related = ("volunteer",)
+    readonly_fields = ("pair", "volunteer", "left_is_a", "created_at", "expires_at", "voted_at", "skipped_at")
+    readonly_fields += ("released_at",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj):
+        for name in ("voted", "skipped", "released"):
+            if getattr(obj, f"{name}_at") is not None:
+                return name
+        return "pending"
+
+
+# --- votes ------------------------------------------------------------------------------------
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ("id", "pair", "volunteer", "choice", "screen_choice", "time_taken_ms", "rationale", "created_at")
+    list_filter = ("choice", "created_at", "left_is_a")
+    search_fields = ("volunteer__username", "rationale", "pair__prompt__external_id")
+    list_select_related = ("volunteer",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("pair", "volunteer", "choice", "left_is_a", "screen_choice", "idempotency_key", "rationale")
+    readonly_fields += ("time_taken_ms", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted vote would leave its pair's count wrong; uphold a report instead
+
+    @admin.display(description="as seen")
+    def screen_choice(self, obj):
+        return obj.screen_choice
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    """The reports queue: open reports first, resolved with the "uphold" and "dismiss" actions."""
+
+    Media = TextMedia
+
+    list_display = ("id", "reason", "state", "reporter", "subject", "note", "created_at", "resolved_by", "resolved_at")
+    list_filter = ("state", "reason", "created_at")
+    search_fields = ("note", "reporter__username", "prompt__external_id", "prompt__text")
+    list_select_related = ("reporter", "resolved_by")
+    readonly_fields = ("reporter", "subject", "pair_texts", "reason", "note", "created_at", "resolved_by")
+    readonly_fields += ("resolved_at",)
+    fields = ("reason", "reporter", "subject", "pair_texts", "note", "state", "resolved_by", "resolved_at")
+    fields += ("created_at",)
+    actions = ("uphold", "dismiss")
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_ordering(self, request):
+        open_first = Case(When(state=Flag.State.OPEN, then=Value(0)), default=Value(1)).asc()
+        return (open_first, "-created_at")
+
+    @admin.display(description="about")
+    def subject(self, obj):
+        if obj.pair_id:
+            return link(obj.pair)
+        if obj.completion_id:
+            return link(obj.completion)
+        return link(obj.prompt)
+
+    @admin.display(description="what was reported")
+    def pair_texts(self, obj):
+        if obj.pair_id:
+            pair = obj.pair
+            a, b = pair.completion_a, pair.completion_b
+            return format_html("{}<p>A</p>{}<p>B</p>{}", code(pair.prompt.text), code(a.text), code(b.text))
+        if obj.completion_id:
+            return code(obj.completion.text)
+        return code(obj.prompt.text) if obj.prompt_id else "-"
+
+    def save_model(self, request, obj, form, change):
+        # Only the state is editable; the moderation service records who resolved it and when.
+        if "state" in form.changed_data:
+            flag_resolve(flag_ids=[obj.pk], state=obj.state, by=request.user)
+
+    def _resolve(self, request, queryset, state: str, verb: str) -> None:
+        count = flag_resolve(flag_ids=queryset.values_list("pk", flat=True), state=state, by=request.user)
+        self.message_user(request, f"{count} report(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Uphold selected reports (exclude from datasets)")
+    def uphold(self, request, queryset):
+        self._resolve(request, queryset, Flag.State.UPHELD, "upheld")
+
+    @admin.action(description="Dismiss selected reports")
+    def dismiss(self, request, queryset):
+        self._resolve(request, queryset, Flag.State.DISMISSED, "dismissed")
