@@ -80,18 +80,10 @@ def vote_record(
     The time taken is the server's measurement, from the assignment's hand-out to this vote (a client
     cannot claim a careful read it did not make).
     """
-    key = (key or "").strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise ServiceError(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
-    rationale = " ".join((rationale or "").split())
-    if len(rationale) > MAX_RATIONALE_LENGTH:
-        raise ServiceError(f"rationale must be at most {MAX_RATIONALE_LENGTH} characters")
-    if "\x00" in key or "\x00" in rationale:
-        raise ServiceError("idempotency_key and rationale must not contain NUL characters")
+    key, rationale = _checked_text(key, rationale)
     if screen_choice not in SCREEN_CHOICES:
         raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
     pair_id = pair_id_checked(pair_id)
-
     if one_statement_paths():
         vote = _vote_insert_in_one_statement(
             user=user, pair_id=pair_id, screen_choice=screen_choice, key=key, rationale=rationale
@@ -100,7 +92,7 @@ def vote_record(
             return VoteResult(vote, created=True)
     assignment = (
         Assignment.objects.filter(volunteer=user, pair_id=pair_id)
-        .values_list("pk", "left_is_a", "created_at", "skipped_at", "released_at", "voted_at", named=True)
+        .values_list("pk", "pair_id", "left_is_a", "created_at", "skipped_at", "released_at", "voted_at", named=True)
         .first()
     )
     if assignment is None or assignment.voted_at is not None:
@@ -112,35 +104,10 @@ def vote_record(
         raise ServiceError(f"pair {pair_id} is not assigned to you")
     if assignment.skipped_at is not None:
         raise ServiceError(f"you skipped pair {pair_id}")
-
-    now = timezone.now()
     try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
-                pair_id=pair_id,
-                volunteer=user,
-                choice=choice_from_screen(screen_choice, left_is_a=assignment.left_is_a),
-                left_is_a=assignment.left_is_a,
-                idempotency_key=key,
-                rationale=rationale,
-                time_taken_ms=_elapsed_ms(assignment.created_at, now),
-                created_at=now,
-            )
-            # A released (expired) assignment gave its claim back: a late vote takes one again.
-            reclaim = 1 if assignment.released_at is not None else 0
-            Pair.objects.filter(pk=pair_id).update(
-                votes_count=F("votes_count") + 1,
-                claims_count=F("claims_count") + reclaim,
-                last_vote_at=now,
-                state=Case(
-                    When(
-                        Q(state=Pair.State.OPEN) & Q(votes_count__gte=F("votes_wanted") - 1),
-                        then=Value(Pair.State.COMPLETE),
-                    ),
-                    default=F("state"),
-                ),
-            )
-            Assignment.objects.filter(pk=assignment.pk).update(voted_at=now)
+        vote = _vote_insert(
+            user=user, assignment=assignment, screen_choice=screen_choice, key=key, rationale=rationale
+        )
     except IntegrityError as exc:
         # The key was used on another pair, or a concurrent retry of this request won the race.
         replay = _replay(user=user, pair_id=pair_id, key=key)
@@ -148,6 +115,50 @@ def vote_record(
             raise ServiceError(f"pair {pair_id} cannot take a vote now") from exc
         return replay
     return VoteResult(vote, created=True)
+
+
+def _checked_text(key: str, rationale: str) -> tuple[str, str]:
+    key = (key or "").strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ServiceError(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
+    rationale = " ".join((rationale or "").split())
+    if len(rationale) > MAX_RATIONALE_LENGTH:
+        raise ServiceError(f"rationale must be at most {MAX_RATIONALE_LENGTH} characters")
+    if "\x00" in key or "\x00" in rationale:
+        raise ServiceError("idempotency_key and rationale must not contain NUL characters")
+    return key, rationale
+
+
+@transaction.atomic
+def _vote_insert(*, user, assignment, screen_choice: str, key: str, rationale: str) -> Vote:
+    """The general path: the vote, its count on the pair (closing it at k) and the assignment marked voted."""
+    now = timezone.now()
+    vote = Vote.objects.create(
+        pair_id=assignment.pair_id,
+        volunteer=user,
+        choice=choice_from_screen(screen_choice, left_is_a=assignment.left_is_a),
+        left_is_a=assignment.left_is_a,
+        idempotency_key=key,
+        rationale=rationale,
+        time_taken_ms=_elapsed_ms(assignment.created_at, now),
+        created_at=now,
+    )
+    # A released (expired) assignment gave its claim back: a late vote takes one again.
+    reclaim = 1 if assignment.released_at is not None else 0
+    Pair.objects.filter(pk=assignment.pair_id).update(
+        votes_count=F("votes_count") + 1,
+        claims_count=F("claims_count") + reclaim,
+        last_vote_at=now,
+        state=Case(
+            When(
+                Q(state=Pair.State.OPEN) & Q(votes_count__gte=F("votes_wanted") - 1),
+                then=Value(Pair.State.COMPLETE),
+            ),
+            default=F("state"),
+        ),
+    )
+    Assignment.objects.filter(pk=assignment.pk).update(voted_at=now)
+    return vote
 
 
 def _elapsed_ms(assigned_at: datetime, now: datetime) -> int | None:

@@ -13,11 +13,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from knox.models import AuthToken
-from knox.settings import knox_settings
 
+from feedback.accounts.services import api_token_issue
 from feedback.api.permissions import MAINTAINER_GROUP
-from feedback.models import ApiTokenName
 
 
 class Command(BaseCommand):
@@ -46,9 +44,8 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"user {user!r} is not a maintainer: add them to the {MAINTAINER_GROUP!r} group, or pass --grant"
                 )
-            expiry = knox_settings.TOKEN_TTL if days is None else (timedelta(days=days) if days else None)
-            instance, token = AuthToken.objects.create(account, expiry=expiry)
-            ApiTokenName.objects.create(token=instance, name=name or "command line")
+            ttl = {} if days is None else {"ttl": timedelta(days=days) if days else None}
+            instance, token = api_token_issue(user=account, name=name or "command line", **ttl)
         expires = instance.expiry.isoformat() if instance.expiry else "never"
         self.stderr.write(f"token {name or 'command line'!r} for {user}, expires {expires}; it is shown only once:")
         self.stdout.write(token)
