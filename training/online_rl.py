@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import common, data
-from training.configs import OnlineRLArguments
+from training import cli, data, reward_scoring, run_record, saving
+from training.configs import OnlineRLArguments, prepare_training_args
 from training.generate import truncate_at_stop
 
 STAGE = "online_rl"
@@ -61,15 +61,15 @@ class RewardModelScore:
         dtype: str | None = None,
         batch_size: int = 16,
     ):
-        self.model, self.tokenizer = common.load_reward_model(path, device=device, dtype=dtype)
+        self.model, self.tokenizer = reward_scoring.load_reward_model(path, device=device, dtype=dtype)
         self.stops = list(stops)
         self.eos = eos
         self.batch_size = batch_size
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         cut = [truncate_at_stop(c, self.stops) for c in completions]
-        texts = common.reward_texts(self.tokenizer, prompts, cut, eos=self.eos)
-        return common.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
+        texts = reward_scoring.reward_texts(self.tokenizer, prompts, cut, eos=self.eos)
+        return reward_scoring.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
 
 
 class TestsPass:
@@ -161,8 +161,8 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
 
     if not model_args.model_name_or_path:
         raise ValueError("--model_name_or_path is required: the policy folder to start from (the DPO stage's output)")
-    common.prepare_training_args(training_args, model_args)
-    with common.StageRun(
+    prepare_training_args(training_args, model_args)
+    with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
@@ -225,7 +225,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         )
         add_stop_rule(trainer.model, tokenizer, script_args.stop_sequences)
         output = trainer.train()
-        common.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
 
         rewards = [r["reward"] for r in trainer.state.log_history if isinstance(r.get("reward"), (int, float))]
         result = {
@@ -239,17 +239,17 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             "tests_pass_rate": (tests_reward.passes / tests_reward.runs)
             if tests_reward and tests_reward.runs
             else None,
-            **common.throughput(trainer, output),
+            **run_record.throughput(trainer, output),
         }
         record.write_result(result)
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    algorithm = common.peek_option(argv, "algorithm", "grpo")
+    cli.setup_logging()
+    algorithm = cli.peek_option(argv, "algorithm", "grpo")
     parser = make_parser(algorithm if algorithm in ("grpo", "rloo") else "grpo")
-    script_args, training_args, model_args = common.parse(parser, argv)
+    script_args, training_args, model_args = cli.parse(parser, argv)
     return run(script_args, training_args, model_args)
 
 
