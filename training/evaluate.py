@@ -48,7 +48,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
     """For each prompt: the sandbox outcome of each of n sampled completions, and the first completion."""
     from training.generate import generate
-    from training.sandbox import run_many
+    from training.sandbox import SandboxJob, run_many
 
     completions = generate(
         model,
@@ -62,15 +62,15 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
         batch_size=args.batch_size,
     )
     jobs = [
-        {
-            "prompt": p["prompt"],
-            "completion": text,
-            "tests": p["tests"],
-            "style": p["test_style"],
-            "entry_point": p["entry_point"],
-            "timeout": args.sandbox_timeout,
-            "memory_mb": args.sandbox_memory_mb,
-        }
+        SandboxJob(
+            prompt=p["prompt"],
+            completion=text,
+            tests=p["tests"],
+            style=p["test_style"],
+            entry_point=p["entry_point"],
+            timeout=args.sandbox_timeout,
+            memory_mb=args.sandbox_memory_mb,
+        )
         for p, texts in zip(prompts, completions, strict=True)
         for text in texts
     ]

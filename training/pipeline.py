@@ -229,48 +229,7 @@ def run(args: PipelineArguments) -> dict[str, Any]:
     try:
         with record:
             for step in steps:
-                stage = step["stage"]
-                if runner.cancelled:
-                    raise Cancelled(f"stopped (SIGTERM) before stage {stage}")
-                entry = {
-                    "stage": stage,
-                    "state": "running",
-                    "output_dir": step["output_dir"],
-                    "log": step["log"],
-                    "result": None,
-                    "seconds": None,
-                    "command": step["command"],
-                }
-                summary["stages"].append(entry)
-                run_record.write_json(out / SUMMARY, summary)
-                logger.info("pipeline: stage %s: %s", stage, shlex.join(step["command"]))
-                started = time.monotonic()
-                code = runner.run(step["command"], Path(step["log"]))
-                entry["seconds"] = round(time.monotonic() - started, 2)
-                result_path = Path(step["output_dir"]) / run_record.RESULT
-                if code == 0 and result_path.is_file():
-                    entry["state"] = "succeeded"
-                    entry["result"] = run_record.read_json(result_path)
-                    if stage == "reward":
-                        summary["reward_dir"] = step["output_dir"]
-                    elif stage in TRAINING_STAGES:
-                        summary["policy_dir"] = step["output_dir"]
-                    else:
-                        summary["evaluation"] = entry["result"]
-                    run_record.write_json(out / SUMMARY, summary)
-                    continue
-                entry["state"] = "cancelled" if runner.cancelled else "failed"
-                if runner.cancelled:
-                    raise Cancelled(f"stage {stage} was stopped (SIGTERM); its log: {step['log']}")
-                if code == -1000:
-                    why = f"ran past --stage_timeout {args.stage_timeout}s"
-                elif code == 0:
-                    why = f"exited 0 but wrote no {run_record.RESULT}"
-                elif code < 0:
-                    why = f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
-                else:
-                    why = f"exited with status {code}"
-                raise StageFailed(stage, f"stage {stage} {why}; see its log {step['log']}", tail(Path(step["log"])))
+                _run_step(step, runner, summary, summary_path=out / SUMMARY, stage_timeout=args.stage_timeout)
             summary["state"] = "succeeded"
             summary["message"] = f"{len(steps)} stage(s) succeeded"
             if summary["policy_dir"] is None:  # only evaluate ran: the policy evaluated is the parent itself
@@ -287,6 +246,57 @@ def run(args: PipelineArguments) -> dict[str, Any]:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return summary
+
+
+def _run_step(
+    step: dict[str, Any], runner: Runner, summary: dict[str, Any], *, summary_path: Path, stage_timeout: float | None
+) -> None:
+    """Run one stage and record it in the summary; raises Cancelled or StageFailed unless it succeeded."""
+    stage = step["stage"]
+    if runner.cancelled:
+        raise Cancelled(f"stopped (SIGTERM) before stage {stage}")
+    entry = {
+        "stage": stage,
+        "state": "running",
+        "output_dir": step["output_dir"],
+        "log": step["log"],
+        "result": None,
+        "seconds": None,
+        "command": step["command"],
+    }
+    summary["stages"].append(entry)
+    run_record.write_json(summary_path, summary)
+    logger.info("pipeline: stage %s: %s", stage, shlex.join(step["command"]))
+    started = time.monotonic()
+    code = runner.run(step["command"], Path(step["log"]))
+    entry["seconds"] = round(time.monotonic() - started, 2)
+    result_path = Path(step["output_dir"]) / run_record.RESULT
+    if code == 0 and result_path.is_file():
+        entry["state"] = "succeeded"
+        entry["result"] = run_record.read_json(result_path)
+        if stage == "reward":
+            summary["reward_dir"] = step["output_dir"]
+        elif stage in TRAINING_STAGES:
+            summary["policy_dir"] = step["output_dir"]
+        else:
+            summary["evaluation"] = entry["result"]
+        run_record.write_json(summary_path, summary)
+        return
+    entry["state"] = "cancelled" if runner.cancelled else "failed"
+    if runner.cancelled:
+        raise Cancelled(f"stage {stage} was stopped (SIGTERM); its log: {step['log']}")
+    why = _failure(code, stage_timeout)
+    raise StageFailed(stage, f"stage {stage} {why}; see its log {step['log']}", tail(Path(step["log"])))
+
+
+def _failure(code: int, stage_timeout: float | None) -> str:
+    if code == -1000:
+        return f"ran past --stage_timeout {stage_timeout}s"
+    if code == 0:
+        return f"exited 0 but wrote no {run_record.RESULT}"
+    if code < 0:
+        return f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    return f"exited with status {code}"
 
 
 class StageFailed(Exception):

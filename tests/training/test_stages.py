@@ -27,8 +27,9 @@ def test_no_training_module_imports_django():
 
     import training
 
-    modules = sorted(f"training.{m.name}" for m in pkgutil.iter_modules(training.__path__))
-    assert {"training.dpo", "training.reward", "training.pipeline", "training.evaluate"} <= set(modules)
+    modules = sorted(m.name for m in pkgutil.walk_packages(training.__path__, "training."))
+    expected = {"training.dpo", "training.reward", "training.pipeline", "training.evaluate", "training.sandbox.run"}
+    assert expected <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -186,12 +187,12 @@ def test_the_example_snapshot_has_the_exporters_layout(snapshot_dir):
 
 
 def test_reference_solutions_pass_their_tests_and_broken_bodies_do_not(snapshot_dir):
-    from training.sandbox import run_many
+    from training.sandbox import SandboxJob, run_many
 
     snapshot = data.open_snapshot(snapshot_dir)
     prompts = data.prompt_rows(snapshot, "test")
     jobs = [
-        {"prompt": p["prompt"], "completion": body, "tests": p["tests"], "entry_point": p["entry_point"]}
+        SandboxJob(prompt=p["prompt"], completion=body, tests=p["tests"], entry_point=p["entry_point"])
         for p in prompts[:2]
         for body in (p["reference_solution"], "    return None\n", "    return a +\n")
     ]
@@ -231,14 +232,14 @@ def test_reward_texts_are_scored_with_one_eos_as_reward_trainer_trains(tiny_toke
 def test_the_stop_rule_ends_a_row_at_a_new_top_level_statement(tiny_tokenizer):
     import torch
 
-    from training.online_rl import stop_criterion
+    from training.generate import StopAtNextStatement
 
     prompt = tiny_tokenizer("def f(a):\n")["input_ids"]
     rows = ["    return a\n\ndef g():\n", "    return a\n    # still f\n", "\ndef f2(a):\n    return a\n"]
     ids = [prompt + tiny_tokenizer(r)["input_ids"] for r in rows]
     width = max(len(x) for x in ids)
     batch = torch.tensor([x + [tiny_tokenizer.pad_token_id] * (width - len(x)) for x in ids])
-    done = stop_criterion(tiny_tokenizer, len(prompt), ["\ndef ", "\nclass "])(batch, None)
+    done = StopAtNextStatement(tiny_tokenizer, len(prompt), ["\ndef ", "\nclass "])(batch, None)
     # A new def stops the row; an indented line does not; a completion opening with its own def is not cut.
     assert done.tolist() == [True, False, False]
 
