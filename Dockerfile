@@ -15,6 +15,6 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
  && useradd --system --create-home --uid 10001 codepref \
  && mkdir -p /var/lib/codepref && chown -R codepref /var/lib/codepref
 # The web and beat containers drop to the unprivileged user; the worker keeps root only so that the
-# sandbox can switch to a throwaway uid for each test run (see training/sandbox.py).
+# sandbox can switch to a throwaway uid for each test run (see training/sandbox/).
 EXPOSE 8000
 CMD ["gunicorn", "feedback.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--access-logfile", "-"]

@@ -31,11 +31,12 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.sandbox import isolation_available, program_source, run_many  # noqa: E402
+from training.sandbox import SandboxJob, isolation_available, program_source, run_many  # noqa: E402
 
 # (prompt, correct completion, tests, style, entry point)
 PROBLEMS = [
@@ -118,14 +119,20 @@ PROBLEMS = [
 ]
 
 
-def jobs(n: int, timeout: float) -> list[dict]:
+def jobs(n: int, timeout: float) -> list[SandboxJob]:
     out = []
     for i in range(n):
         prompt, completion, tests, style, entry_point = PROBLEMS[i % len(PROBLEMS)]
         completion = completion + f"# solution {i}\n"  # distinct programs, as in a real batch
         out.append(
-            dict(prompt=prompt, completion=completion, tests=tests, style=style, entry_point=entry_point)
-            | {"timeout": timeout}
+            SandboxJob(
+                prompt=prompt,
+                completion=completion,
+                tests=tests,
+                style=style,
+                entry_point=entry_point,
+                timeout=timeout,
+            )
         )
     return out
 
@@ -150,11 +157,11 @@ def _time_limit(seconds: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def _baseline_program(job: dict) -> str:
-    source = program_source(prompt=job["prompt"], completion=job["completion"], style=job["style"])
-    if job["style"] == "humaneval":
-        return source + "\n" + job["tests"] + "\n" + f"check({job['entry_point']})"
-    return source + "\n" + job["tests"]
+def _baseline_program(job: SandboxJob) -> str:
+    source = program_source(prompt=job.prompt, completion=job.completion, style=job.style)
+    if job.style == "humaneval":
+        return source + "\n" + job.tests + "\n" + f"check({job.entry_point})"
+    return source + "\n" + job.tests
 
 
 def _unsafe_execute(program: str, timeout: float, result) -> None:
@@ -172,12 +179,12 @@ def _unsafe_execute(program: str, timeout: float, result) -> None:
         os.chdir("/")
 
 
-def _baseline_one(job: dict) -> bool:
+def _baseline_one(job: SandboxJob) -> bool:
     manager = multiprocessing.Manager()
     result = manager.list()
-    process = multiprocessing.Process(target=_unsafe_execute, args=(_baseline_program(job), job["timeout"], result))
+    process = multiprocessing.Process(target=_unsafe_execute, args=(_baseline_program(job), job.timeout, result))
     process.start()
-    process.join(timeout=job["timeout"] + 1)
+    process.join(timeout=job.timeout + 1)
     if process.is_alive():
         process.kill()
         process.join()
@@ -192,12 +199,12 @@ def _lean_execute(program: str, timeout: float, conn) -> None:
     conn.send(box[0] if box else "timed out")
 
 
-def _lean_one(job: dict) -> bool:
+def _lean_one(job: SandboxJob) -> bool:
     receive, send = multiprocessing.Pipe(duplex=False)
-    process = multiprocessing.Process(target=_lean_execute, args=(_baseline_program(job), job["timeout"], send))
+    process = multiprocessing.Process(target=_lean_execute, args=(_baseline_program(job), job.timeout, send))
     process.start()
     send.close()
-    passed = receive.poll(job["timeout"] + 1) and receive.recv() == "passed"
+    passed = receive.poll(job.timeout + 1) and receive.recv() == "passed"
     process.join(timeout=1)
     if process.is_alive():
         process.kill()
@@ -205,7 +212,7 @@ def _lean_one(job: dict) -> bool:
     return passed
 
 
-def _timed(label: str, run, batch: list[dict]) -> tuple[float, list[bool]]:
+def _timed(label: str, run, batch: list[SandboxJob]) -> tuple[float, list[bool]]:
     started = time.perf_counter()
     outcomes = run(batch)
     elapsed = time.perf_counter() - started
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     lean_rate, lean = _timed("lean", pooled(_lean_one), batch)
 
     def sandboxed(warm: bool):
-        return lambda b: [r.passed for r in run_many([job | {"warm": warm} for job in b], workers=args.workers)]
+        return lambda b: [r.passed for r in run_many([replace(job, warm=warm) for job in b], workers=args.workers)]
 
     sandbox_rate, results = _timed("sandbox", sandboxed(True), batch)
     cold_rate, cold = _timed("cold", sandboxed(False), batch)

@@ -1,6 +1,6 @@
 """Running completions' unit tests in the sandbox, and storing the trusted outcome on each Completion.
 
-The running itself is training/sandbox.py (no Django there: training uses it for rewards and pass@k). Here:
+The running itself is training/sandbox/ (no Django there: training uses it for rewards and pass@k). Here:
 which completions to run, the limits from ``settings.CODEPREF``, storing outcome, output and the sandbox's
 version, and flagging the pairs that the tests decide (one side passed, the other did not).
 """
@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from training.sandbox import SANDBOX_VERSION, run_many
+from training.sandbox import SANDBOX_VERSION, SandboxJob, run_many
 
 from .models import Completion, Pair, Prompt
 
@@ -32,18 +32,18 @@ def _runnable(completion: Completion) -> bool:
     return prompt.has_tests and prompt.language in RUNNABLE_LANGUAGES and prompt.test_style in ("humaneval", "asserts")
 
 
-def _job(completion: Completion) -> dict:
+def _job(completion: Completion) -> SandboxJob:
     prompt = completion.prompt
-    return {
-        "prompt": prompt.text,
-        "completion": completion.text,
-        "tests": prompt.tests,
-        "style": prompt.test_style,
-        "entry_point": prompt.entry_point,
-        "timeout": settings.CODEPREF["SANDBOX_TIMEOUT_SECONDS"],
-        "memory_mb": settings.CODEPREF.get("SANDBOX_MEMORY_MB", 1024),
-        "output_limit": settings.CODEPREF["SANDBOX_OUTPUT_LIMIT"],
-    }
+    return SandboxJob(
+        prompt=prompt.text,
+        completion=completion.text,
+        tests=prompt.tests,
+        style=prompt.test_style,
+        entry_point=prompt.entry_point,
+        timeout=settings.CODEPREF["SANDBOX_TIMEOUT_SECONDS"],
+        memory_mb=settings.CODEPREF.get("SANDBOX_MEMORY_MB", 1024),
+        output_limit=settings.CODEPREF["SANDBOX_OUTPUT_LIMIT"],
+    )
 
 
 def completions_run_tests(

@@ -22,7 +22,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from training.generate import DEFAULT_STOP, GenerationError, OpenAIClient, generate_rows
+from training.generate import DEFAULT_STOP, GenerationError, generate_rows
+from training.openai_client import OpenAIClient
 
 from . import dispatch
 from .models import Completion, ModelVersion, Pair, Prompt, content_hash

@@ -18,39 +18,19 @@ import dataclasses
 import fcntl
 import json
 import logging
-import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from training import tiny
+from training.pretrain import Preset, train
 
 logger = logging.getLogger(__name__)
 
 
 INFO_FILE = "training_info.json"
-FORMAT = 1  # bump when a change in this file should invalidate cached models
-
-
-@dataclass(frozen=True)
-class Preset:
-    vocab_size: int = field(metadata={"help": "Tokenizer vocabulary (BPE merges + 256 bytes + 2 specials)."})
-    corpus_bytes: int | None = field(metadata={"help": "Standard-library source used, in bytes (None: all)."})
-    hidden: int = field(metadata={"help": "Hidden size of the Llama-style model."})
-    layers: int = field(metadata={"help": "Transformer layers."})
-    heads: int = field(metadata={"help": "Attention heads."})
-    seq_len: int = field(metadata={"help": "Tokens per training sequence."})
-    batch_size: int = field(metadata={"help": "Sequences per step."})
-    lr: float = field(metadata={"help": "Peak AdamW learning rate (linear warm-up, cosine decay to 10%)."})
-    warmup_steps: int = field(metadata={"help": "Warm-up steps."})
-    max_steps: int = field(metadata={"help": "Step budget: the run ends here (deterministic)."})
-    minutes: float = field(metadata={"help": "Time budget: a guard that ends a slow run early."})
-    bf16: bool = field(metadata={"help": "bf16 autocast on CPU (about twice as fast for the demo size)."})
-    max_positions: int = field(default=1024, metadata={"help": "Context length of the model."})
-    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
-    val_fraction: float = field(default=0.02, metadata={"help": "Share of sequences held out for a val loss."})
+FORMAT = 1  # bump when a change here or in training/pretrain.py should invalidate cached models
 
 
 PRESETS = {
@@ -117,30 +97,6 @@ def cached_info(out: Path, identity: dict) -> dict | None:
     return info if {k: info.get(k) for k in identity} == identity else None
 
 
-def _blocks(tokenizer, texts: list[str], seq_len: int):
-    """The corpus as one token stream (files joined by EOS) cut into rows of seq_len + 1 tokens."""
-    import torch
-
-    ids: list[int] = []
-    eos = tokenizer.eos_token_id
-    # Batches keep the fast tokenizer busy without holding every encoding at once.
-    for start in range(0, len(texts), 64):
-        for encoded in tokenizer(texts[start : start + 64], add_special_tokens=False)["input_ids"]:
-            ids.extend(encoded)
-            ids.append(eos)
-    rows = len(ids) // (seq_len + 1)
-    if rows < 2:
-        raise ValueError(f"corpus too small: {len(ids)} tokens for sequences of {seq_len + 1}")
-    return torch.tensor(ids[: rows * (seq_len + 1)], dtype=torch.long).view(rows, seq_len + 1), len(ids)
-
-
-def _lr_at(step: int, preset: Preset) -> float:
-    if step < preset.warmup_steps:
-        return preset.lr * (step + 1) / preset.warmup_steps
-    progress = (step - preset.warmup_steps) / max(1, preset.max_steps - preset.warmup_steps)
-    return preset.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 @contextlib.contextmanager
 def _torch_threads(threads: int):
     import torch
@@ -163,135 +119,6 @@ def _locked(out: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def train(
-    tmp: Path,
-    *,
-    preset: Preset,
-    seed: int,
-    minutes: float,
-    log_every: int = 25,
-) -> dict:
-    """Train tokenizer and model into ``tmp``; returns the facts for training_info.json."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM
-
-    started = time.monotonic()
-    files = tiny.python_source_files(preset.corpus_bytes)
-    texts = list(tiny.read_texts(files))
-    corpus_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    tokenizer = tiny.make_tokenizer(vocab_size=preset.vocab_size, texts=texts)
-    logger.info(
-        "tokenizer: vocab %d from %d files (%d bytes) in %.1fs",
-        len(tokenizer),
-        len(files),
-        corpus_bytes,
-        time.monotonic() - started,
-    )
-    blocks, corpus_tokens = _blocks(tokenizer, texts, preset.seq_len)
-    del texts
-
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(blocks), generator=generator)
-    n_val = max(1, int(len(blocks) * preset.val_fraction))
-    val, train_rows = blocks[order[:n_val]], blocks[order[n_val:]]
-
-    config = tiny.make_config(
-        "llama",
-        tokenizer,
-        hidden=preset.hidden,
-        layers=preset.layers,
-        heads=preset.heads,
-        max_positions=preset.max_positions,
-    )
-    model = AutoModelForCausalLM.from_config(config)
-    params = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": preset.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=preset.lr,
-        betas=(0.9, 0.95),
-    )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=preset.bf16)
-    logger.info(
-        "model: %d parameters, %d training sequences of %d tokens, %d held out",
-        params,
-        len(train_rows),
-        preset.seq_len,
-        n_val,
-    )
-
-    model.train()
-    deadline = time.monotonic() + minutes * 60
-    train_started = time.monotonic()
-    losses: list[float] = []
-    step, stopped_by, cursor = 0, "steps", 0
-    while step < preset.max_steps:
-        if time.monotonic() > deadline:
-            stopped_by = "time"
-            break
-        if cursor + preset.batch_size > len(train_rows):  # a new epoch in a new (seeded) order
-            train_rows = train_rows[torch.randperm(len(train_rows), generator=generator)]
-            cursor = 0
-        batch = train_rows[cursor : cursor + preset.batch_size]
-        cursor += preset.batch_size
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, preset)
-        with autocast:
-            logits = model(input_ids=batch[:, :-1]).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        step += 1
-        if step % log_every == 0 or step == preset.max_steps:
-            elapsed = time.monotonic() - train_started
-            logger.info(
-                "step %d/%d loss %.3f lr %.2e %.0f tokens/s",
-                step,
-                preset.max_steps,
-                losses[-1],
-                _lr_at(step - 1, preset),
-                step * preset.batch_size * preset.seq_len / elapsed,
-            )
-    train_seconds = time.monotonic() - train_started
-
-    model.eval()
-    with torch.no_grad(), autocast:
-        val_losses = []
-        for start in range(0, min(len(val), 64), preset.batch_size):
-            rows = val[start : start + preset.batch_size]
-            logits = model(input_ids=rows[:, :-1]).logits
-            val_losses.append(
-                torch.nn.functional.cross_entropy(
-                    logits.float().reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1)
-                ).item()
-            )
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    tail = losses[-10:]
-    return {
-        "steps": step,
-        "stopped_by": stopped_by,
-        "final_loss": round(sum(tail) / len(tail), 4) if tail else None,
-        "first_loss": round(losses[0], 4) if losses else None,
-        "val_loss": round(sum(val_losses) / len(val_losses), 4),
-        "params": params,
-        "tokens_seen": step * preset.batch_size * preset.seq_len,
-        "train_seconds": round(train_seconds, 1),
-        "seconds": round(time.monotonic() - started, 1),
-        "corpus": {"files": len(files), "bytes": corpus_bytes, "tokens": corpus_tokens},
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
 
 
 def build(
@@ -333,26 +160,7 @@ def build(
             budget,
             threads,
         )
-        tmp = out.parent / f".{out.name}.building"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            with _torch_threads(threads):
-                facts = train(tmp, preset=chosen, seed=seed, minutes=budget)
-            info = {
-                **identity,
-                **facts,
-                "threads": threads,
-                "minutes": budget,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-            # The finished folder replaces the old one whole, so a reader never sees half a model.
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        info = _train_into(out, chosen, identity=identity, seed=seed, minutes=budget, threads=threads)
     logger.info(
         "built %s: %d steps (%s), loss %s, val loss %s, %s parameters, %.0fs",
         out,
@@ -364,6 +172,30 @@ def build(
         info["seconds"],
     )
     return BuildResult(out, info, cached=False)
+
+
+def _train_into(out: Path, preset: Preset, *, identity: dict, seed: int, minutes: float, threads: int) -> dict:
+    """Train in a side folder that then replaces ``out`` whole, so that a reader never sees half a model."""
+    tmp = out.parent / f".{out.name}.building"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with _torch_threads(threads):
+            facts = train(tmp, preset=preset, seed=seed, minutes=minutes)
+        info = {
+            **identity,
+            **facts,
+            "threads": threads,
+            "minutes": minutes,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
 
 
 SAMPLE_PROMPTS = [

@@ -9,13 +9,18 @@ the defaults and flags override it::
         --model_name_or_path DIR --max_steps 10
 
 The field names here must not repeat a field of TrainingArguments or ModelConfig (the parser would refuse).
+After parsing, ``prepare_training_args`` fills in what TRL's scripts fill in from ModelConfig.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from training.generate import DEFAULT_STOP
+from training.run_record import METRICS
+
+logger = logging.getLogger("training")
 
 STAGES = ("sft", "reward", "dpo", "online_rl", "evaluate")
 ALGORITHMS = ("grpo", "rloo")
@@ -285,3 +290,33 @@ class PipelineArguments:
                 )
             self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}
         _check_positive("stage_timeout", self.stage_timeout)
+
+
+def prepare_training_args(training_args, model_args=None) -> None:
+    """Fill in what TRL's scripts fill in from ModelConfig, and keep TensorBoard only where it is installed.
+
+    TRL's defaults assume a GPU (bf16, activation checkpointing): the recipes say what they want; here we only
+    refuse the combinations that cannot work, with a message rather than a stack trace from deep inside.
+    """
+    if model_args is not None:
+        init = {
+            "revision": model_args.model_revision,
+            "dtype": model_args.dtype,
+            "attn_implementation": model_args.attn_implementation,
+        }
+        init = {key: value for key, value in init.items() if value is not None}
+        if getattr(training_args, "model_init_kwargs", None):
+            init.update(training_args.model_init_kwargs)
+        if hasattr(training_args, "model_init_kwargs"):
+            training_args.model_init_kwargs = init
+    report_to = list(training_args.report_to or [])
+    if "tensorboard" in report_to:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            try:
+                import tensorboardX  # noqa: F401
+            except ImportError:
+                logger.info("TensorBoard is not installed: metrics go to %s only", METRICS)
+                report_to.remove("tensorboard")
+    training_args.report_to = report_to

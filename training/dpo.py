@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import common, data
-from training.configs import DPOArguments
+from training import cli, data, run_record, saving
+from training.configs import DPOArguments, prepare_training_args
 
 STAGE = "dpo"
 
@@ -33,8 +33,8 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
 
     if not model_args.model_name_or_path:
         raise ValueError("--model_name_or_path is required: the folder (or hub id) of the policy to train")
-    common.prepare_training_args(training_args, model_args)
-    with common.StageRun(
+    prepare_training_args(training_args, model_args)
+    with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
@@ -65,8 +65,8 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
             )
         else:
             result.update(heldout_reward_accuracy=None, heldout_margin=None, heldout_loss=None, heldout_pairs=0)
-        common.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
-        result.update(common.throughput(trainer, output))
+        saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
 
@@ -78,8 +78,8 @@ def load_reference(path: str, training_args):
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    script_args, training_args, model_args = common.parse(make_parser(), argv)
+    cli.setup_logging()
+    script_args, training_args, model_args = cli.parse(make_parser(), argv)
     return run(script_args, training_args, model_args)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training import common, data
+from training import cli, data, reward_scoring, run_record
 from training.configs import EvaluateArguments
 
 STAGE = "evaluate"
@@ -48,7 +48,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
     """For each prompt: the sandbox outcome of each of n sampled completions, and the first completion."""
     from training.generate import generate
-    from training.sandbox import run_many
+    from training.sandbox import SandboxJob, run_many
 
     completions = generate(
         model,
@@ -62,15 +62,15 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
         batch_size=args.batch_size,
     )
     jobs = [
-        {
-            "prompt": p["prompt"],
-            "completion": text,
-            "tests": p["tests"],
-            "style": p["test_style"],
-            "entry_point": p["entry_point"],
-            "timeout": args.sandbox_timeout,
-            "memory_mb": args.sandbox_memory_mb,
-        }
+        SandboxJob(
+            prompt=p["prompt"],
+            completion=text,
+            tests=p["tests"],
+            style=p["test_style"],
+            entry_point=p["entry_point"],
+            timeout=args.sandbox_timeout,
+            memory_mb=args.sandbox_memory_mb,
+        )
         for p, texts in zip(prompts, completions, strict=True)
         for text in texts
     ]
@@ -100,7 +100,7 @@ def run(args: EvaluateArguments) -> dict:
     from transformers import set_seed
 
     set_seed(args.seed)
-    with common.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
+    with run_record.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
         snapshot = data.open_snapshot(args.snapshot)
         prompts = data.prompt_rows(snapshot, args.split, with_tests_only=True, max_rows=args.max_prompts)
         models = {"policy": args.model_name_or_path}
@@ -121,8 +121,8 @@ def run(args: EvaluateArguments) -> dict:
         reward = {"accuracy": None, "pairs": 0, "mean_margin": None}
         if args.reward_model_path:
             pairs = data.preference_rows(snapshot, args.split, max_rows=args.max_eval_rows)
-            model, tokenizer = common.load_reward_model(args.reward_model_path)
-            reward = common.pair_accuracy(model, tokenizer, pairs)
+            model, tokenizer = reward_scoring.load_reward_model(args.reward_model_path)
+            reward = reward_scoring.pair_accuracy(model, tokenizer, pairs)
 
         def side_by_side(k: int) -> dict[str, float | None]:
             return {role: scores[role][k] for role in models}
@@ -137,7 +137,7 @@ def run(args: EvaluateArguments) -> dict:
             "n_samples": args.n_samples,
             "models": models,
         }
-        common.write_json(
+        run_record.write_json(
             record.output_dir / EVAL_JSON,
             {
                 **result,
@@ -160,8 +160,8 @@ def run(args: EvaluateArguments) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    (args,) = common.parse(make_parser(), argv)
+    cli.setup_logging()
+    (args,) = cli.parse(make_parser(), argv)
     return run(args)
 
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import common, data
-from training.configs import OnlineRLArguments
-from training.generate import truncate_at_stop
+from training import cli, data, reward_scoring, run_record, saving
+from training.configs import OnlineRLArguments, prepare_training_args
+from training.generate import StopAtNextStatement, truncate_at_stop
 
 STAGE = "online_rl"
 logger = logging.getLogger("training")
@@ -61,15 +61,15 @@ class RewardModelScore:
         dtype: str | None = None,
         batch_size: int = 16,
     ):
-        self.model, self.tokenizer = common.load_reward_model(path, device=device, dtype=dtype)
+        self.model, self.tokenizer = reward_scoring.load_reward_model(path, device=device, dtype=dtype)
         self.stops = list(stops)
         self.eos = eos
         self.batch_size = batch_size
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         cut = [truncate_at_stop(c, self.stops) for c in completions]
-        texts = common.reward_texts(self.tokenizer, prompts, cut, eos=self.eos)
-        return common.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
+        texts = reward_scoring.reward_texts(self.tokenizer, prompts, cut, eos=self.eos)
+        return reward_scoring.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
 
 
 class TestsPass:
@@ -88,7 +88,7 @@ class TestsPass:
         self.passes = 0
 
     def __call__(self, prompts, completions, tests=None, test_style=None, entry_point=None, **kwargs):
-        from training.sandbox import run_many
+        from training.sandbox import SandboxJob, run_many
 
         n = len(completions)
         tests = tests or [""] * n
@@ -99,15 +99,15 @@ class TestsPass:
             if styles[i] == "none" or not (tests[i] or "").strip():
                 continue
             jobs.append(
-                {
-                    "prompt": prompts[i],
-                    "completion": truncate_at_stop(completions[i], self.stops),
-                    "tests": tests[i],
-                    "style": styles[i],
-                    "entry_point": entry_points[i] or "",
-                    "timeout": self.timeout,
-                    "memory_mb": self.memory_mb,
-                }
+                SandboxJob(
+                    prompt=prompts[i],
+                    completion=truncate_at_stop(completions[i], self.stops),
+                    tests=tests[i],
+                    style=styles[i],
+                    entry_point=entry_points[i] or "",
+                    timeout=self.timeout,
+                    memory_mb=self.memory_mb,
+                )
             )
             where.append(i)
         rewards: list[float | None] = [None] * n
@@ -128,32 +128,10 @@ def add_stop_rule(model, tokenizer, stops: Sequence[str]) -> None:
     def generate(*args, **kwargs):
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         criteria = StoppingCriteriaList(list(kwargs.pop("stopping_criteria", None) or []))
-        criteria.append(stop_criterion(tokenizer, input_ids.shape[1], stops))
+        criteria.append(StopAtNextStatement(tokenizer, input_ids.shape[1], stops))
         return original(*args, stopping_criteria=criteria, **kwargs)
 
     model.generate = generate
-
-
-def stop_criterion(tokenizer, prompt_width: int, stops: Sequence[str]):
-    import torch
-    from transformers import StoppingCriteria
-
-    stops = [s for s in stops if s]
-    window = 2 + max((len(s) for s in stops), default=0)  # every token is at least one character
-
-    class StopAtNextStatement(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-            generated = input_ids[:, prompt_width:]
-            for row in range(generated.shape[0]):
-                # Decode only the tail each step; a full decode only when a stop sequence shows there.
-                tail = tokenizer.decode(generated[row, -window:], skip_special_tokens=True)
-                if any(s in tail for s in stops):
-                    text = tokenizer.decode(generated[row], skip_special_tokens=True)
-                    done[row] = len(truncate_at_stop(text, stops)) < len(text)
-            return done
-
-    return StopAtNextStatement()
 
 
 def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
@@ -161,8 +139,8 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
 
     if not model_args.model_name_or_path:
         raise ValueError("--model_name_or_path is required: the policy folder to start from (the DPO stage's output)")
-    common.prepare_training_args(training_args, model_args)
-    with common.StageRun(
+    prepare_training_args(training_args, model_args)
+    with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
@@ -171,41 +149,11 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         )
         if not rows:
             raise data.SnapshotError(f"{snapshot.file('prompts', 'train')}: no prompts to sample completions for")
-        has_tests = any(r["test_style"] != "none" for r in rows)
-
-        reward_funcs, weights = [], []
-        if script_args.reward_model_path and script_args.reward_model_weight > 0:
-            reward_funcs.append(
-                RewardModelScore(
-                    script_args.reward_model_path,
-                    stops=script_args.stop_sequences,
-                    eos=script_args.reward_model_eos,
-                    device=str(training_args.device),
-                    dtype=model_args.dtype,
-                )
-            )
-            weights.append(script_args.reward_model_weight)
-        tests_reward = None
-        if has_tests and script_args.tests_weight > 0:
-            tests_reward = TestsPass(
-                stops=script_args.stop_sequences,
-                timeout=script_args.sandbox_timeout,
-                memory_mb=script_args.sandbox_memory_mb,
-                workers=script_args.sandbox_workers,
-            )
-            reward_funcs.append(tests_reward)
-            weights.append(script_args.tests_weight)
-        if not reward_funcs:
-            raise ValueError(
-                "online RL needs a reward: give --reward_model_path (the reward stage's folder) or prompts with tests"
-            )
+        reward_funcs, weights, tests_reward = _reward_functions(
+            script_args, rows, device=str(training_args.device), dtype=model_args.dtype
+        )
         training_args.reward_weights = weights
-
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer = _policy_tokenizer(model_args.model_name_or_path)
         # Rows stopped by the stop rule are filled with EOS, where TRL's completion mask ends them.
         training_args.generation_kwargs = {
             **(training_args.generation_kwargs or {}),
@@ -225,7 +173,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         )
         add_stop_rule(trainer.model, tokenizer, script_args.stop_sequences)
         output = trainer.train()
-        common.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
 
         rewards = [r["reward"] for r in trainer.state.log_history if isinstance(r.get("reward"), (int, float))]
         result = {
@@ -239,17 +187,60 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             "tests_pass_rate": (tests_reward.passes / tests_reward.runs)
             if tests_reward and tests_reward.runs
             else None,
-            **common.throughput(trainer, output),
+            **run_record.throughput(trainer, output),
         }
         record.write_result(result)
     return result
 
 
+def _reward_functions(
+    script_args: OnlineRLArguments, rows: list[dict], *, device: str, dtype: str | None
+) -> tuple[list, list[float], TestsPass | None]:
+    """The reward functions with their weights, and the tests reward (for its pass counts) if there is one."""
+    reward_funcs: list = []
+    weights: list[float] = []
+    if script_args.reward_model_path and script_args.reward_model_weight > 0:
+        reward_funcs.append(
+            RewardModelScore(
+                script_args.reward_model_path,
+                stops=script_args.stop_sequences,
+                eos=script_args.reward_model_eos,
+                device=device,
+                dtype=dtype,
+            )
+        )
+        weights.append(script_args.reward_model_weight)
+    tests_reward = None
+    if any(r["test_style"] != "none" for r in rows) and script_args.tests_weight > 0:
+        tests_reward = TestsPass(
+            stops=script_args.stop_sequences,
+            timeout=script_args.sandbox_timeout,
+            memory_mb=script_args.sandbox_memory_mb,
+            workers=script_args.sandbox_workers,
+        )
+        reward_funcs.append(tests_reward)
+        weights.append(script_args.tests_weight)
+    if not reward_funcs:
+        raise ValueError(
+            "online RL needs a reward: give --reward_model_path (the reward stage's folder) or prompts with tests"
+        )
+    return reward_funcs, weights, tests_reward
+
+
+def _policy_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    algorithm = common.peek_option(argv, "algorithm", "grpo")
+    cli.setup_logging()
+    algorithm = cli.peek_option(argv, "algorithm", "grpo")
     parser = make_parser(algorithm if algorithm in ("grpo", "rloo") else "grpo")
-    script_args, training_args, model_args = common.parse(parser, argv)
+    script_args, training_args, model_args = cli.parse(parser, argv)
     return run(script_args, training_args, model_args)
 
 

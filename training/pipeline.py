@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training import common
+from training import cli, run_record
 from training.configs import PipelineArguments
 
 SUMMARY = "summary.json"
@@ -62,8 +62,8 @@ def resolve_recipe(recipe: str) -> Path:
     path = Path(recipe)
     if path.is_dir():
         return path.resolve()
-    if not path.is_absolute() and (common.REPO_ROOT / path).is_dir():
-        return (common.REPO_ROOT / path).resolve()
+    if not path.is_absolute() and (run_record.REPO_ROOT / path).is_dir():
+        return (run_record.REPO_ROOT / path).resolve()
     raise ValueError(
         f"--recipe {recipe}: no such folder; expected one with <stage>.yaml files, e.g. training/recipes/tiny"
     )
@@ -135,7 +135,7 @@ class Runner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         # Stages import training/ from the repository whatever the caller's working directory.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO_ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(run_record.REPO_ROOT), env.get("PYTHONPATH")]))
         with open(log_path, "wb") as log:
             log.write(("$ " + shlex.join(command) + "\n").encode())
             log.flush()
@@ -221,56 +221,15 @@ def run(args: PipelineArguments) -> dict[str, Any]:
         "evaluation": None,
         "snapshot": str(Path(args.snapshot).resolve()),
         "recipe": str(resolve_recipe(args.recipe)),
-        "started_at": common.now(),
+        "started_at": run_record.now(),
         "finished_at": None,
     }
-    common.write_json(out / SUMMARY, summary)
-    record = common.StageRun("pipeline", out, arguments=[args], seed=args.seed, device=False)
+    run_record.write_json(out / SUMMARY, summary)
+    record = run_record.StageRun("pipeline", out, arguments=[args], seed=args.seed, device=False)
     try:
         with record:
             for step in steps:
-                stage = step["stage"]
-                if runner.cancelled:
-                    raise Cancelled(f"stopped (SIGTERM) before stage {stage}")
-                entry = {
-                    "stage": stage,
-                    "state": "running",
-                    "output_dir": step["output_dir"],
-                    "log": step["log"],
-                    "result": None,
-                    "seconds": None,
-                    "command": step["command"],
-                }
-                summary["stages"].append(entry)
-                common.write_json(out / SUMMARY, summary)
-                logger.info("pipeline: stage %s: %s", stage, shlex.join(step["command"]))
-                started = time.monotonic()
-                code = runner.run(step["command"], Path(step["log"]))
-                entry["seconds"] = round(time.monotonic() - started, 2)
-                result_path = Path(step["output_dir"]) / common.RESULT
-                if code == 0 and result_path.is_file():
-                    entry["state"] = "succeeded"
-                    entry["result"] = common.read_json(result_path)
-                    if stage == "reward":
-                        summary["reward_dir"] = step["output_dir"]
-                    elif stage in TRAINING_STAGES:
-                        summary["policy_dir"] = step["output_dir"]
-                    else:
-                        summary["evaluation"] = entry["result"]
-                    common.write_json(out / SUMMARY, summary)
-                    continue
-                entry["state"] = "cancelled" if runner.cancelled else "failed"
-                if runner.cancelled:
-                    raise Cancelled(f"stage {stage} was stopped (SIGTERM); its log: {step['log']}")
-                if code == -1000:
-                    why = f"ran past --stage_timeout {args.stage_timeout}s"
-                elif code == 0:
-                    why = f"exited 0 but wrote no {common.RESULT}"
-                elif code < 0:
-                    why = f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
-                else:
-                    why = f"exited with status {code}"
-                raise StageFailed(stage, f"stage {stage} {why}; see its log {step['log']}", tail(Path(step["log"])))
+                _run_step(step, runner, summary, summary_path=out / SUMMARY, stage_timeout=args.stage_timeout)
             summary["state"] = "succeeded"
             summary["message"] = f"{len(steps)} stage(s) succeeded"
             if summary["policy_dir"] is None:  # only evaluate ran: the policy evaluated is the parent itself
@@ -282,11 +241,62 @@ def run(args: PipelineArguments) -> dict[str, Any]:
         running = [e["stage"] for e in summary["stages"] if e["state"] != "succeeded"]
         summary.update(state="cancelled", failed_stage=running[-1] if running else None, message=str(stop))
     finally:
-        summary["finished_at"] = common.now()
-        common.write_json(out / SUMMARY, summary)
+        summary["finished_at"] = run_record.now()
+        run_record.write_json(out / SUMMARY, summary)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return summary
+
+
+def _run_step(
+    step: dict[str, Any], runner: Runner, summary: dict[str, Any], *, summary_path: Path, stage_timeout: float | None
+) -> None:
+    """Run one stage and record it in the summary; raises Cancelled or StageFailed unless it succeeded."""
+    stage = step["stage"]
+    if runner.cancelled:
+        raise Cancelled(f"stopped (SIGTERM) before stage {stage}")
+    entry = {
+        "stage": stage,
+        "state": "running",
+        "output_dir": step["output_dir"],
+        "log": step["log"],
+        "result": None,
+        "seconds": None,
+        "command": step["command"],
+    }
+    summary["stages"].append(entry)
+    run_record.write_json(summary_path, summary)
+    logger.info("pipeline: stage %s: %s", stage, shlex.join(step["command"]))
+    started = time.monotonic()
+    code = runner.run(step["command"], Path(step["log"]))
+    entry["seconds"] = round(time.monotonic() - started, 2)
+    result_path = Path(step["output_dir"]) / run_record.RESULT
+    if code == 0 and result_path.is_file():
+        entry["state"] = "succeeded"
+        entry["result"] = run_record.read_json(result_path)
+        if stage == "reward":
+            summary["reward_dir"] = step["output_dir"]
+        elif stage in TRAINING_STAGES:
+            summary["policy_dir"] = step["output_dir"]
+        else:
+            summary["evaluation"] = entry["result"]
+        run_record.write_json(summary_path, summary)
+        return
+    entry["state"] = "cancelled" if runner.cancelled else "failed"
+    if runner.cancelled:
+        raise Cancelled(f"stage {stage} was stopped (SIGTERM); its log: {step['log']}")
+    why = _failure(code, stage_timeout)
+    raise StageFailed(stage, f"stage {stage} {why}; see its log {step['log']}", tail(Path(step["log"])))
+
+
+def _failure(code: int, stage_timeout: float | None) -> str:
+    if code == -1000:
+        return f"ran past --stage_timeout {stage_timeout}s"
+    if code == 0:
+        return f"exited 0 but wrote no {run_record.RESULT}"
+    if code < 0:
+        return f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    return f"exited with status {code}"
 
 
 class StageFailed(Exception):
@@ -297,8 +307,8 @@ class StageFailed(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    common.setup_logging()
-    (args,) = common.parse(make_parser(), argv)
+    cli.setup_logging()
+    (args,) = cli.parse(make_parser(), argv)
     try:
         plan(args)
     except ValueError as exc:

@@ -8,7 +8,7 @@ The model is the policy's backbone with a one-output sequence-classification hea
 
 Held-out accuracy is the share of preference/test.jsonl pairs where chosen scores strictly above rejected,
 scored from the saved folder in exactly the format RewardTrainer trained on (prompt + completion + EOS, see
-``training.common.reward_texts``). result.json: {"heldout_accuracy", "heldout_accuracy_before",
+``training.reward_scoring.reward_texts``). result.json: {"heldout_accuracy", "heldout_accuracy_before",
 "heldout_pairs", "heldout_margin", "train_pairs", "tokens_per_second", ...}.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import common, data
-from training.configs import RewardArguments
+from training import cli, data, reward_scoring, run_record, saving
+from training.configs import RewardArguments, prepare_training_args
 
 STAGE = "reward"
 logger = logging.getLogger("training")
@@ -37,8 +37,8 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         raise ValueError("--model_name_or_path is required: the policy folder (or hub id) whose backbone is scored")
     if model_args.use_peft and model_args.lora_task_type == "CAUSAL_LM":
         model_args.lora_task_type = "SEQ_CLS"  # so that peft trains and saves the new score head too
-    common.prepare_training_args(training_args, model_args)
-    with common.StageRun(
+    prepare_training_args(training_args, model_args)
+    with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
@@ -66,15 +66,15 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
                 training_args.max_length,
             )
         before = None
-        if script_args.eval_before_training and test_rows and common.world_size() == 1:
+        if script_args.eval_before_training and test_rows and run_record.world_size() == 1:
             # One process only: under ZeRO-3 the weights are already sharded across ranks here.
             before = heldout(trainer.model, trainer.processing_class, test_rows)
         output = trainer.train()
-        common.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
+        saving.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
         result = {"train_pairs": kept, "dropped_pairs": len(train_rows) - kept}
-        if common.is_main_process():
-            model, tokenizer = common.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
-            after = common.pair_accuracy(model, tokenizer, test_rows)
+        if run_record.is_main_process():
+            model, tokenizer = reward_scoring.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
+            after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
             record.log_metrics(
                 {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
                 step=trainer.state.global_step,
@@ -85,7 +85,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
                 heldout_pairs=after["pairs"],
                 heldout_margin=after["mean_margin"],
             )
-        result.update(common.throughput(trainer, output))
+        result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
 
@@ -95,14 +95,14 @@ def heldout(model, tokenizer, rows) -> dict:
     was_training = model.training
     model.eval()
     try:
-        return common.pair_accuracy(model, tokenizer, rows)
+        return reward_scoring.pair_accuracy(model, tokenizer, rows)
     finally:
         model.train(was_training)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    script_args, training_args, model_args = common.parse(make_parser(), argv)
+    cli.setup_logging()
+    script_args, training_args, model_args = cli.parse(make_parser(), argv)
     return run(script_args, training_args, model_args)
 
 

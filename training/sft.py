@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import common, data
-from training.configs import SFTArguments
+from training import cli, data, run_record, saving
+from training.configs import SFTArguments, prepare_training_args
 
 STAGE = "sft"
 
@@ -31,8 +31,8 @@ def run(script_args: SFTArguments, training_args, model_args) -> dict:
 
     if not model_args.model_name_or_path:
         raise ValueError("--model_name_or_path is required: the folder (or hub id) of the policy to fine-tune")
-    common.prepare_training_args(training_args, model_args)
-    with common.StageRun(
+    prepare_training_args(training_args, model_args)
+    with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
@@ -56,15 +56,15 @@ def run(script_args: SFTArguments, training_args, model_args) -> dict:
             callbacks=[record.callback()],
         )
         output = trainer.train()
-        common.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
-        result = {"train_examples": len(rows), **common.throughput(trainer, output)}
+        saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        result = {"train_examples": len(rows), **run_record.throughput(trainer, output)}
         record.write_result(result)
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    common.setup_logging()
-    script_args, training_args, model_args = common.parse(make_parser(), argv)
+    cli.setup_logging()
+    script_args, training_args, model_args = cli.parse(make_parser(), argv)
     return run(script_args, training_args, model_args)
 
 

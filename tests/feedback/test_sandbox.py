@@ -1,4 +1,4 @@
-"""The sandbox (training/sandbox.py): correct solutions pass, wrong ones fail, and the escape corpus neither
+"""The sandbox (training/sandbox/): correct solutions pass, wrong ones fail, and the escape corpus neither
 passes nor harms the host."""
 
 from __future__ import annotations
@@ -7,12 +7,16 @@ import os
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from training import sandbox
-from training.sandbox import SANDBOX_VERSION, isolation_available, run_many, run_program
+from training.sandbox import SANDBOX_VERSION, SandboxJob, isolation_available, run_many, run_program
+from training.sandbox.isolation import SETPRIV, UID_BASE
+from training.sandbox.protocol import read_report
+from training.sandbox.warm import current_pool
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -78,14 +82,15 @@ PROMPTS = {
 CORRECT = PROMPTS["add"][4]
 
 
-def job(name: str, completion: str | None = None, **options) -> dict:
+def job(name: str, completion: str | None = None, **options) -> SandboxJob:
     prompt, tests, style, entry_point, correct, _ = PROMPTS[name]
     completion = correct if completion is None else completion
-    return dict(prompt=prompt, completion=completion, tests=tests, style=style, entry_point=entry_point) | options
+    base = SandboxJob(prompt=prompt, completion=completion, tests=tests, style=style, entry_point=entry_point)
+    return replace(base, **options)
 
 
 def run(name: str, completion: str | None = None, **options) -> sandbox.RunResult:
-    return run_program(**job(name, completion, **options))
+    return run_program(job(name, completion, **options))
 
 
 def bwrap_works() -> bool:
@@ -198,13 +203,13 @@ def test_run_many_returns_results_in_the_order_of_the_jobs():
 def test_a_report_is_trusted_only_with_the_nonce_once_and_complete():
     nonce = b"ab" * 16
     line = b"codepref-sandbox-report %s passed tests 2\n" % nonce
-    assert sandbox._verdict(line, nonce=nonce, expected_asserts=2) == ("passed", "")
-    assert sandbox._verdict(line, nonce=b"cd" * 16, expected_asserts=2)[0] is None
-    assert sandbox._verdict(line + line, nonce=nonce, expected_asserts=2)[0] is None
-    assert sandbox._verdict(b"", nonce=nonce, expected_asserts=2)[0] is None
-    assert sandbox._verdict(line, nonce=nonce, expected_asserts=3)[0] == "error"
+    assert read_report(line, nonce=nonce, expected_asserts=2) == ("passed", "")
+    assert read_report(line, nonce=b"cd" * 16, expected_asserts=2)[0] is None
+    assert read_report(line + line, nonce=nonce, expected_asserts=2)[0] is None
+    assert read_report(b"", nonce=nonce, expected_asserts=2)[0] is None
+    assert read_report(line, nonce=nonce, expected_asserts=3)[0] == "error"
     failed = b"codepref-sandbox-report %s failed tests 1\n" % nonce
-    assert sandbox._verdict(failed, nonce=nonce, expected_asserts=2) == ("failed", "")
+    assert read_report(failed, nonce=nonce, expected_asserts=2) == ("failed", "")
 
 
 # --- the isolation this host gives ------------------------------------------------------------------------------
@@ -247,7 +252,7 @@ def test_each_run_sees_a_fresh_private_tmp_and_dev_shm_and_no_host_files(warm):
 def test_a_warm_sandbox_serves_the_next_run_and_a_timeout_retires_it():
     if os.geteuid() != 0:
         pytest.skip("warm sandboxes need root (bwrap without a user namespace)")
-    pool = sandbox._warm_pool()
+    pool = current_pool()
     assert run("add", warm=True).passed
     assert len(pool.idle) >= 1
     box = pool.idle[-1]
@@ -411,7 +416,7 @@ class TestEscapeCorpus:
 
 @pytest.mark.parametrize("fallback", ["setpriv", "rlimits"])
 def test_the_fallbacks_still_require_the_harness_report(fallback):
-    if fallback == "setpriv" and (os.geteuid() != 0 or not os.access(sandbox.SETPRIV, os.X_OK)):
+    if fallback == "setpriv" and (os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK)):
         pytest.skip("setpriv needs root and /usr/bin/setpriv")
     whoami = "    import os\n    print(os.getuid())\n    return a + b\n"
     exits, passes = run_many(
@@ -420,10 +425,10 @@ def test_the_fallbacks_still_require_the_harness_report(fallback):
     assert exits.outcome == "error" and exits.isolation == fallback
     assert passes.outcome == "passed", passes.stderr
     if fallback == "setpriv":
-        assert all(int(uid) >= sandbox.UID_BASE for uid in passes.stdout.split())
+        assert all(int(uid) >= UID_BASE for uid in passes.stdout.split())
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.access(sandbox.SETPRIV, os.X_OK), reason="needs root and setpriv")
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK), reason="needs root and setpriv")
 def test_a_daemon_escaping_its_session_under_setpriv_is_killed_by_uid():
     daemon = (
         CORRECT + "import os, time\nprint(os.getuid(), flush=True)\nif os.fork() == 0:\n    os.setsid()\n"

@@ -86,7 +86,7 @@ def changed(before: Path, after: Path) -> list[str]:
 
 
 def losses(folder: Path) -> list[float]:
-    from training.common import read_metrics
+    from training.run_record import read_metrics
 
     return [row["loss"] for row in read_metrics(Path(folder) / "metrics.jsonl") if isinstance(row.get("loss"), float)]
 

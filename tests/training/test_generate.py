@@ -7,6 +7,7 @@ import pytest
 
 from tests.training.fake_openai import FakeServer, completion_choices
 from training import generate, tiny
+from training.openai_client import OPENAI_MAX_STOP, OpenAIClient
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +150,7 @@ def server():
 
 
 def client_for(server, **options):
-    return generate.OpenAIClient(base_url=server.base_url, model="coder-7b", api_key="sk-test", backoff=0, **options)
+    return OpenAIClient(base_url=server.base_url, model="coder-7b", api_key="sk-test", backoff=0, **options)
 
 
 def test_the_completions_api_gets_the_request_and_the_key(server):
@@ -171,7 +172,7 @@ def test_the_completions_api_gets_the_request_and_the_key(server):
         "n": 2,
         "seed": 7,
     }
-    assert body["stop"] == generate.DEFAULT_STOP[: generate.OPENAI_MAX_STOP]
+    assert body["stop"] == generate.DEFAULT_STOP[:OPENAI_MAX_STOP]
 
 
 def test_the_chat_api_is_used_when_asked(server):
@@ -217,6 +218,6 @@ def test_an_unreachable_server_is_a_clear_error():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = generate.OpenAIClient(base_url=f"http://127.0.0.1:{port}/v1", model="m", backoff=0, max_retries=1)
+    client = OpenAIClient(base_url=f"http://127.0.0.1:{port}/v1", model="m", backoff=0, max_retries=1)
     with pytest.raises(generate.GenerationError, match="no answer after 2 tries"):
         client.complete("x", n=1)

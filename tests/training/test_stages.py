@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.training.conftest import REPO_ROOT, TINY, changed, losses, pipeline_command
-from training import common, data
+from training import cli, data, reward_scoring, run_record
 
 ARCHITECTURES = [
     ("llama", "LlamaForSequenceClassification"),
@@ -27,8 +27,9 @@ def test_no_training_module_imports_django():
 
     import training
 
-    modules = sorted(f"training.{m.name}" for m in pkgutil.iter_modules(training.__path__))
-    assert {"training.dpo", "training.reward", "training.pipeline", "training.evaluate"} <= set(modules)
+    modules = sorted(m.name for m in pkgutil.walk_packages(training.__path__, "training."))
+    expected = {"training.dpo", "training.reward", "training.pipeline", "training.evaluate", "training.sandbox.run"}
+    assert expected <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -51,7 +52,7 @@ def test_no_training_module_imports_django():
 def test_a_recipe_sets_the_defaults_and_a_flag_overrides_it(tmp_path):
     from training import dpo
 
-    script_args, training_args, model_args = common.parse(
+    script_args, training_args, model_args = cli.parse(
         dpo.make_parser(),
         [
             "--config",
@@ -118,8 +119,8 @@ def test_the_online_rl_algorithm_picks_the_trainer_config(tmp_path, algorithm, c
         "--algorithm",
         algorithm,
     ]
-    chosen = common.peek_option(argv, "algorithm", "grpo")
-    script_args, training_args, _ = common.parse(online_rl.make_parser(chosen), argv)
+    chosen = cli.peek_option(argv, "algorithm", "grpo")
+    script_args, training_args, _ = cli.parse(online_rl.make_parser(chosen), argv)
     assert script_args.algorithm == algorithm
     assert type(training_args).__name__ == config_class
     assert script_args.stop_sequences[0] == "\ndef "
@@ -137,13 +138,11 @@ def test_every_stage_recipe_parses(tmp_path, recipe):
     # GPU recipes ask for bf16, which transformers accepts on a machine without CUDA only with use_cpu.
     cpu = [] if recipe == "tiny" else ["--use_cpu", "true"]
     for module in (sft, reward, dpo):
-        common.parse(module.make_parser(), ["--config", str(folder / f"{module.STAGE}.yaml"), *base, *cpu])
+        cli.parse(module.make_parser(), ["--config", str(folder / f"{module.STAGE}.yaml"), *base, *cpu])
     argv = ["--config", str(folder / "online_rl.yaml"), *base, *cpu]
-    common.parse(online_rl.make_parser(common.peek_option(argv, "algorithm", "grpo")), argv)
-    common.parse(
-        evaluate.make_parser(), ["--config", str(folder / "evaluate.yaml"), *base, "--model_name_or_path", "m"]
-    )
-    (args,) = common.parse(
+    cli.parse(online_rl.make_parser(cli.peek_option(argv, "algorithm", "grpo")), argv)
+    cli.parse(evaluate.make_parser(), ["--config", str(folder / "evaluate.yaml"), *base, "--model_name_or_path", "m"])
+    (args,) = cli.parse(
         pipeline.make_parser(), ["--config", str(folder / "pipeline.yaml"), *base, "--model_name_or_path", "m"]
     )
     assert pipeline.resolve_recipe(args.recipe) == folder
@@ -188,12 +187,12 @@ def test_the_example_snapshot_has_the_exporters_layout(snapshot_dir):
 
 
 def test_reference_solutions_pass_their_tests_and_broken_bodies_do_not(snapshot_dir):
-    from training.sandbox import run_many
+    from training.sandbox import SandboxJob, run_many
 
     snapshot = data.open_snapshot(snapshot_dir)
     prompts = data.prompt_rows(snapshot, "test")
     jobs = [
-        {"prompt": p["prompt"], "completion": body, "tests": p["tests"], "entry_point": p["entry_point"]}
+        SandboxJob(prompt=p["prompt"], completion=body, tests=p["tests"], entry_point=p["entry_point"])
         for p in prompts[:2]
         for body in (p["reference_solution"], "    return None\n", "    return a +\n")
     ]
@@ -225,22 +224,22 @@ def test_pass_at_k_matches_counting_every_subset_of_k_samples():
 
 def test_reward_texts_are_scored_with_one_eos_as_reward_trainer_trains(tiny_tokenizer):
     eos = tiny_tokenizer.eos_token
-    texts = common.reward_texts(tiny_tokenizer, ["p1", "p2"], ["c", "c" + eos])
+    texts = reward_scoring.reward_texts(tiny_tokenizer, ["p1", "p2"], ["c", "c" + eos])
     assert texts == ["p1c" + eos, "p2c" + eos]
-    assert common.reward_texts(tiny_tokenizer, ["p"], ["c"], eos=False) == ["pc"]
+    assert reward_scoring.reward_texts(tiny_tokenizer, ["p"], ["c"], eos=False) == ["pc"]
 
 
 def test_the_stop_rule_ends_a_row_at_a_new_top_level_statement(tiny_tokenizer):
     import torch
 
-    from training.online_rl import stop_criterion
+    from training.generate import StopAtNextStatement
 
     prompt = tiny_tokenizer("def f(a):\n")["input_ids"]
     rows = ["    return a\n\ndef g():\n", "    return a\n    # still f\n", "\ndef f2(a):\n    return a\n"]
     ids = [prompt + tiny_tokenizer(r)["input_ids"] for r in rows]
     width = max(len(x) for x in ids)
     batch = torch.tensor([x + [tiny_tokenizer.pad_token_id] * (width - len(x)) for x in ids])
-    done = stop_criterion(tiny_tokenizer, len(prompt), ["\ndef ", "\nclass "])(batch, None)
+    done = StopAtNextStatement(tiny_tokenizer, len(prompt), ["\ndef ", "\nclass "])(batch, None)
     # A new def stops the row; an indented line does not; a completion opening with its own def is not cut.
     assert done.tolist() == [True, False, False]
 
@@ -384,7 +383,7 @@ def test_rloo_trains_a_step_on_the_tests_reward_alone(tmp_path, make_tiny_model,
     result = online_rl.main(argv)
     assert result["algorithm"] == "rloo" and result["reward_functions"] == ["tests"]
     assert result["tests_runs"] == 2
-    rows = common.read_metrics(out / "metrics.jsonl")
+    rows = run_record.read_metrics(out / "metrics.jsonl")
     assert any(isinstance(r.get("loss"), float) and math.isfinite(r["loss"]) for r in rows)
 
 

@@ -1,6 +1,6 @@
 """python manage.py run_tests --all | --untested | --ids 1,2,3 [--force]
 
-Runs completions' unit tests in the sandbox (training/sandbox.py) here, in this process, with a progress bar,
+Runs completions' unit tests in the sandbox (training/sandbox/) here, in this process, with a progress bar,
 and stores the outcomes (feedback/evaluation.py). ``--all`` re-runs every completion that has tests;
 ``--untested`` only those never run or run by another sandbox version; ``--ids`` the given ones. ``--force``
 re-runs with ``--untested`` too, and is implied by ``--all`` and ``--ids``.

@@ -1,13 +1,9 @@
-"""What every training stage shares: argument parsing, the run record, metrics, loss curves, devices, saving.
-
-A stage's output folder (``--output_dir``) holds, beside the model files that ``save_pretrained`` writes:
+"""The record a stage leaves in its output folder (``--output_dir``), beside the model files.
 
 - ``run_info.json``: every argument, the seed, library versions, the git revision, start and end time, state;
 - ``metrics.jsonl``: one JSON object per logging step (``loss`` among them), then the evaluation lines;
 - ``loss.png``: the training loss (and evaluation loss, when there is one) against the step;
 - ``result.json``: the stage's headline numbers (held-out accuracy, pass@1, ...).
-
-No Django here: training/ reads snapshot folders and writes model folders, nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,51 +33,7 @@ LOSS_PNG = "loss.png"
 RESULT = "result.json"
 
 
-# --- parsing ------------------------------------------------------------------------------------
-
-
-def parse(parser, argv: Sequence[str] | None = None) -> tuple:
-    """TRL's way: ``--config recipe.yaml`` sets defaults, flags override. A bad value exits with status 2
-    and one line naming the problem (argparse's convention), not a traceback."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--config" in args:
-        index = args.index("--config")
-        if index + 1 >= len(args):
-            parser.error("--config needs a path to a YAML recipe, e.g. training/recipes/tiny/dpo.yaml")
-        path = Path(args[index + 1])
-        if not path.is_file():
-            parser.error(f"--config {path}: no such recipe file (expected e.g. training/recipes/tiny/dpo.yaml)")
-    try:
-        return tuple(parser.parse_args_and_config(args))
-    except (ValueError, TypeError) as exc:
-        parser.error(str(exc))
-
-
-def peek_option(argv: Sequence[str] | None, name: str, default: str) -> str:
-    """The value of ``--name`` from the command line, else from the ``--config`` YAML, else the default.
-
-    Needed where the option picks which dataclasses the parser is built from (online RL's algorithm).
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    flag = f"--{name}"
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    if "--config" in args:
-        index = args.index("--config")
-        if index + 1 < len(args) and Path(args[index + 1]).is_file():
-            import yaml
-
-            with open(args[index + 1]) as handle:
-                config = yaml.safe_load(handle) or {}
-            if isinstance(config, dict) and config.get(name) is not None:
-                return str(config[name])
-    return default
-
-
-# --- environment --------------------------------------------------------------------------------
+# --- the machine and the code ------------------------------------------------------------------
 
 
 def is_main_process() -> bool:
@@ -129,42 +81,6 @@ def device_info() -> dict[str, Any]:
     if info["cuda"]:
         info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def prepare_training_args(training_args, model_args=None) -> None:
-    """Fill in what TRL's scripts fill in from ModelConfig, and keep TensorBoard only where it is installed.
-
-    TRL's defaults assume a GPU (bf16, activation checkpointing): the recipes say what they want; here we only
-    refuse the combinations that cannot work, with a message rather than a stack trace from deep inside.
-    """
-    if model_args is not None:
-        init = {
-            "revision": model_args.model_revision,
-            "dtype": model_args.dtype,
-            "attn_implementation": model_args.attn_implementation,
-        }
-        init = {key: value for key, value in init.items() if value is not None}
-        if getattr(training_args, "model_init_kwargs", None):
-            init.update(training_args.model_init_kwargs)
-        if hasattr(training_args, "model_init_kwargs"):
-            training_args.model_init_kwargs = init
-    report_to = list(training_args.report_to or [])
-    if "tensorboard" in report_to:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            try:
-                import tensorboardX  # noqa: F401
-            except ImportError:
-                logger.info("TensorBoard is not installed: metrics go to %s only", METRICS)
-                report_to.remove("tensorboard")
-    training_args.report_to = report_to
 
 
 # --- the run record -----------------------------------------------------------------------------
@@ -370,146 +286,3 @@ def throughput(trainer, train_output) -> dict[str, Any]:
     if torch.cuda.is_available():
         out["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     return out
-
-
-# --- saving -------------------------------------------------------------------------------------
-
-
-def save_model(trainer, output_dir: str | Path, *, task: str = "causal-lm", dtype: str | None = None) -> Path:
-    """Leave a plain model folder (weights, config, tokenizer) that the next stage loads like any other.
-
-    With LoRA the adapter is saved to ``adapter/`` and merged into the base weights, so that the next stage
-    (and the platform's generator) never needs peft to read it. Saving goes through ``trainer.save_model``,
-    which gathers sharded weights under DeepSpeed ZeRO-3 and FSDP.
-    """
-    from accelerate.utils import is_peft_model
-
-    output_dir = Path(output_dir)
-    if not is_peft_model(trainer.model):
-        trainer.save_model(str(output_dir))
-        return output_dir
-    adapter_dir = output_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    trainer.accelerator.wait_for_everyone()
-    if trainer.accelerator.is_main_process:
-        merge_adapter(adapter_dir, output_dir, task=task, dtype=dtype)
-    trainer.accelerator.wait_for_everyone()
-    return output_dir
-
-
-def merge_adapter(adapter_dir: Path, output_dir: Path, *, task: str = "causal-lm", dtype: str | None = None) -> None:
-    """Load base + adapter on the CPU, fold the adapter into the weights and save the result."""
-    import torch
-    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
-    from transformers import AutoTokenizer
-
-    kwargs: dict[str, Any] = {}
-    if dtype and dtype != "auto":
-        kwargs["dtype"] = getattr(torch, dtype)
-    if task == "reward":
-        model = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir), num_labels=1, **kwargs)
-    else:
-        model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), **kwargs)
-    merged = model.merge_and_unload()
-    merged.save_pretrained(str(output_dir))
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(output_dir))
-
-
-# --- scoring with a reward model ----------------------------------------------------------------
-
-
-def reward_texts(tokenizer, prompts: Sequence[str], completions: Sequence[str], *, eos: bool = True) -> list[str]:
-    """The exact text RewardTrainer trained on: prompt + completion + EOS (it appends EOS to non-chat data)."""
-    end = tokenizer.eos_token or ""
-    texts = []
-    for prompt, completion in zip(prompts, completions, strict=True):
-        text = prompt + completion
-        if eos and end and not text.endswith(end):
-            text += end
-        texts.append(text)
-    return texts
-
-
-def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 16) -> list[float]:
-    """Reward-model scores, one per text, tokenized the way RewardTrainer tokenizes (``tokenizer(text)``) and
-    padded on the right, since sequence-classification heads read the last non-pad token."""
-    import torch
-
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    scores: list[float] = []
-    for start in range(0, len(texts), batch_size):
-        ids = [tokenizer(text=t)["input_ids"] for t in texts[start : start + batch_size]]
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, x in enumerate(ids):
-            input_ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
-            mask[row, : len(x)] = 1
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        scores.extend(logits[:, 0].float().cpu().tolist())
-    return scores
-
-
-def load_reward_model(path: str | Path, *, device: str | None = None, dtype: str | None = None):
-    """(model, tokenizer) of a reward-model folder, in eval mode, with the pad token the head needs."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    device = device or default_device()
-    kwargs: dict[str, Any] = {"num_labels": 1}
-    if dtype and dtype != "auto":
-        kwargs["dtype"] = getattr(torch, dtype)
-    elif device == "cpu":
-        kwargs["dtype"] = torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.to(device).eval()
-    return model, tokenizer
-
-
-def pair_accuracy(model, tokenizer, rows: Sequence[dict], *, batch_size: int = 16) -> dict[str, Any]:
-    """Held-out accuracy of a reward model: the share of pairs where chosen scores strictly above rejected."""
-    if not rows:
-        return {"accuracy": None, "pairs": 0, "mean_margin": None}
-    prompts = [r["prompt"] for r in rows]
-    chosen = score_texts(
-        model, tokenizer, reward_texts(tokenizer, prompts, [r["chosen"] for r in rows]), batch_size=batch_size
-    )
-    rejected = score_texts(
-        model, tokenizer, reward_texts(tokenizer, prompts, [r["rejected"] for r in rows]), batch_size=batch_size
-    )
-    wins = [c > r for c, r in zip(chosen, rejected, strict=True)]
-    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-    return {
-        "accuracy": sum(wins) / len(wins),
-        "pairs": len(wins),
-        "mean_margin": sum(margins) / len(margins),
-    }
-
-
-class _CurrentStderr(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected console), not to the
-    stream that was current when the handler was made."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
-def setup_logging() -> None:
-    """Stage messages on stderr, next to the trainers' progress bars; transformers keeps its own warnings."""
-    if not logger.handlers:
-        handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False

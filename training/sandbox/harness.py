@@ -1,4 +1,4 @@
-"""The trusted runner that training/sandbox.py starts inside the sandbox: ``python -I -S -B harness.py <fd>``.
+"""The trusted runner that training/sandbox/ starts inside the sandbox: ``python -I -S -B harness.py <fd>``.
 
 It reads its job from the inherited file descriptor ``<fd>`` (a marshal'd dict written by the host, closed
 before any untrusted code runs), applies the resource limits, drops to the unprivileged uid when started as
@@ -30,15 +30,11 @@ def _print_exception(exc, program_lines, tests_source):
             pass
 
 
-def run_job(infd, report_fd=None, fresh_mounts=None):
-    """Run one job read from ``infd``; never returns. Under a warm sandbox, ``fresh_mounts`` gives the run its
-    own mount and IPC namespaces with a new /tmp and /dev/shm first, and the report pipe arrives as an fd."""
-    write, getpid, exit_, close = os.write, os.getpid, os._exit, os.close
-    run_exec, run_compile = exec, compile
-    settrace, setprofile = sys.settrace, sys.setprofile
-
+def _enter(infd, report_fd, fresh_mounts):
+    """Read the job, then set the run up (shim, namespaces, limits, uid, directory): all before the program
+    runs, so module-level code is safe here. Returns the job and the report fd."""
     job = marshal.loads(os.pread(infd, os.fstat(infd).st_size, 0))
-    close(infd)
+    os.close(infd)
     sys.argv = ["solution"]
     if report_fd is None:
         report_fd = job["report_fd"]
@@ -50,27 +46,34 @@ def run_job(infd, report_fd=None, fresh_mounts=None):
         # Without namespaces it stands between the program and the caller, so kill(getppid()) hits the shim.
         child = os.fork()
         if child:
-            close(report_fd)
-            exit_(_exit_code(_reap(child)))
+            os.close(report_fd)
+            os._exit(_exit_code(_reap(child)))
 
     if fresh_mounts is not None:
         try:
             fresh_mounts(job["tmpfs_bytes"])
         except BaseException as exc:  # noqa: B036 - no fresh /tmp, no run
-            write(2, f"sandbox: cannot set up the run's namespaces: {exc}\n".encode())
-            exit_(1)
+            os.write(2, f"sandbox: cannot set up the run's namespaces: {exc}\n".encode())
+            os._exit(1)
 
     import resource
 
     for name, soft, hard in job["limits"]:
         resource.setrlimit(getattr(resource, name), (soft, hard))
-    uid = job["uid"]
-    if uid is not None and os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+    if job["uid"] is not None and os.getuid() == 0:
+        _drop_to(job["uid"])
     if job["cwd"]:
         os.chdir(job["cwd"])
+    return job, report_fd
+
+
+def run_job(infd, report_fd=None, fresh_mounts=None):
+    """Run one job read from ``infd``; never returns. Under a warm sandbox, ``fresh_mounts`` gives the run its
+    own mount and IPC namespaces with a new /tmp and /dev/shm first, and the report pipe arrives as an fd."""
+    write, getpid, exit_ = os.write, os.getpid, os._exit
+    run_exec, run_compile = exec, compile
+    settrace, setprofile = sys.settrace, sys.setprofile
+    job, report_fd = _enter(infd, report_fd, fresh_mounts)
 
     nonce, me = job["nonce"], getpid()
 

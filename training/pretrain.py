@@ -1,0 +1,205 @@
+"""Pretraining a small Llama-style causal LM from scratch on this machine's Python standard library: the
+corpus as token blocks, a warm-up and cosine learning-rate schedule, the AdamW loop. training/bootstrap.py
+builds (and caches) the bootstrap model with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training import tiny
+
+logger = logging.getLogger("training.bootstrap")
+
+
+@dataclass(frozen=True)
+class Preset:
+    vocab_size: int = field(metadata={"help": "Tokenizer vocabulary (BPE merges + 256 bytes + 2 specials)."})
+    corpus_bytes: int | None = field(metadata={"help": "Standard-library source used, in bytes (None: all)."})
+    hidden: int = field(metadata={"help": "Hidden size of the Llama-style model."})
+    layers: int = field(metadata={"help": "Transformer layers."})
+    heads: int = field(metadata={"help": "Attention heads."})
+    seq_len: int = field(metadata={"help": "Tokens per training sequence."})
+    batch_size: int = field(metadata={"help": "Sequences per step."})
+    lr: float = field(metadata={"help": "Peak AdamW learning rate (linear warm-up, cosine decay to 10%)."})
+    warmup_steps: int = field(metadata={"help": "Warm-up steps."})
+    max_steps: int = field(metadata={"help": "Step budget: the run ends here (deterministic)."})
+    minutes: float = field(metadata={"help": "Time budget: a guard that ends a slow run early."})
+    bf16: bool = field(metadata={"help": "bf16 autocast on CPU (about twice as fast for the demo size)."})
+    max_positions: int = field(default=1024, metadata={"help": "Context length of the model."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
+    val_fraction: float = field(default=0.02, metadata={"help": "Share of sequences held out for a val loss."})
+
+
+def _blocks(tokenizer, texts: list[str], seq_len: int):
+    """The corpus as one token stream (files joined by EOS) cut into rows of seq_len + 1 tokens."""
+    import torch
+
+    ids: list[int] = []
+    eos = tokenizer.eos_token_id
+    # Batches keep the fast tokenizer busy without holding every encoding at once.
+    for start in range(0, len(texts), 64):
+        for encoded in tokenizer(texts[start : start + 64], add_special_tokens=False)["input_ids"]:
+            ids.extend(encoded)
+            ids.append(eos)
+    rows = len(ids) // (seq_len + 1)
+    if rows < 2:
+        raise ValueError(f"corpus too small: {len(ids)} tokens for sequences of {seq_len + 1}")
+    return torch.tensor(ids[: rows * (seq_len + 1)], dtype=torch.long).view(rows, seq_len + 1), len(ids)
+
+
+def _lr_at(step: int, preset: Preset) -> float:
+    if step < preset.warmup_steps:
+        return preset.lr * (step + 1) / preset.warmup_steps
+    progress = (step - preset.warmup_steps) / max(1, preset.max_steps - preset.warmup_steps)
+    return preset.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train(tmp: Path, *, preset: Preset, seed: int, minutes: float, log_every: int = 25) -> dict:
+    """Train tokenizer and model into ``tmp``; returns the facts for training_info.json."""
+    import torch
+    import transformers
+
+    started = time.monotonic()
+    tokenizer, blocks, corpus = _corpus(preset)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(blocks), generator=generator)
+    n_val = max(1, int(len(blocks) * preset.val_fraction))
+    val, train_rows = blocks[order[:n_val]], blocks[order[n_val:]]
+    model = _model(tokenizer, preset)
+    params = sum(p.numel() for p in model.parameters())
+    logger.info(
+        "model: %d parameters, %d training sequences of %d tokens, %d held out",
+        params,
+        len(train_rows),
+        preset.seq_len,
+        n_val,
+    )
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=preset.bf16)
+    losses, stopped_by, train_seconds = _loop(
+        model, train_rows, generator, preset=preset, autocast=autocast, minutes=minutes, log_every=log_every
+    )
+    val_loss = _val_loss(model, val, preset=preset, autocast=autocast)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    tail = losses[-10:]
+    return {
+        "steps": len(losses),
+        "stopped_by": stopped_by,
+        "final_loss": round(sum(tail) / len(tail), 4) if tail else None,
+        "first_loss": round(losses[0], 4) if losses else None,
+        "val_loss": round(val_loss, 4),
+        "params": params,
+        "tokens_seen": len(losses) * preset.batch_size * preset.seq_len,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.monotonic() - started, 1),
+        "corpus": corpus,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _corpus(preset: Preset):
+    """The tokenizer trained on the corpus, the corpus as blocks, and the corpus's size."""
+    started = time.monotonic()
+    files = tiny.python_source_files(preset.corpus_bytes)
+    texts = list(tiny.read_texts(files))
+    corpus_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    tokenizer = tiny.make_tokenizer(vocab_size=preset.vocab_size, texts=texts)
+    logger.info(
+        "tokenizer: vocab %d from %d files (%d bytes) in %.1fs",
+        len(tokenizer),
+        len(files),
+        corpus_bytes,
+        time.monotonic() - started,
+    )
+    blocks, corpus_tokens = _blocks(tokenizer, texts, preset.seq_len)
+    return tokenizer, blocks, {"files": len(files), "bytes": corpus_bytes, "tokens": corpus_tokens}
+
+
+def _model(tokenizer, preset: Preset):
+    from transformers import AutoModelForCausalLM
+
+    config = tiny.make_config(
+        "llama",
+        tokenizer,
+        hidden=preset.hidden,
+        layers=preset.layers,
+        heads=preset.heads,
+        max_positions=preset.max_positions,
+    )
+    return AutoModelForCausalLM.from_config(config)
+
+
+def _next_token_loss(model, rows):
+    import torch
+
+    logits = model(input_ids=rows[:, :-1]).logits
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), rows[:, 1:].reshape(-1))
+
+
+def _loop(model, rows, generator, *, preset: Preset, autocast, minutes: float, log_every: int):
+    """AdamW until the step budget (or the time guard) ends it; (losses, what stopped it, seconds)."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": preset.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=preset.lr,
+        betas=(0.9, 0.95),
+    )
+    model.train()
+    deadline = time.monotonic() + minutes * 60
+    started = time.monotonic()
+    losses: list[float] = []
+    step, stopped_by, cursor = 0, "steps", 0
+    while step < preset.max_steps:
+        if time.monotonic() > deadline:
+            stopped_by = "time"
+            break
+        if cursor + preset.batch_size > len(rows):  # a new epoch in a new (seeded) order
+            rows = rows[torch.randperm(len(rows), generator=generator)]
+            cursor = 0
+        batch = rows[cursor : cursor + preset.batch_size]
+        cursor += preset.batch_size
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, preset)
+        with autocast:
+            loss = _next_token_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+        if step % log_every == 0 or step == preset.max_steps:
+            logger.info(
+                "step %d/%d loss %.3f lr %.2e %.0f tokens/s",
+                step,
+                preset.max_steps,
+                losses[-1],
+                _lr_at(step - 1, preset),
+                step * preset.batch_size * preset.seq_len / (time.monotonic() - started),
+            )
+    return losses, stopped_by, time.monotonic() - started
+
+
+def _val_loss(model, val, *, preset: Preset, autocast) -> float:
+    """Mean loss over (at most 64 of) the held-out sequences."""
+    import torch
+
+    model.eval()
+    with torch.no_grad(), autocast:
+        losses = [
+            _next_token_loss(model, val[start : start + preset.batch_size]).item()
+            for start in range(0, min(len(val), 64), preset.batch_size)
+        ]
+    return sum(losses) / len(losses)

@@ -1,0 +1,97 @@
+"""Run untrusted Python against its unit tests, and return a verdict that the program cannot forge by exiting.
+
+Used by the platform (feedback/evaluation.py stores the outcome on each Completion) and by training (rewards,
+pass@k), so it imports nothing from Django::
+
+    from training.sandbox import SandboxJob, run_many, run_program
+    result = run_program(SandboxJob(prompt=p, completion=c, tests=t, entry_point="add"))  # HumanEval: check(add)
+    result = run_program(SandboxJob(prompt="", completion=c, tests=asserts, style="asserts"))  # MBPP asserts
+    result.outcome  # "passed" | "failed" | "error" | "timeout"; result.isolation says what contained it
+    results = run_many(jobs, workers=4)  # in the order of the jobs
+
+Modules: ``job`` (SandboxJob, RunResult, SANDBOX_VERSION), ``run`` (one run, many runs), ``probe`` (the
+isolation this host gives), ``isolation`` (bwrap's arguments, seccomp, killing leftovers), ``cold`` and
+``warm`` (a sandbox per run, or a pool of sandboxes serving many), ``streams`` (reading a run's pipes),
+``protocol`` (the job handed to the harness, the report read back), ``program`` (program and test chunks),
+``limits``, and ``harness`` (the trusted runner inside the sandbox).
+
+Isolation (the best this host allows, probed once per process by running real jobs; ``isolation_available``)
+-------------------------------------------------------------------------------------------------------------
+``bubblewrap``
+    ``bwrap`` with new pid, network, mount, ipc and uts namespaces: no network (loopback only, nothing listening),
+    a read-only view of ``/usr`` and of the interpreter's prefix and nothing else of the host (no ``/etc``,
+    ``/home``, ``/root``, ``/work``), a fresh size-limited tmpfs as ``/tmp`` (the working directory) and as
+    ``/dev/shm``. As root, bwrap runs without a user namespace and the program runs under a real unprivileged
+    uid: ``RLIMIT_NPROC`` is ignored for root and for a uid mapped to root inside a user namespace (reproduced:
+    20 of 20 forks got through), and holds for a real uid. Each run draws its own uid from a range no account
+    uses, because ``RLIMIT_NPROC`` counts every process of a uid: concurrent runs do not share the budget, and
+    "every process of this uid" is exactly what the run left behind. A seccomp filter refuses user namespaces
+    (which would hand the program capabilities, and much more of the kernel to attack), joining namespaces, the
+    keyring, eBPF, perf, userfaultfd and io_uring. The probe checks that a fork beyond the limit fails and that
+    the program is not root.
+``setpriv``
+    no namespaces (bwrap unusable here) but root: ``setpriv`` to a random unprivileged uid, no new privileges,
+    a fresh temporary directory. The program sees the host's files as any unprivileged user would, and the network.
+``rlimits``
+    neither: resource limits only, in a fresh temporary directory, behind a shim process so that
+    ``kill(getppid())`` hits the shim. This is not a security boundary.
+
+Under bubblewrap as root a run is *warm* by default: start-up of bwrap and of the interpreter (some 15 ms of
+CPU, most of a run) is paid once per sandbox, not per run. The sandbox's pid 1 is the harness in serve mode,
+root, never running untrusted code; per run it forks a runner that enters new mount and IPC namespaces (so a
+fresh ``/tmp`` and ``/dev/shm``, no SysV objects of earlier runs), sets the limits, drops to the run's uid and
+only then runs the program. When the runner exits, everything left under that uid is killed and reaped before
+the sandbox takes the next run; a run that times out (or leaves output pipes open) takes its whole sandbox down
+with it, and a sandbox is retired after 1000 runs. What runs share is the (empty) network namespace, the pid
+namespace (never at the same time) and the interpreter's hash seed. ``CODEPREF_SANDBOX_WARM=0`` makes every run
+*cold*: its own bwrap, whose pid 1 is the harness as a shim (``--as-pid-1``, so that no orphaned reaper is left
+as a zombie under a container's init), and whose namespaces die with the run.
+
+Every run: a process of its own, killed with everything it started at the wall-clock timeout (cold runs get
+their own session and process group too);
+limits on CPU seconds, address space (``memory_mb``), file size, processes and open files; no core dumps;
+stdin is ``/dev/null``; stdout and stderr are captured up to ``output_limit`` (head and tail kept) while the
+rest is drained and dropped, so a program that prints forever costs memory to nobody.
+
+The verdict
+-----------
+The harness (harness.py here, read-only inside the sandbox) receives its job through an inherited
+file descriptor that it closes before any untrusted code runs: the program, the test chunks, the limits, and
+a per-run random nonce. It runs the program, then each test chunk (HumanEval: the test code, then
+``check(entry_point)``; MBPP: every top-level assert separately, so the asserts executed are counted), and only
+after the last chunk writes one line to a pipe whose number the program is not told:
+``codepref-sandbox-report <nonce> <status> <phase> <asserts run>``. The host counts a pass only when that
+pipe holds exactly that one line, with the right nonce, from the tests phase, with every expected assert
+counted. The exit status and stdout are never read for the verdict. Hence:
+
+- ``os._exit(0)``, ``sys.exit(0)`` (caught as an error), a crash, ``kill(getppid())``: no report, not passed.
+- printing "passed" or a fake report, on stdout or on any descriptor it finds: no nonce, not passed.
+- forking: a forked copy of the harness carries the nonce, but the harness reports only from its original pid,
+  and two report lines void the verdict.
+- patching ``builtins.exec``/``compile``/``os.write`` or leaving a trace hook: the harness bound its own
+  references before the program ran and clears trace and profile hooks before the tests.
+
+What it does not stop: the program runs in the harness's own interpreter (as in every HumanEval-style harness,
+so that tests can compare arbitrary return values), and code written to attack this harness specifically can
+read the nonce from the harness's frames or memory and forge a pass. The isolation still contains it; only
+the verdict is lost. Tests are also only as strong as they are: an object whose ``__eq__`` returns True
+passes ``assert f(x) == y`` here as everywhere.
+"""
+
+from training.sandbox.job import ISOLATIONS, OUTCOMES, SANDBOX_VERSION, RunResult, SandboxJob
+from training.sandbox.probe import isolation_available
+from training.sandbox.program import program_source, split_tests
+from training.sandbox.run import run_many, run_program
+
+__all__ = [
+    "ISOLATIONS",
+    "OUTCOMES",
+    "SANDBOX_VERSION",
+    "RunResult",
+    "SandboxJob",
+    "isolation_available",
+    "program_source",
+    "run_many",
+    "run_program",
+    "split_tests",
+]
