@@ -1,3 +1,5 @@
 """Admin registrations live beside the feature they serve; this module only loads them."""
 
-from . import admin_datasets, admin_generation, admin_ranking, admin_training  # noqa: F401
+from . import admin_datasets, admin_ranking  # noqa: F401
+from .coders import admin as coders_admin  # noqa: F401
+from .cycles import admin as cycles_admin  # noqa: F401

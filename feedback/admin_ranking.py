@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from .importing import ImportFailed, decode_jsonl, prompts_import
+from .coders.importing import prompts_import
+from .coders.parsing import ImportFailed, decode_jsonl
 from .models import Assignment, Completion, Flag, Pair, Prompt, Volunteer, Vote
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024

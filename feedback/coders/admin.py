@@ -1,6 +1,6 @@
 """Admin for the model registry: model versions, with actions to generate completions and (de)activate.
 
-Completions themselves (with their generation parameters read-only) are in admin_ranking.
+Completions themselves (with their generation parameters read-only) are with the ranking admin.
 """
 
 from __future__ import annotations
@@ -9,9 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from kombu.exceptions import OperationalError
 
-from .models import Completion, ModelVersion, Prompt
-from .services import ServiceError
+from feedback.errors import ServiceError
+from feedback.models import Completion, ModelVersion, Prompt
+
+from .registry import model_version_activate
+from .tasks import generate_completions
 
 ADMIN_GENERATION_N = 4
 
@@ -67,10 +71,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description=f"Generate {ADMIN_GENERATION_N} completions for all prompts")
     def generate_for_all_prompts(self, request, queryset):
-        from kombu.exceptions import OperationalError
-
-        from .coders.tasks import generate_completions
-
         prompt_ids = list(Prompt.objects.order_by("pk").values_list("pk", flat=True))
         if not prompt_ids:
             self.message_user(request, "There are no prompts yet: import some first.", messages.WARNING)
@@ -99,13 +99,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Make active (generates for the arena)")
     def make_active(self, request, queryset):
-        imported = queryset.filter(backend=ModelVersion.Backend.IMPORTED).count()
-        updated = queryset.exclude(backend=ModelVersion.Backend.IMPORTED).update(is_active=True)
+        updated = imported = 0
+        for version in queryset:
+            try:
+                model_version_activate(model_version_id=version.pk)
+            except ServiceError:  # an imported version: it holds imported completions and cannot generate
+                imported += 1
+            else:
+                updated += 1
         self.message_user(request, f"{updated} model version(s) active.", messages.SUCCESS)
         if imported:
             self.message_user(request, f"{imported} imported version(s) left inactive.", messages.WARNING)
 
     @admin.action(description="Make inactive")
     def make_inactive(self, request, queryset):
-        updated = queryset.update(is_active=False)
-        self.message_user(request, f"{updated} model version(s) inactive.", messages.SUCCESS)
+        for version in queryset:
+            model_version_activate(model_version_id=version.pk, active=False)
+        self.message_user(request, f"{len(queryset)} model version(s) inactive.", messages.SUCCESS)
