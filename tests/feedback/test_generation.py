@@ -358,6 +358,21 @@ def test_the_admin_action_generates_four_completions_for_all_prompts(tiny, promp
     assert ModelVersion.objects.get(pk=other.pk).is_active
 
 
+def test_the_admin_actions_activate_through_the_registry_and_leave_imported_versions_inactive(tiny, client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    client.force_login(admin)
+    url = reverse("admin:feedback_modelversion_changelist")
+    imported = registry.model_version_register(name="canonical", backend="imported", target="")
+
+    response = client.post(url, {"action": "make_active", "_selected_action": [tiny.pk, imported.pk]}, follow=True)
+    assert "1 model version(s) active." in response.content.decode()
+    assert "1 imported version(s) left inactive." in response.content.decode()
+    assert not ModelVersion.objects.get(pk=imported.pk).is_active
+
+    client.post(url, {"action": "make_inactive", "_selected_action": [tiny.pk]})
+    assert not ModelVersion.objects.get(pk=tiny.pk).is_active
+
+
 def test_the_default_model_setting_is_built_registered_or_taken_as_a_hub_id(tiny_model, settings, tmp_path):
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
     assert registry.model_version_default(preset="test").name == "bootstrap-test-seed0"
