@@ -785,6 +785,8 @@ def test_the_loss_curves_load_in_a_browser_under_the_content_security_policy(
             page.fill("#id_password", "correct horse battery staple")
             page.click("input[type=submit]")
             page.wait_for_selector("figure img")
+            # On a busy machine the last image may still be loading when the first appears.
+            page.wait_for_function("() => [...document.querySelectorAll('figure img')].every(i => i.complete)")
             widths = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : -1)")
         finally:
             browser.close()
