@@ -23,8 +23,8 @@ from knox.admin import AuthTokenAdmin, AuthTokenCreateForm
 from knox.models import AuthToken
 
 from .api.permissions import MAINTAINER_GROUP
+from .errors import ServiceError
 from .models import ApiTokenName, DatasetSnapshot
-from .services import ServiceError
 from .snapshots import PARTS, SPLITS, snapshot_file_path, snapshot_request, snapshot_requeue
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from feedback.evaluation import completions_run_tests
-from feedback.generation import completions_generate
+from .generation import completions_generate
+from .verdicts import completions_run_tests
 
 
 @shared_task(name="feedback.tasks.run_tests")

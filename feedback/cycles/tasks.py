@@ -6,8 +6,9 @@ from celery import chain, shared_task
 from django.conf import settings
 
 from feedback.coders.tasks import generate_completions
+from feedback.cycles.arena import arena_pairs_form
+from feedback.cycles.services import training_cycle_execute
 from feedback.errors import Conflict
-from feedback.training_cycles import arena_pairs_form, training_cycle_execute
 
 
 def _training_time_limits() -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Storing sandbox outcomes on completions (feedback/evaluation.py), the run_tests command and task."""
+"""Storing sandbox outcomes on completions (feedback/coders/verdicts.py), the run_tests command and task."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from feedback.coders import tasks
-from feedback.evaluation import completions_run_tests
+from feedback.coders.verdicts import completions_run_tests
 from feedback.models import Completion, Pair, Prompt
 from tests import factories
 from training.sandbox import SANDBOX_VERSION, isolation_available

@@ -8,10 +8,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from feedback import generation
-from feedback.coders import tasks
+from feedback.coders import generation, pairing, registry, tasks
+from feedback.errors import Conflict, ServiceError
 from feedback.models import Completion, ModelVersion, Pair
-from feedback.services import Conflict, ServiceError
 from tests import factories
 from tests.fake_tasks import RecordingTask
 from tests.training.fake_openai import FakeServer, completion_choices
@@ -29,7 +28,7 @@ def _one_torch_thread(one_torch_thread):
 
 @pytest.fixture
 def tiny(tiny_model):
-    return generation.model_version_register(name="tiny", backend="transformers", target=tiny_model, activate=True)
+    return registry.model_version_register(name="tiny", backend="transformers", target=tiny_model, activate=True)
 
 
 @pytest.fixture
@@ -140,7 +139,7 @@ def test_unknown_prompts_and_versions_are_named(tiny, prompts):
 
 
 def test_a_model_folder_that_is_gone_is_a_service_error(prompts, tmp_path):
-    gone = generation.model_version_register(name="gone", backend="transformers", target=str(tmp_path / "gone"))
+    gone = registry.model_version_register(name="gone", backend="transformers", target=str(tmp_path / "gone"))
     with pytest.raises(ServiceError, match="no such model folder"):
         run(gone, prompts)
 
@@ -201,9 +200,9 @@ def test_completions_equal_after_whitespace_are_not_paired(tiny, prompts, settin
     prompt = prompts[0]
     factories.CompletionFactory(prompt=prompt, model_version=tiny, text="    return x + 1\n")
     factories.CompletionFactory(prompt=prompt, model_version=tiny, text="    return  x +\t1")
-    assert generation.pairs_form_for_model(prompt=prompt, model_version=tiny) == []
+    assert pairing.pairs_form_for_model(prompt=prompt, model_version=tiny) == []
     factories.CompletionFactory(prompt=prompt, model_version=tiny, text="    return x - 1\n")
-    assert len(generation.pairs_form_for_model(prompt=prompt, model_version=tiny)) == 2
+    assert len(pairing.pairs_form_for_model(prompt=prompt, model_version=tiny)) == 2
 
 
 def test_the_arena_policy_pairs_a_model_only_against_its_parent_and_active_versions(tiny_model, prompts, settings):
@@ -214,7 +213,7 @@ def test_the_arena_policy_pairs_a_model_only_against_its_parent_and_active_versi
     idle = factories.ModelVersionFactory(name="idle", backend="transformers", target=tiny_model)
     for version, text in [(parent, "    return 1\n"), (rival, "    return 2\n"), (idle, "    return 3\n")]:
         factories.CompletionFactory(prompt=prompt, model_version=version, text=text)
-    child = generation.model_version_register(
+    child = registry.model_version_register(
         name="child", backend="transformers", target=tiny_model, parent=parent, activate=True
     )
 
@@ -248,7 +247,7 @@ def server():
 
 def test_an_openai_endpoint_generates_with_the_key_from_the_environment(server, prompts, monkeypatch):
     monkeypatch.setenv("CODEPREF_OPENAI_API_KEY", "sk-from-env")
-    served = generation.model_version_register(
+    served = registry.model_version_register(
         name="served", backend="openai", target="coder-7b", base_url=server.base_url
     )
     server.script = [(200, completion_choices("    return x + 1\n\ndef more():\n"))]
@@ -261,7 +260,7 @@ def test_an_openai_endpoint_generates_with_the_key_from_the_environment(server, 
 
 
 def test_a_400_from_the_server_is_a_clear_service_error(server, prompts):
-    served = generation.model_version_register(
+    served = registry.model_version_register(
         name="served", backend="openai", target="coder-7b", base_url=server.base_url
     )
     server.script = [(400, {"error": {"message": "This model's maximum context length is 2048 tokens"}})]
@@ -274,17 +273,17 @@ def test_a_400_from_the_server_is_a_clear_service_error(server, prompts):
 
 
 def test_registering_the_same_version_twice_returns_it_and_a_different_one_conflicts(tiny_model):
-    first = generation.model_version_register(name="m", backend="transformers", target=tiny_model)
-    again = generation.model_version_register(name="m", backend="transformers", target=tiny_model, activate=True)
+    first = registry.model_version_register(name="m", backend="transformers", target=tiny_model)
+    again = registry.model_version_register(name="m", backend="transformers", target=tiny_model, activate=True)
     assert again.pk == first.pk and again.is_active
     with pytest.raises(Conflict, match="already exists"):
-        generation.model_version_register(name="m", backend="transformers", target="bigcode/starcoderbase-1b")
+        registry.model_version_register(name="m", backend="transformers", target="bigcode/starcoderbase-1b")
     with pytest.raises(ServiceError, match="needs a target"):
-        generation.model_version_register(name="n", backend="openai", target="")
+        registry.model_version_register(name="n", backend="openai", target="")
 
 
 def test_the_bootstrap_model_is_registered_as_an_active_version(tiny_model):
-    version = generation.model_version_bootstrap(out=tiny_model, preset="test", threads=1)
+    version = registry.model_version_bootstrap(out=tiny_model, preset="test", threads=1)
     assert (version.name, version.backend, version.target, version.is_active) == (
         "bootstrap-test-seed0",
         "transformers",
@@ -292,7 +291,7 @@ def test_the_bootstrap_model_is_registered_as_an_active_version(tiny_model):
         True,
     )
     assert version.metrics["bootstrap"]["steps"] == bootstrap.PRESETS["test"].max_steps
-    assert generation.model_version_bootstrap(out=tiny_model, preset="test", threads=1).pk == version.pk
+    assert registry.model_version_bootstrap(out=tiny_model, preset="test", threads=1).pk == version.pk
 
 
 def test_the_celery_task_generates_through_the_service(tiny, prompts):
@@ -354,24 +353,39 @@ def test_the_admin_action_generates_four_completions_for_all_prompts(tiny, promp
     assert 0 < Completion.objects.filter(model_version=tiny).count() <= 8  # default stops: some may be empty
     assert "generation of 4 completions for 2 prompt(s) done" in response.content.decode()
 
-    other = generation.model_version_register(name="other", backend="transformers", target=tiny.target)
+    other = registry.model_version_register(name="other", backend="transformers", target=tiny.target)
     client.post(url, {"action": "make_active", "_selected_action": [other.pk]})
     assert ModelVersion.objects.get(pk=other.pk).is_active
 
 
+def test_the_admin_actions_activate_through_the_registry_and_leave_imported_versions_inactive(tiny, client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    client.force_login(admin)
+    url = reverse("admin:feedback_modelversion_changelist")
+    imported = registry.model_version_register(name="canonical", backend="imported", target="")
+
+    response = client.post(url, {"action": "make_active", "_selected_action": [tiny.pk, imported.pk]}, follow=True)
+    assert "1 model version(s) active." in response.content.decode()
+    assert "1 imported version(s) left inactive." in response.content.decode()
+    assert not ModelVersion.objects.get(pk=imported.pk).is_active
+
+    client.post(url, {"action": "make_inactive", "_selected_action": [tiny.pk]})
+    assert not ModelVersion.objects.get(pk=tiny.pk).is_active
+
+
 def test_the_default_model_setting_is_built_registered_or_taken_as_a_hub_id(tiny_model, settings, tmp_path):
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
-    assert generation.model_version_default(preset="test").name == "bootstrap-test-seed0"
+    assert registry.model_version_default(preset="test").name == "bootstrap-test-seed0"
 
     (tmp_path / "own").mkdir()  # a model someone put there: used as it is, never overwritten
     (tmp_path / "own" / "config.json").write_text("{}")
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": str(tmp_path / "own")}
-    own = generation.model_version_default(preset="test")
+    own = registry.model_version_default(preset="test")
     assert (own.backend, own.target, own.is_active) == ("transformers", str(tmp_path / "own"), True)
     assert not (tmp_path / "own" / "training_info.json").exists()
 
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": "bigcode/starcoderbase-1b"}
-    hub = generation.model_version_default(preset="test")
+    hub = registry.model_version_default(preset="test")
     assert (hub.name, hub.target) == ("default:bigcode/starcoderbase-1b", "bigcode/starcoderbase-1b")
 
 
@@ -381,8 +395,8 @@ def test_the_demo_hook_registers_the_local_model_and_samples_two_per_prompt(
     from feedback.management.commands import demo
 
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
-    default = generation.model_version_default
-    monkeypatch.setattr(generation, "model_version_default", lambda: default(preset="test"))  # seconds, not minutes
+    default = registry.model_version_default
+    monkeypatch.setattr(registry, "model_version_default", lambda: default(preset="test"))  # seconds, not minutes
     command = demo.Command()
     command._prepare_models()
     version = ModelVersion.objects.get(name="bootstrap-test-seed0")

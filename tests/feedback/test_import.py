@@ -9,7 +9,7 @@ import time
 import pytest
 from django.core.management import CommandError, call_command
 
-from feedback import importing
+from feedback.coders import importing, parsing
 from feedback.models import Completion, ModelVersion, Pair, Prompt
 from tests.fake_tasks import RecordingTask
 
@@ -86,9 +86,9 @@ def test_own_schema_line_is_imported_with_completions_and_pairs(tmp_path, capsys
 
 
 def test_test_style_follows_what_the_tests_contain():
-    asserts = importing.parse_line(own_line(tests="assert f(1) == 2\n", entry_point=None), number=1)
-    untested = importing.parse_line(own_line(tests=None), number=1)
-    check_without_entry_point = importing.parse_line(own_line(entry_point=""), number=1)
+    asserts = parsing.parse_line(own_line(tests="assert f(1) == 2\n", entry_point=None), number=1)
+    untested = parsing.parse_line(own_line(tests=None), number=1)
+    check_without_entry_point = parsing.parse_line(own_line(entry_point=""), number=1)
     assert asserts.prompt["test_style"] == Prompt.TestStyle.ASSERTS
     assert untested.prompt["test_style"] == Prompt.TestStyle.NONE
     assert check_without_entry_point.prompt["test_style"] == Prompt.TestStyle.ASSERTS
@@ -127,7 +127,7 @@ def test_mbpp_line_becomes_a_docstring_prompt_with_assert_tests(tmp_path):
 
 def test_mbpp_setup_code_goes_before_the_asserts():
     line = dict(MBPP_LINE, test_setup_code="import math", challenge_test_list=["assert count_vowels('aa') == 2"])
-    parsed = importing.parse_line(json.dumps(line), number=1)
+    parsed = parsing.parse_line(json.dumps(line), number=1)
     assert parsed.prompt["tests"].splitlines() == [
         "import math",
         *MBPP_LINE["test_list"],

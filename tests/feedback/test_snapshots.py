@@ -13,9 +13,9 @@ import pytest
 from django.db import connection
 
 from feedback import snapshots
+from feedback.errors import ServiceError
 from feedback.models import Completion, DatasetSnapshot, Flag, Pair, Volunteer, Vote
 from feedback.privacy import pseudonym
-from feedback.services import ServiceError
 from feedback.snapshots import (
     ADVISORY_LOCK_CLASS,
     PREFERENCE_COLUMNS,

@@ -81,7 +81,7 @@ passes ``assert f(x) == y`` here as everywhere.
 from training.sandbox.job import ISOLATIONS, OUTCOMES, SANDBOX_VERSION, RunResult, SandboxJob
 from training.sandbox.probe import isolation_available
 from training.sandbox.program import program_source, split_tests
-from training.sandbox.run import run_many, run_program
+from training.sandbox.runner import run_many, run_program
 
 __all__ = [
     "ISOLATIONS",

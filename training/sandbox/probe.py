@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from training.sandbox.isolation import BWRAP, SETPRIV
 from training.sandbox.job import ISOLATIONS, SandboxJob
+from training.sandbox.run import run_isolated
 
 _probe_lock = threading.Lock()
 _probed: str | None = None
@@ -49,16 +50,13 @@ def isolation_available() -> str:
 
 
 def _usable(isolation: str) -> bool:
-    # Imported here: a run asks this module for its default isolation.
-    from training.sandbox.run import run_program
-
     if isolation == "bubblewrap" and not os.access(BWRAP, os.X_OK):
         return False
     if isolation == "setpriv" and (os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK)):
         return False
     try:
         if isolation == "bubblewrap":  # both ways of running under it: a warm sandbox and a cold one
-            return all(run_program(replace(_PROBE, isolation=isolation, warm=warm)).passed for warm in (True, False))
-        return run_program(replace(_PROBE, isolation=isolation)).passed
+            return all(run_isolated(replace(_PROBE, warm=warm), isolation).passed for warm in (True, False))
+        return run_isolated(_PROBE, isolation).passed
     except OSError:
         return False

@@ -1,4 +1,4 @@
-"""Running jobs: one sandbox run and its trusted outcome, and many runs at once."""
+"""One sandbox run under a given isolation, and its trusted outcome (``runner.py`` picks the isolation)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,19 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from training.sandbox.cold import run_cold
 from training.sandbox.isolation import draw_uid
 from training.sandbox.job import SANDBOX_VERSION, RunResult, SandboxJob
 from training.sandbox.limits import rlimits
-from training.sandbox.probe import isolation_available
 from training.sandbox.program import program_source, split_tests
 from training.sandbox.protocol import HarnessJob, read_report
 from training.sandbox.streams import Ran
 from training.sandbox.warm import run_warm, warm_wanted
 
 
-def run_program(job: SandboxJob) -> RunResult:
+def run_isolated(job: SandboxJob, isolation: str) -> RunResult:
     """Run ``prompt + completion`` and then its tests in a fresh sandbox, and return the trusted outcome."""
-    isolation = job.isolation or isolation_available()
     started = time.monotonic()
     try:
         chunks = split_tests(tests=job.tests, style=job.style, entry_point=job.entry_point)
@@ -60,14 +56,3 @@ def _outcome(ran: Ran, orders: HarnessJob, *, timeout: float) -> tuple[str, str]
     if ran.timed_out or cpu_killed:
         return "timeout", f"killed after {'the CPU limit' if cpu_killed else f'{timeout:g} s'}"
     return "error", f"{problem} from the harness (exit status {ran.returncode}): not passed"
-
-
-def run_many(jobs: Iterable[SandboxJob], *, workers: int | None = None) -> list[RunResult]:
-    """``run_program(job)`` for every job, ``workers`` at a time (default: one per CPU); results in order."""
-    jobs = list(jobs)
-    if not jobs:
-        return []
-    workers = workers or len(os.sched_getaffinity(0))
-    isolation_available()  # probe once, before the threads race to do it
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs))), thread_name_prefix="sandbox") as pool:
-        return list(pool.map(run_program, jobs))

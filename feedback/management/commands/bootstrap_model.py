@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback.generation import model_version_bootstrap
-from feedback.services import ServiceError
+from feedback.coders.registry import model_version_bootstrap
+from feedback.errors import ServiceError
 from training.bootstrap import PRESETS
 
 

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from feedback.importing import ImportFailed, decode_jsonl, prompts_import
+from feedback.coders.importing import prompts_import
+from feedback.coders.parsing import ImportFailed, decode_jsonl
 from feedback.models import Volunteer
 
 DEMO_PROMPTS = Path(__file__).resolve().parents[2] / "fixtures" / "demo_prompts.jsonl"
@@ -67,9 +68,10 @@ class Command(BaseCommand):
         version, and sample two completions per prompt with it. Re-runs find both done and add nothing."""
         import time
 
-        from feedback.generation import completions_generate, model_version_default
+        from feedback.coders.generation import completions_generate
+        from feedback.coders.registry import model_version_default
+        from feedback.errors import ServiceError
         from feedback.models import Prompt
-        from feedback.services import ServiceError
         from training.bootstrap import INFO_FILE
 
         started = time.monotonic()

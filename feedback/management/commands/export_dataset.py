@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback.services import ServiceError
+from feedback.errors import ServiceError
 from feedback.snapshots import PARTS, SPLITS, snapshot_build
 
 FORMATS = ("jsonl", "parquet", "hf")

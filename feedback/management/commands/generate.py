@@ -14,9 +14,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback.generation import completions_generate, generation_params_clean, model_version_register
+from feedback.coders.generation import completions_generate, generation_params_clean
+from feedback.coders.registry import model_version_register
+from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt
-from feedback.services import ServiceError
 
 
 def parse_prompt_ids(spec: str) -> list[int]:

@@ -1,6 +1,6 @@
 """python manage.py import_prompts FILE.jsonl [--strict] [--max-pairs N]
 
-Each line is the project's own schema, or HumanEval / MBPP as published (see feedback/importing.py).
+Each line is the project's own schema, or HumanEval / MBPP as published (see feedback/coders/parsing.py).
 Bad lines are reported with their number; the good ones are imported and the command then exits
 non-zero. With --strict a bad line aborts the whole import and nothing is stored.
 """
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from feedback.importing import ImportFailed, decode_jsonl, prompts_import
+from feedback.coders.importing import prompts_import
+from feedback.coders.parsing import ImportFailed, decode_jsonl
 
 
 class Command(BaseCommand):

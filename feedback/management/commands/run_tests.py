@@ -1,7 +1,7 @@
 """python manage.py run_tests --all | --untested | --ids 1,2,3 [--force]
 
 Runs completions' unit tests in the sandbox (training/sandbox/) here, in this process, with a progress bar,
-and stores the outcomes (feedback/evaluation.py). ``--all`` re-runs every completion that has tests;
+and stores the outcomes (feedback/coders/verdicts.py). ``--all`` re-runs every completion that has tests;
 ``--untested`` only those never run or run by another sandbox version; ``--ids`` the given ones. ``--force``
 re-runs with ``--untested`` too, and is implied by ``--all`` and ``--ids``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from feedback.evaluation import completion_ids_to_test, completions_run_tests
+from feedback.coders.verdicts import completion_ids_to_test, completions_run_tests
 from feedback.models import Completion
 from training.sandbox import isolation_available
 

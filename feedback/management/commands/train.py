@@ -4,7 +4,7 @@
     python manage.py train --recipe tiny --force    # train anyway
     python manage.py train -v 2                     # also echo the pipeline's log as it grows
 
-The same cycle the nightly ``train_cycle`` task runs (feedback/training_cycles.py): refused while another
+The same cycle the nightly ``train_cycle`` task runs (feedback/cycles/services.py): refused while another
 cycle runs; Ctrl-C stops the pipeline and marks the cycle cancelled.
 """
 
@@ -15,9 +15,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback.cycles.runs import LOG_NAME, run_dir_for
+from feedback.cycles.services import training_cycle_execute
+from feedback.errors import ServiceError
 from feedback.models import TrainingRun
-from feedback.services import ServiceError
-from feedback.training_cycles import LOG_NAME, run_dir_for, training_cycle_execute
 
 
 class _LogFollower:
@@ -29,8 +30,9 @@ class _LogFollower:
         self.offset = 0
         self.lock = threading.Lock()
 
-    def follow(self, path: Path) -> None:
-        self.path, self.offset = path, 0
+    def follow(self, run: TrainingRun) -> None:
+        """Called by the cycle once its pipeline has started."""
+        self.path, self.offset = run_dir_for(run) / LOG_NAME, 0
 
     def pump(self) -> None:
         if self.path is None:
@@ -65,17 +67,16 @@ class Command(BaseCommand):
             while not stop.wait(1.0):
                 follower.pump()
 
-        def progress(message: str) -> None:
-            if follower is not None and "pipeline started" in message and follower.path is None:
-                cycle_id = int(message.split()[1].rstrip(":"))
-                follower.follow(run_dir_for(TrainingRun(pk=cycle_id)) / LOG_NAME)
-            self.stdout.write(message)
-
         echo = threading.Thread(target=echo_log, daemon=True) if follower is not None else None
         if echo is not None:
             echo.start()
         try:
-            run = training_cycle_execute(recipe=recipe, force=force, progress=progress)
+            run = training_cycle_execute(
+                recipe=recipe,
+                force=force,
+                progress=self.stdout.write,
+                on_started=follower.follow if follower is not None else None,
+            )
         except ServiceError as exc:  # Conflict included: refused while another cycle runs
             raise CommandError(str(exc))
         except KeyboardInterrupt:

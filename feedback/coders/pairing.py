@@ -1,4 +1,4 @@
-"""Pair forming (moving to feedback/coders/pairing.py with the coders package)."""
+"""Forming pairs of completions for volunteers to rank: after an import, and after a model wrote completions."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import itertools
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db.models import Q
 
-from .errors import Conflict, ServiceError  # noqa: F401 (importers move to feedback.errors with the reshape)
-from .models import Completion, Pair, whitespace_normalised
+from feedback.errors import ServiceError
+from feedback.models import Completion, ModelVersion, Pair, Prompt, whitespace_normalised
+
+PAIRING_POLICIES = ("self", "arena")
 
 
 def pairs_form(
@@ -55,3 +58,31 @@ def pairs_form(
 def _decided_by_tests(a: Completion, b: Completion) -> bool:
     outcomes = {a.outcome, b.outcome}
     return Completion.Outcome.PASSED in outcomes and len(outcomes) == 2 and Completion.Outcome.NOT_RUN not in outcomes
+
+
+def pairing_policy_check(policy: str) -> str:
+    """The policy if it is one of PAIRING_POLICIES; ServiceError otherwise."""
+    if policy not in PAIRING_POLICIES:
+        raise ServiceError(f"PAIRING_POLICY must be one of {', '.join(PAIRING_POLICIES)}; got {policy!r}")
+    return policy
+
+
+def pairs_form_for_model(*, prompt: Prompt, model_version: ModelVersion, policy: str | None = None) -> list[Pair]:
+    """Pairs for a prompt after a model wrote completions for it, by the pairing policy.
+
+    ``self``: two samples of this model. ``arena``: this model against its parent first, then against
+    the other active versions; never two completions of the same model.
+    """
+    policy = pairing_policy_check(policy or settings.CODEPREF["PAIRING_POLICY"])
+    mine = list(Completion.objects.filter(prompt=prompt, model_version=model_version).select_related("prompt"))
+    if policy == "self":
+        return pairs_form(completions=mine)
+    rivals = ModelVersion.objects.filter(Q(pk=model_version.parent_id) | Q(is_active=True)).exclude(
+        pk=model_version.pk
+    )
+    formed: list[Pair] = []
+    for rival in sorted(rivals, key=lambda v: (v.pk != model_version.parent_id, v.pk)):
+        theirs = list(Completion.objects.filter(prompt=prompt, model_version=rival).select_related("prompt"))
+        if theirs and mine:
+            formed += pairs_form(completions=mine + theirs, cross_model_only=True)
+    return formed

@@ -16,9 +16,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from feedback.models import Completion, Pair, Prompt
 from training.sandbox import SANDBOX_VERSION, SandboxJob, run_many
-
-from .models import Completion, Pair, Prompt
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Model versions and generation (the Django side of ``training/generate.py``).
+"""Generation: completions from a model version (the Django side of ``training/generate.py``).
 
 A generation request is (prompts, model version, n, sampling parameters). Each sample of it has an
 idempotency key, sha256 over (prompt id, model version id, sample index, canonical parameters), stored as
@@ -20,14 +20,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
+from feedback import dispatch
+from feedback.errors import ServiceError
+from feedback.models import Completion, ModelVersion, Prompt, content_hash
 from training.generate import DEFAULT_STOP, GenerationError, generate_rows
 from training.openai_client import OpenAIClient
 
-from . import dispatch
-from .models import Completion, ModelVersion, Pair, Prompt, content_hash
-from .services import Conflict, ServiceError, pairs_form
+from .pairing import pairing_policy_check, pairs_form_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ DEFAULT_PARAMS = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 128, "see
 EXECUTION_PARAMS = {"batch_size": 8}
 PARAM_NAMES = (*DEFAULT_PARAMS, "stop", *EXECUTION_PARAMS)
 ENDPOINTS = ("completions", "chat")
-PAIRING_POLICIES = ("self", "arena")
 ROWS_PER_CHUNK = 64  # rows generated between commits: a crash loses at most this much work
 OPENAI_CONCURRENCY = 4
 
@@ -188,15 +187,8 @@ def completions_generate(
     version = ModelVersion.objects.filter(pk=model_version_id).first()
     if version is None:
         raise ServiceError(f"model version {model_version_id} does not exist")
-    try:
-        ids = sorted({int(pk) for pk in prompt_ids})
-    except (TypeError, ValueError):
-        raise ServiceError("prompt_ids must be a list of integers")
-    prompts = Prompt.objects.in_bulk(ids)
-    missing = [pk for pk in ids if pk not in prompts]
-    if missing:
-        raise ServiceError(f"prompt(s) {', '.join(map(str, missing[:10]))} do not exist")
-    _check_policy(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
+    prompts = _prompts(prompt_ids)
+    pairing_policy_check(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
     try:
         sample = _sampler(version, clean)
     except GenerationError as exc:
@@ -204,7 +196,7 @@ def completions_generate(
 
     keys = {
         (pk, i): request_key(prompt_id=pk, model_version_id=version.pk, index=i, canonical=canonical)
-        for pk in ids
+        for pk in prompts
         for i in range(n)
     }
     stored: set[str] = set()
@@ -217,36 +209,7 @@ def completions_generate(
     stored_params = {k: v for k, v in clean.items() if k not in EXECUTION_PARAMS}
     done = 0
     for chunk in _in_chunks(todo, ROWS_PER_CHUNK):
-        try:
-            texts = sample([(prompts[pk].text, key) for pk, _, key in chunk])
-        except GenerationError as exc:
-            raise ServiceError(f"model version {version.name!r}: {exc}") from exc
-        # A model can emit NUL, which PostgreSQL cannot store in text: keep the sample, mark the byte.
-        texts = [text.replace("\x00", "\ufffd") for text in texts]
-        rows = [
-            Completion(
-                prompt_id=pk,
-                model_version=version,
-                text=text,
-                text_hash=content_hash(text),
-                params={**stored_params, "sample": i},
-                request_key=key,
-            )
-            for (pk, i, key), text in zip(chunk, texts, strict=True)
-            if text.strip()
-        ]
-        with transaction.atomic():
-            Completion.objects.bulk_create(rows, ignore_conflicts=True)
-            new_ids = list(
-                Completion.objects.filter(request_key__in=[r.request_key for r in rows]).values_list("pk", flat=True)
-            )
-            for pk in sorted({pk for pk, _, _ in chunk}):
-                pairs_form_for_model(prompt=prompts[pk], model_version=version)
-            # robust: a failing queue (or an eager sandbox run) must not undo what is already committed.
-            if new_ids:
-                dispatch.enqueue(
-                    "feedback.tasks.run_tests", completion_ids=new_ids, on_error=_tests_not_queued(new_ids)
-                )
+        new_ids = _store_chunk(chunk, prompts=prompts, version=version, sample=sample, params=stored_params)
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
         if progress:
@@ -258,31 +221,57 @@ def completions_generate(
     return sorted(found, key=lambda c: (c.prompt_id, c.params.get("sample", 0), c.pk))
 
 
-def _check_policy(policy: str) -> str:
-    if policy not in PAIRING_POLICIES:
-        raise ServiceError(f"PAIRING_POLICY must be one of {', '.join(PAIRING_POLICIES)}; got {policy!r}")
-    return policy
+def _prompts(prompt_ids: Sequence[int]) -> dict[int, Prompt]:
+    """The prompts by id, in id order; ServiceError names missing ones."""
+    try:
+        ids = sorted({int(pk) for pk in prompt_ids})
+    except (TypeError, ValueError):
+        raise ServiceError("prompt_ids must be a list of integers")
+    prompts = Prompt.objects.in_bulk(ids)
+    missing = [pk for pk in ids if pk not in prompts]
+    if missing:
+        raise ServiceError(f"prompt(s) {', '.join(map(str, missing[:10]))} do not exist")
+    return {pk: prompts[pk] for pk in ids}
 
 
-def pairs_form_for_model(*, prompt: Prompt, model_version: ModelVersion, policy: str | None = None) -> list[Pair]:
-    """Pairs for a prompt after a model wrote completions for it, by the pairing policy.
-
-    ``self``: two samples of this model. ``arena``: this model against its parent first, then against
-    the other active versions; never two completions of the same model.
-    """
-    policy = _check_policy(policy or settings.CODEPREF["PAIRING_POLICY"])
-    mine = list(Completion.objects.filter(prompt=prompt, model_version=model_version).select_related("prompt"))
-    if policy == "self":
-        return pairs_form(completions=mine)
-    rivals = ModelVersion.objects.filter(Q(pk=model_version.parent_id) | Q(is_active=True)).exclude(
-        pk=model_version.pk
-    )
-    formed: list[Pair] = []
-    for rival in sorted(rivals, key=lambda v: (v.pk != model_version.parent_id, v.pk)):
-        theirs = list(Completion.objects.filter(prompt=prompt, model_version=rival).select_related("prompt"))
-        if theirs and mine:
-            formed += pairs_form(completions=mine + theirs, cross_model_only=True)
-    return formed
+def _store_chunk(
+    chunk: list[tuple[int, int, str]],
+    *,
+    prompts: dict[int, Prompt],
+    version: ModelVersion,
+    sample: Callable[[list[tuple[str, str]]], list[str]],
+    params: dict,
+) -> list[int]:
+    """Sample one chunk of (prompt id, sample index, request key), store it, pair it, queue its tests."""
+    try:
+        texts = sample([(prompts[pk].text, key) for pk, _, key in chunk])
+    except GenerationError as exc:
+        raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+    # A model can emit NUL, which PostgreSQL cannot store in text: keep the sample, mark the byte.
+    texts = [text.replace("\x00", "\ufffd") for text in texts]
+    rows = [
+        Completion(
+            prompt_id=pk,
+            model_version=version,
+            text=text,
+            text_hash=content_hash(text),
+            params={**params, "sample": i},
+            request_key=key,
+        )
+        for (pk, i, key), text in zip(chunk, texts, strict=True)
+        if text.strip()
+    ]
+    with transaction.atomic():
+        Completion.objects.bulk_create(rows, ignore_conflicts=True)
+        new_ids = list(
+            Completion.objects.filter(request_key__in=[r.request_key for r in rows]).values_list("pk", flat=True)
+        )
+        for pk in sorted({pk for pk, _, _ in chunk}):
+            pairs_form_for_model(prompt=prompts[pk], model_version=version)
+        # robust: a failing queue (or an eager sandbox run) must not undo what is already committed.
+        if new_ids:
+            dispatch.enqueue("feedback.tasks.run_tests", completion_ids=new_ids, on_error=_tests_not_queued(new_ids))
+    return new_ids
 
 
 def _tests_not_queued(completion_ids: list[int]):
@@ -291,110 +280,3 @@ def _tests_not_queued(completion_ids: list[int]):
         logger.warning("tests of %d new completion(s) not queued: %s", len(completion_ids), exc)
 
     return log_it
-
-
-# --- the registry ---------------------------------------------------------------------------------
-
-
-def model_version_register(
-    *,
-    name: str,
-    backend: str,
-    target: str,
-    base_url: str = "",
-    parent: ModelVersion | None = None,
-    training_run=None,
-    activate: bool = False,
-    metrics: dict | None = None,
-) -> ModelVersion:
-    """Add a model version, or return the one of that name if it is the same generator (idempotent).
-
-    The same name for a different backend or target is a Conflict: completions name their generator.
-    """
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ServiceError("name must be 1 to 200 characters")
-    if backend not in ModelVersion.Backend.values:
-        raise ServiceError(f"backend must be one of {', '.join(ModelVersion.Backend.values)}; got {backend!r}")
-    target = (target or "").strip()
-    base_url = (base_url or "").strip()
-    if backend != ModelVersion.Backend.IMPORTED and not target:
-        raise ServiceError(f"a {backend} model version needs a target (a folder, hub id or served model name)")
-    if backend == ModelVersion.Backend.OPENAI and base_url and not base_url.startswith(("http://", "https://")):
-        raise ServiceError(f"base_url must start with http:// or https://; got {base_url!r}")
-    with transaction.atomic():
-        version, created = ModelVersion.objects.select_for_update().get_or_create(
-            name=name,
-            defaults={
-                "backend": backend,
-                "target": target,
-                "base_url": base_url,
-                "parent": parent,
-                "training_run": training_run,
-                "is_active": activate,
-                "metrics": metrics or {},
-            },
-        )
-        if not created:
-            if (version.backend, version.target, version.base_url) != (backend, target, base_url):
-                raise Conflict(
-                    f"model version {name!r} already exists for {version.backend} {version.target!r}; "
-                    "choose another name"
-                )
-            changed = []
-            if metrics and version.metrics != metrics:
-                version.metrics, changed = metrics, [*changed, "metrics"]
-            if activate and not version.is_active:
-                version.is_active, changed = True, [*changed, "is_active"]
-            if changed:
-                version.save(update_fields=changed)
-    return version
-
-
-def model_version_activate(*, model_version_id: int, active: bool = True) -> ModelVersion:
-    version = ModelVersion.objects.filter(pk=model_version_id).first()
-    if version is None:
-        raise ServiceError(f"model version {model_version_id} does not exist")
-    if active and version.backend == ModelVersion.Backend.IMPORTED:
-        raise ServiceError(f"model version {version.name!r} holds imported completions; it cannot be active")
-    ModelVersion.objects.filter(pk=version.pk).update(is_active=active)
-    version.is_active = active
-    return version
-
-
-def model_version_bootstrap(
-    *, out: str | Path | None = None, preset: str = "demo", seed: int = 0, activate: bool = True, **build_options
-) -> ModelVersion:
-    """Build (or find cached) the bootstrap model and register it as a transformers model version."""
-    from training import bootstrap
-
-    out = Path(out or settings.CODEPREF["MODEL"])
-    try:
-        result = bootstrap.build(out, preset=preset, seed=seed, **build_options)
-    except ValueError as exc:
-        raise ServiceError(str(exc))
-    keep = ("preset", "seed", "steps", "stopped_by", "final_loss", "val_loss", "params", "seconds")
-    return model_version_register(
-        name=f"bootstrap-{preset}-seed{seed}",
-        backend=ModelVersion.Backend.TRANSFORMERS,
-        target=str(out),
-        activate=activate,
-        metrics={"bootstrap": {k: result.info.get(k) for k in keep}},
-    )
-
-
-def model_version_default(*, preset: str = "demo", seed: int = 0) -> ModelVersion:
-    """The generator named by settings CODEPREF["MODEL"], registered and active.
-
-    A folder path is where the bootstrap model lives: built there once, unless the folder already holds
-    some other transformers model, which is then used as it is. Anything else is a hub id.
-    """
-    from training.bootstrap import INFO_FILE
-
-    model = settings.CODEPREF["MODEL"]
-    path = Path(model).expanduser()
-    is_path = path.is_absolute() or model.startswith((".", "~")) or path.is_dir()
-    if is_path and not ((path / "config.json").exists() and not (path / INFO_FILE).exists()):
-        return model_version_bootstrap(out=path, preset=preset, seed=seed)
-    name = f"default:{model}"[:200]
-    return model_version_register(name=name, backend=ModelVersion.Backend.TRANSFORMERS, target=model, activate=True)

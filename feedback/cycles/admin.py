@@ -1,6 +1,6 @@
 """Admin for training runs: cycles and their stages, metrics, log tail, loss curves, and cancelling.
 
-Runs are written by the training cycle (feedback/training_cycles.py), never edited here: the pages are
+Runs are written by the training cycle (feedback/cycles/services.py), never edited here: the pages are
 read-only except for "cancel". Loss curves are PNG files under the run's artefact folder, served to
 staff by ``artefact_view`` (path-checked to stay inside ``TRAINING_DIR``) so that ``<img src>`` stays on
 this origin, as the CSP's ``img-src 'self'`` asks.
@@ -20,9 +20,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from .models import TrainingRun
-from .services import ServiceError
-from .training_cycles import ACTIVE, LOG_NAME, is_watched, training_run_cancel
+from feedback.errors import ServiceError
+from feedback.models import TrainingRun
+
+from .runs import ACTIVE, LOG_NAME, is_watched
+from .services import training_run_cancel
 
 # What the artefact view serves, by suffix; anything else under the folder (weights, configs) is not.
 SERVED_TYPES = {".png": "image/png", ".log": "text/plain; charset=utf-8", ".jsonl": "text/plain; charset=utf-8"}
