@@ -54,17 +54,6 @@ def _replay(*, user, pair_id: int, key: str) -> VoteResult | None:
     return None
 
 
-def _replay(*, user, pair_id: int, key: str) -> VoteResult | None:
-    """The stored vote for this key or pair, or a Conflict if the request contradicts it."""
-    for vote in Vote.objects.filter(Q(idempotency_key=key) | Q(pair_id=pair_id), volunteer=user):
-        if vote.idempotency_key == key and vote.pair_id == pair_id:
-            return VoteResult(vote, created=False)
-        if vote.idempotency_key == key:
-            raise Conflict(f"idempotency_key {key!r} was already used for a vote on pair {vote.pair_id}")
-        raise Conflict(f"you already voted on pair {pair_id} ({vote.screen_choice}); a vote cannot be changed")
-    return None
-
-
 def vote_record(
     *,
     user,
