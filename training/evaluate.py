@@ -96,6 +96,15 @@ def summarize(per_prompt: list[dict], ks: Sequence[int]) -> dict[int, float | No
     return {k: sum(pass_at_k(p["n"], p["passed"], k) for p in per_prompt) / len(per_prompt) for k in ks}
 
 
+def _reward_accuracy(args: EvaluateArguments, snapshot) -> dict:
+    """The reward model's accuracy on the split's preference pairs (nothing measured without one)."""
+    if not args.reward_model_path:
+        return {"accuracy": None, "pairs": 0, "mean_margin": None}
+    pairs = data.preference_rows(snapshot, args.split, max_rows=args.max_eval_rows)
+    model, tokenizer = reward_scoring.load_reward_model(args.reward_model_path)
+    return reward_scoring.pair_accuracy(model, tokenizer, pairs)
+
+
 def run(args: EvaluateArguments) -> dict:
     from transformers import set_seed
 
@@ -118,11 +127,7 @@ def run(args: EvaluateArguments) -> dict:
         ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
 
-        reward = {"accuracy": None, "pairs": 0, "mean_margin": None}
-        if args.reward_model_path:
-            pairs = data.preference_rows(snapshot, args.split, max_rows=args.max_eval_rows)
-            model, tokenizer = reward_scoring.load_reward_model(args.reward_model_path)
-            reward = reward_scoring.pair_accuracy(model, tokenizer, pairs)
+        reward = _reward_accuracy(args, snapshot)
 
         def side_by_side(k: int) -> dict[str, float | None]:
             return {role: scores[role][k] for role in models}

@@ -69,7 +69,11 @@ def _enter(infd, report_fd, fresh_mounts):
 
 def run_job(infd, report_fd=None, fresh_mounts=None):
     """Run one job read from ``infd``; never returns. Under a warm sandbox, ``fresh_mounts`` gives the run its
-    own mount and IPC namespaces with a new /tmp and /dev/shm first, and the report pipe arrives as an fd."""
+    own mount and IPC namespaces with a new /tmp and /dev/shm first, and the report pipe arrives as an fd.
+
+    One function of ~64 lines on purpose: the test loop and the report writer must stay local names, bound
+    before the untrusted program runs; a module-level helper could be replaced by that program to forge a pass.
+    """
     write, getpid, exit_ = os.write, os.getpid, os._exit
     run_exec, run_compile = exec, compile
     settrace, setprofile = sys.settrace, sys.setprofile
