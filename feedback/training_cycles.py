@@ -212,9 +212,9 @@ def _read_json(path: Path) -> dict | None:
 
 
 def snapshot_builder() -> Callable[..., object] | None:
-    """The data side's snapshot build service (feedback.snapshots.snapshot_build), when installed."""
+    """The data side's snapshot build service (feedback.datasets.services.snapshot_build), when installed."""
     try:
-        from . import snapshots
+        from feedback.datasets import services as snapshots
     except ImportError:
         return None
     return getattr(snapshots, "snapshot_build", None)

@@ -1,7 +1,9 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import datasets, ranking, tokens
+from feedback.datasets import api as datasets
+
+from . import ranking, tokens
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

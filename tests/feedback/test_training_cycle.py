@@ -703,7 +703,7 @@ def test_end_to_end_votes_train_a_new_active_policy_whose_completions_are_genera
     from training import tiny
 
     builder = training_cycles.snapshot_builder()
-    assert builder is not None, "feedback.snapshots.snapshot_build is needed: votes become a snapshot there"
+    assert builder is not None, "feedback.datasets.services.snapshot_build is needed: votes become a snapshot there"
 
     recipes = tmp_path / "recipes"
     (recipes / "e2e").mkdir(parents=True)
