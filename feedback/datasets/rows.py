@@ -21,6 +21,7 @@ from .privacy import Masker, pseudonym
 from .reader import Reader, pairs_sql, prompts_sql, votes_sql
 from .writers import Outputs, hf_folders_write
 
+HANDOVER_ROWS = 128
 _LABEL = PREFERENCE_COLUMNS.index("label")
 _KINDS = {"a": "preferred", "b": "preferred", "tie": "tie", "both_bad": "both_bad"}  # the label column's values
 
@@ -111,7 +112,9 @@ def pairs_write(job: RowContext) -> dict:
     rows = _PairPass(job)
     for batch in reader.batches(sql, [job.last_vote_id, *params], name="snapshot_pairs"):
         table: list[tuple] | None = [] if keep_table else None
-        rows.write(batch, table)
+        # A few rows at a time, so that their texts are still in the CPU's cache when they are written out.
+        for start in range(0, len(batch), HANDOVER_ROWS):
+            rows.write(batch[start : start + HANDOVER_ROWS], table)
         if table:
             reader.insert_pairs(table)
         job.progress(0.8 * min(rows.considered / total, 1.0), "writing")
@@ -150,6 +153,7 @@ class _PairPass:
         min_votes, min_agreement, dropped, labels, count = (
             self.min_votes, self.min_agreement, self.dropped, self.labels, self.counter.add)  # fmt: skip
         models, masked, mask, version = self.models, self.masked, self.job.masker.mask, self.job.version
+        fraction, salt = self.job.options.test_fraction, self.job.salt
         pairs: dict[str, list[tuple]] = {split: [] for split in SPLITS}
         current, prompt_text, split = self.prompt
         agreement_sum = self.agreement_sum
@@ -173,7 +177,8 @@ class _PairPass:
             if table is not None:
                 table.append((pair_id, prompt_id, label, votes, margin, agreement))
             if prompt_id != current:
-                current, prompt_text, split = prompt_id, mask(raw_prompt), self.job.split_of(chash)
+                current, prompt_text = prompt_id, mask(raw_prompt)
+                split = split_of(chash, test_fraction=fraction, salt=salt)
                 masked.clear()
             a_text = masked.get(a_id)
             if a_text is None:
