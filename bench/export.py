@@ -12,7 +12,7 @@ pair from 200 volunteers with mixed trust; indexes are built after the load), th
   JSON lines to a file (votes aggregated by GROUP BY, the same rows the exporter keeps), once in any
   order (parallel hash joins, no sort) and once in the exporter's (prompt, pair) order; ratios are
   against the faster of the two;
-- the exporter writing the same rows as JSONL, then as Parquet (``feedback.snapshots.snapshot_files_write``:
+- the exporter writing the same rows as JSONL, then as Parquet (``feedback.datasets.rows.snapshot_files_write``:
   aggregation with trust weights, filters, prompt split, secret masking, streaming writers), each in a
   child process whose own peak RSS is reported.
 
@@ -246,8 +246,10 @@ def child(what: str, out: Path) -> None:
     django.setup()
     from django.db.models import Max
 
+    from feedback.datasets.options import SnapshotOptions
+    from feedback.datasets.rows import snapshot_files_write
+    from feedback.datasets.services import snapshot_build
     from feedback.models import Vote
-    from feedback.snapshots import SnapshotOptions, snapshot_build, snapshot_files_write
 
     last_vote_id = Vote.objects.aggregate(top=Max("id"))["top"]
     started = time.perf_counter()

@@ -393,7 +393,7 @@ class TrainingRun(models.Model):
     pid = models.IntegerField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # The process watching the pipeline (a worker or `manage.py train`) bumps these; a stale heartbeat
-    # means nobody is watching, so a re-delivered task may take the cycle over (feedback/training_cycles.py).
+    # means nobody is watching, so a re-delivered task may take the cycle over (feedback/cycles/runs.py).
     host = models.CharField(max_length=255, blank=True, help_text="Host of the pipeline process (pid).")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     message = models.TextField(blank=True)

@@ -326,8 +326,6 @@ CODEPREF = {
     "SNAPSHOT_DROP_TIES": env_bool("CODEPREF_SNAPSHOT_DROP_TIES", True),  # ties / both-bad out of the pairwise file
     "SNAPSHOT_EXCLUDE_OPEN_FLAGS": env_bool("CODEPREF_SNAPSHOT_EXCLUDE_OPEN_FLAGS", False),  # upheld ones always
     "SNAPSHOT_SPLIT_SALT": env_str("CODEPREF_SNAPSHOT_SPLIT_SALT", "codepref-split-v1"),  # changing it reshuffles
-    # Tests only: a pause (seconds) in the middle of a build, so that a test can kill the worker there.
-    "SNAPSHOT_PAUSE_SECONDS": env_float("CODEPREF_SNAPSHOT_PAUSE_SECONDS", 0.0),
     # Training
     "TRAINING_DIR": Path(env_str("CODEPREF_TRAINING_DIR", str(VAR_DIR / "training"))),
     "TRAINING_RECIPE": env_str("CODEPREF_TRAINING_RECIPE", "tiny"),

@@ -5,8 +5,9 @@ from here). The worker consumes one queue of its own (so that parallel test runs
 not take each other's tasks); send tasks with ``worker.send(task, **kwargs)``. Tests that use it need
 ``@pytest.mark.django_db(transaction=True)`` so that the worker sees their rows, and ``@pytest.mark.redis``.
 
-A test module can set ``CELERY_WORKER_CONCURRENCY`` (default 1) and ``CELERY_WORKER_ENV`` (extra environment,
-e.g. ``{"CODEPREF_SNAPSHOT_PAUSE_SECONDS": "3"}``); the worker lives for the module.
+A test module can set ``CELERY_WORKER_CONCURRENCY`` (default 1), ``CELERY_WORKER_ENV`` (extra environment) and
+``CELERY_WORKER_IMPORTS`` (test-only modules the worker imports at start, before its pool forks, e.g.
+``["tests.paused_snapshots"]``); the worker lives for the module.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def _database_url() -> str:
 
 
 class Worker:
-    def __init__(self, *, concurrency: int, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, *, concurrency: int, env: dict[str, str], workdir: Path, imports: tuple[str, ...] = ()) -> None:
         self.queue = f"test-{uuid.uuid4().hex[:10]}"
         self.concurrency = concurrency
+        self.imports = imports
         self.datasets_dir = workdir / "datasets"
         self.log_path = workdir / "worker.log"
         self.env = {
@@ -85,6 +87,7 @@ class Worker:
                 "--without-heartbeat",
                 "-l",
                 "INFO",
+                *(("-I", ",".join(self.imports)) if self.imports else ()),
             ],  # fmt: skip
             cwd=ROOT,
             env=self.env,
@@ -153,8 +156,10 @@ class Worker:
 
 
 @contextmanager
-def running_worker(*, workdir: Path, concurrency: int = 1, env: dict[str, str] | None = None):
-    worker = Worker(concurrency=concurrency, env=env or {}, workdir=workdir)
+def running_worker(
+    *, workdir: Path, concurrency: int = 1, env: dict[str, str] | None = None, imports: tuple[str, ...] = ()
+):
+    worker = Worker(concurrency=concurrency, env=env or {}, workdir=workdir, imports=imports)
     worker.start()
     try:
         yield worker
@@ -180,13 +185,15 @@ def celery_worker(request, django_db_setup, django_db_blocker, tmp_path_factory)
         pytest.skip("the Celery worker tests need PostgreSQL (a worker process cannot share an in-memory SQLite)")
     concurrency = getattr(request.module, "CELERY_WORKER_CONCURRENCY", 1)
     env = getattr(request.module, "CELERY_WORKER_ENV", {})
+    imports = tuple(getattr(request.module, "CELERY_WORKER_IMPORTS", ()))
     from feedback.celery import app
 
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False  # results come from the worker through the result backend
     try:
         with django_db_blocker.unblock():
-            with running_worker(workdir=tmp_path_factory.mktemp("celery"), concurrency=concurrency, env=env) as worker:
+            workdir = tmp_path_factory.mktemp("celery")
+            with running_worker(workdir=workdir, concurrency=concurrency, env=env, imports=imports) as worker:
                 yield worker
     finally:
         app.conf.task_always_eager = eager

@@ -1,18 +1,9 @@
 """Reading a dataset snapshot folder (the platform's export) into what TRL's trainers take.
 
-A snapshot folder, as the exporter writes it::
-
-    <snapshot>/manifest.json
-    <snapshot>/preference/{train,test}.jsonl   prompt, chosen, rejected (+ pair_id, prompt_id, language, votes,
-                                                margin, agreement, chosen_outcome, rejected_outcome,
-                                                chosen_model, rejected_model, snapshot_version)
-    <snapshot>/unpaired/{train,test}.jsonl     prompt, completion, label
-    <snapshot>/prompts/{train,test}.jsonl      prompt_id, prompt, language, tests, test_style
-                                                ("humaneval" | "asserts" | "none"), entry_point, reference_solution
-
-(each .jsonl may have a .parquet twin; only the JSON lines are read here). ``write_example_snapshot`` writes a
-small folder of this shape with obviously good and obviously broken completions, for tests, benchmarks and
-trying a recipe without the platform.
+The folder's layout, parts, columns and manifest keys are training.dataset_format's; only the JSON lines are
+read here (each may have a .parquet twin). ``write_example_snapshot`` writes a small folder of that shape with
+obviously good and obviously broken completions, for tests, benchmarks and trying a recipe without the
+platform.
 
     python -m training.data --out var/snapshots/example
 """
@@ -28,10 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
-PROMPT_COLUMNS = ("prompt_id", "prompt", "language", "tests", "test_style", "entry_point", "reference_solution")
-TEST_STYLES = ("humaneval", "asserts", "none")
-SPLITS = ("train", "test")
+from training.dataset_format import (
+    COLUMNS,
+    MANIFEST,
+    MANIFEST_VERSION,
+    TEST_STYLES,
+    TRAINER_PREFERENCE_COLUMNS,
+    count_key,
+    file_name,
+)
+
 LAYOUT = (
     "a snapshot folder with manifest.json, preference/{train,test}.jsonl (prompt, chosen, rejected, ...), "
     "unpaired/{train,test}.jsonl and prompts/{train,test}.jsonl (prompt_id, prompt, tests, test_style, ...)"
@@ -49,24 +46,22 @@ class Snapshot:
 
     @property
     def version(self) -> str | None:
-        for key in ("version", "snapshot_version"):
-            if self.manifest.get(key) is not None:
-                return str(self.manifest[key])
-        return None
+        version = self.manifest.get(MANIFEST_VERSION)
+        return None if version is None else str(version)
 
-    def file(self, kind: str, split: str) -> Path:
-        return self.root / kind / f"{split}.jsonl"
+    def file(self, part: str, split: str) -> Path:
+        return self.root / file_name(part, split)
 
 
 def open_snapshot(path: str | Path) -> Snapshot:
     root = Path(path)
     if not root.is_dir():
         raise SnapshotError(f"--snapshot {root}: no such folder; expected {LAYOUT}")
-    needed = root / "preference" / "train.jsonl"
+    needed = root / file_name("preference", "train")
     if not needed.is_file():
         raise SnapshotError(f"{needed} is missing; expected {LAYOUT}")
     manifest: dict[str, Any] = {}
-    manifest_path = root / "manifest.json"
+    manifest_path = root / MANIFEST
     if manifest_path.is_file():
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -106,10 +101,10 @@ def preference_rows(
     snapshot: Snapshot, split: str, *, max_rows: int | None = None, with_margin: bool = False
 ) -> list[dict[str, Any]]:
     """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss)."""
-    keep = PREFERENCE_COLUMNS + (("margin",) if with_margin else ())
+    keep = TRAINER_PREFERENCE_COLUMNS + (("margin",) if with_margin else ())
     rows = read_jsonl(snapshot.file("preference", split), columns=keep, max_rows=max_rows)
     for number, row in enumerate(rows, start=1):
-        for column in PREFERENCE_COLUMNS:
+        for column in TRAINER_PREFERENCE_COLUMNS:
             if not isinstance(row[column], str):
                 raise SnapshotError(f"{snapshot.file('preference', split)}: row {number}: {column} must be a string")
     out = [{c: row[c] for c in keep} for row in rows]
@@ -235,83 +230,67 @@ def write_example_snapshot(
     root = Path(root)
     train_tasks, held_out = TASKS[: len(TASKS) - test_tasks], TASKS[len(TASKS) - test_tasks :]
     version = f"example-{seed}"
-
-    def prompts_for(tasks, split: str) -> list[dict[str, Any]]:
-        out = []
-        for task, doc, expression in tasks:
-            for form in NAME_FORMS:
-                name = form.format(task)
-                out.append(
-                    {
-                        "prompt_id": f"{split}-{name}",
-                        "prompt": _prompt(name, doc),
-                        "language": "python",
-                        "tests": _tests(expression),
-                        "test_style": "humaneval",
-                        "entry_point": name,
-                        "reference_solution": f"    return {expression}\n",
-                    }
-                )
-        return out
-
-    prompts = {"train": prompts_for(train_tasks, "train"), "test": prompts_for(held_out, "test")}
+    prompts = {"train": _example_prompts(train_tasks, "train"), "test": _example_prompts(held_out, "test")}
     preference: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    unpaired: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     pair_id = 0
     for split, count in (("train", train_pairs), ("test", test_pairs)):
         for i in range(count):
             prompt = prompts[split][i % len(prompts[split])]
             pair_id += 1
             broken = rng.choice(BROKEN_BODIES)
+            text, good = prompt["prompt"], prompt["reference_solution"]
+            outcome = "error" if broken in ("    return a +\n", "    return (a, b\n") else "failed"
+            ids = (pair_id, prompt["prompt_id"], "python")
             preference[split].append(
-                {
-                    "prompt": prompt["prompt"],
-                    "chosen": prompt["reference_solution"],
-                    "rejected": broken,
-                    "pair_id": pair_id,
-                    "prompt_id": prompt["prompt_id"],
-                    "language": "python",
-                    "votes": 3,
-                    "margin": 1.0,
-                    "agreement": 1.0,
-                    "chosen_outcome": "passed",
-                    "rejected_outcome": "error" if broken in ("    return a +\n", "    return (a, b\n") else "failed",
-                    "chosen_model": "example-good",
-                    "rejected_model": "example-broken",
-                    "snapshot_version": version,
-                }
-            )
-    unpaired = {
-        split: [
-            row
-            for pair in rows
-            for row in (
-                {"prompt": pair["prompt"], "completion": pair["chosen"], "label": True},
-                {"prompt": pair["prompt"], "completion": pair["rejected"], "label": False},
-            )
-        ]
-        for split, rows in preference.items()
-    }
+                _row("preference", text, good, broken, *ids, 3, 1.0, 1.0, "passed", outcome, "example-good",
+                     "example-broken", version, "preferred", True)
+            )  # fmt: skip
+            unpaired[split] += [
+                _row("unpaired", text, good, True, *ids, "passed", "example-good", version),
+                _row("unpaired", text, broken, False, *ids, outcome, "example-broken", version),
+            ]
+    _write_example_files(root, version, {"preference": preference, "unpaired": unpaired, "prompts": prompts})
+    return root
+
+
+def _row(part: str, *values: Any) -> dict[str, Any]:
+    return dict(zip(COLUMNS[part], values, strict=True))
+
+
+def _example_prompts(tasks, split: str) -> list[dict[str, Any]]:
+    out = []
+    for task, doc, expression in tasks:
+        for form in NAME_FORMS:
+            name = form.format(task)
+            reference = f"    return {expression}\n"
+            out.append(
+                _row("prompts", f"{split}-{name}", _prompt(name, doc), "python", _tests(expression), "humaneval",
+                     name, reference)
+            )  # fmt: skip
+    return out
+
+
+def _write_example_files(root: Path, version: str, parts: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    """Each part's JSON lines (and Parquet) files, and a manifest with the format's keys for what it knows."""
     files: dict[str, dict[str, Any]] = {}
-    for kind, by_split in (("preference", preference), ("unpaired", unpaired), ("prompts", prompts)):
+    counts: dict[str, int] = {}
+    for part, by_split in parts.items():
         for split, rows in by_split.items():
-            path = root / kind / f"{split}.jsonl"
+            path = root / file_name(part, split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            text = "".join(json.dumps(row) + "\n" for row in rows)
-            path.write_text(text, encoding="utf-8")
-            files[f"{kind}/{split}.jsonl"] = {"rows": len(rows), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+            data = "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
+            path.write_bytes(data)
+            files[file_name(part, split)] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            counts[count_key(part, split)] = len(rows)
             _write_parquet(path.with_suffix(".parquet"), rows)
     manifest = {
-        "version": version,
-        "source": "training.data.write_example_snapshot",
-        "counts": {
-            f"{kind}_{split}": files[f"{kind}/{split}.jsonl"]["rows"]
-            for kind in ("preference", "prompts")
-            for split in SPLITS
-        },
+        MANIFEST_VERSION: version,
+        "code_version": "training.data.write_example_snapshot",
+        "counts": counts,
         "files": files,
     }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return root
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

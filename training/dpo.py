@@ -49,14 +49,14 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
             model=model_args.model_name_or_path,
             ref_model=ref_model,
             args=training_args,
-            train_dataset=data.to_dataset(train_rows, data.PREFERENCE_COLUMNS),
+            train_dataset=data.to_dataset(train_rows, data.TRAINER_PREFERENCE_COLUMNS),
             peft_config=get_peft_config(model_args),
             callbacks=[record.callback()],
         )
         output = trainer.train()
         result: dict = {"train_pairs": len(trainer.train_dataset)}
         if test_rows:
-            metrics = trainer.evaluate(data.to_dataset(test_rows, data.PREFERENCE_COLUMNS))
+            metrics = trainer.evaluate(data.to_dataset(test_rows, data.TRAINER_PREFERENCE_COLUMNS))
             result.update(
                 heldout_reward_accuracy=metrics.get("eval_rewards/accuracies"),
                 heldout_margin=metrics.get("eval_rewards/margins"),

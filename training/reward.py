@@ -42,7 +42,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         snapshot = data.open_snapshot(script_args.snapshot)
-        columns = data.PREFERENCE_COLUMNS + (("margin",) if script_args.use_vote_margin else ())
+        columns = data.TRAINER_PREFERENCE_COLUMNS + (("margin",) if script_args.use_vote_margin else ())
         train_rows = data.preference_rows(
             snapshot, "train", max_rows=script_args.max_train_rows, with_margin=script_args.use_vote_margin
         )

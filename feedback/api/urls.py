@@ -2,9 +2,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from feedback.accounts import api as tokens
+from feedback.datasets import api as datasets
 from feedback.ranking import api as ranking
-
-from . import datasets
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -7,8 +7,8 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
+from feedback.datasets.services import snapshot_build
 from feedback.models import DatasetSnapshot, ModelVersion, TrainingRun
-from feedback.snapshots import snapshot_build
 
 from .runs import Progress, say
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from feedback.datasets.services import snapshot_build
 from feedback.retries import TRANSIENT_ERRORS
-from feedback.snapshots import snapshot_build
 
 
 @shared_task(

@@ -9,11 +9,11 @@ import krippendorff
 import numpy as np
 import pytest
 
-from feedback import aggregation
-from feedback.aggregation import aggregate_votes, krippendorff_alpha, label_pair
+from feedback.datasets import aggregation
+from feedback.datasets.aggregation import aggregate_votes, krippendorff_alpha, label_pair
+from feedback.datasets.services import snapshot_build
 from feedback.models import Assignment, Volunteer, Vote
 from feedback.ranking import votes
-from feedback.snapshots import snapshot_build
 from tests import factories
 
 # --- labels -------------------------------------------------------------------------------------

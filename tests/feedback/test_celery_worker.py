@@ -1,7 +1,7 @@
 """Snapshots built by a real Celery worker on Redis: through the broker, after a killed worker, twice per slot.
 
 The worker (tests/celery_worker.py) runs two pool processes and pauses each build for a moment after its
-first rows, so that a test can kill it mid-build or run two builds at once.
+pair rows (tests/paused_snapshots.py), so that a test can kill it mid-build or run two builds at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.celery_worker import wait_for
 from tests.feedback.test_snapshots import all_rows, make_pairs
 
 CELERY_WORKER_CONCURRENCY = 2
-CELERY_WORKER_ENV = {"CODEPREF_SNAPSHOT_PAUSE_SECONDS": "3"}
+CELERY_WORKER_IMPORTS = ["tests.paused_snapshots"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

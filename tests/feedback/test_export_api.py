@@ -13,8 +13,8 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from feedback.datasets.services import snapshot_build
 from feedback.models import ApiTokenName, DatasetSnapshot
-from feedback.snapshots import snapshot_build
 from tests import factories
 from tests.feedback.test_snapshots import make_pairs
 

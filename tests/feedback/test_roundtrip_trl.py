@@ -7,9 +7,11 @@ import uuid
 import datasets
 import pytest
 
+from feedback.datasets.services import snapshot_build
 from feedback.models import Vote
-from feedback.snapshots import PREFERENCE_COLUMNS, snapshot_build
 from tests import factories
+from training import data
+from training.dataset_format import PREFERENCE_COLUMNS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -59,6 +61,14 @@ def test_every_exported_format_loads_back_with_the_same_rows(snapshot, tmp_path)
     assert unpaired["train"].features["label"].dtype == "bool"
     kto = datasets.load_dataset("json", data_files=str(folder / "unpaired" / "train.jsonl"), cache_dir=cache)["train"]
     assert kto.num_rows == 2 * as_json["train"].num_rows
+
+
+def test_the_training_reader_reads_the_exported_folder_by_the_same_format(snapshot):
+    exported = data.open_snapshot(snapshot.path)
+    assert exported.version == str(snapshot.version)
+    for split in ("train", "test"):
+        assert len(data.preference_rows(exported, split)) == snapshot.counts[f"preference_{split}"]
+        assert len(data.prompt_rows(exported, split)) == snapshot.counts[f"prompts_{split}"]
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 from django.db import connection
 
-from feedback import snapshots
+from feedback.datasets import rows, services
+from feedback.datasets.claims import ADVISORY_LOCK_CLASS
+from feedback.datasets.files import snapshot_file_path
+from feedback.datasets.options import SnapshotOptions
+from feedback.datasets.privacy import pseudonym
+from feedback.datasets.services import snapshot_build
 from feedback.errors import ServiceError
 from feedback.models import Completion, DatasetSnapshot, Flag, Pair, Volunteer, Vote
-from feedback.privacy import pseudonym
-from feedback.snapshots import (
-    ADVISORY_LOCK_CLASS,
-    PREFERENCE_COLUMNS,
-    UNPAIRED_COLUMNS,
-    SnapshotOptions,
-    snapshot_build,
-    snapshot_file_path,
-)
 from tests import factories
+from training.dataset_format import MANIFEST_KEYS, PREFERENCE_COLUMNS, UNPAIRED_COLUMNS
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +92,7 @@ def test_the_manifest_lists_every_file_with_its_size_and_sha256():
         data = (snapshot.path / name).read_bytes()
         assert info == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert snapshot.files == manifest["files"]
+    assert sorted(manifest) == sorted(MANIFEST_KEYS)
     assert manifest["snapshot_version"] == snapshot.version
     assert manifest["counts"]["preference_train"] + manifest["counts"]["preference_test"] == 3
     assert manifest["filters"] == SnapshotOptions.defaults().as_dict()
@@ -328,7 +326,7 @@ def test_a_failed_build_is_marked_failed_and_leaves_no_files(monkeypatch, settin
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(snapshots, "_write_hf", broken)
+    monkeypatch.setattr(rows, "hf_folders_write", broken)
     with pytest.raises(RuntimeError):
         snapshot_build()
     snapshot = DatasetSnapshot.objects.get()
@@ -360,7 +358,7 @@ def test_a_request_the_broker_cannot_take_is_marked_failed_not_left_waiting(
 
     monkeypatch.setattr(build_snapshot, "apply_async", refused)
     with django_capture_on_commit_callbacks(execute=True):
-        snapshot = snapshots.snapshot_request()
+        snapshot = services.snapshot_request()
     snapshot.refresh_from_db()
     assert snapshot.state == "failed" and "could not be queued" in snapshot.error
 
@@ -369,10 +367,10 @@ def test_a_lost_building_snapshot_can_be_queued_again(django_capture_on_commit_c
     make_pairs(2)
     lost = _building(4)
     with django_capture_on_commit_callbacks(execute=True):  # eager in tests: the build runs inline
-        assert snapshots.snapshot_requeue(snapshot=lost)
+        assert services.snapshot_requeue(snapshot=lost)
     lost.refresh_from_db()
     assert lost.state == "published" and lost.task_id
-    assert not snapshots.snapshot_requeue(snapshot=lost)
+    assert not services.snapshot_requeue(snapshot=lost)
 
 
 def test_the_no_new_votes_check_compares_with_a_snapshot_of_the_same_filters():

@@ -1,6 +1,6 @@
 """Run untrusted Python against its unit tests, and return a verdict that the program cannot forge by exiting.
 
-Used by the platform (feedback/evaluation.py stores the outcome on each Completion) and by training (rewards,
+Used by the platform (feedback/coders/verdicts.py stores the outcome on each Completion) and by training (rewards,
 pass@k), so it imports nothing from Django::
 
     from training.sandbox import SandboxJob, run_many, run_program

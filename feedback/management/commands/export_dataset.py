@@ -17,10 +17,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback.datasets.services import snapshot_build
 from feedback.errors import ServiceError
-from feedback.snapshots import PARTS, SPLITS, snapshot_build
-
-FORMATS = ("jsonl", "parquet", "hf")
+from training.dataset_format import FILE_FORMATS, FORMATS, PARTS, SPLITS, TABLE_PARTS, file_name
 
 
 def _formats(value: str) -> list[str]:
@@ -115,7 +114,7 @@ class Command(BaseCommand):
             if not name.startswith("hf/"):
                 self.stdout.write(str(target / name))
         if "hf" in formats:
-            for part in ("preference", "unpaired"):
+            for part in TABLE_PARTS:
                 self.stdout.write(f"{target / 'hf' / part} (datasets.load_from_disk)")
         if options["push_to_hub"]:
             self._push(target, options["push_to_hub"], private=options["private"])
@@ -125,8 +124,8 @@ class Command(BaseCommand):
         names = ["README.md", "manifest.json"]
         for part in PARTS:
             for split in SPLITS:
-                for fmt in ("jsonl", "parquet"):
-                    name = f"{part}/{split}.{fmt}"
+                for fmt in FILE_FORMATS:
+                    name = file_name(part, split, fmt)
                     if fmt in formats and name in files:
                         names.append(name)
         if "hf" in formats:

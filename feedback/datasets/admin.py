@@ -1,31 +1,27 @@
-"""Admin for dataset snapshots and maintainers' API tokens.
+"""Admin for dataset snapshots.
 
 Snapshots are built by the worker and immutable once published: the pages are read-only, with a
 "Build now" button on the list (a snapshot with the default filters, queued after commit) and a
 download link per file. Files are served by ``file_view`` to maintainers only (the "maintainer" group
 or superusers), and only names the snapshot's manifest lists, streamed from disk.
-
-API tokens are knox's (stored as digests, expiring); this admin adds a name to each. The plain token is
-shown once, in the message after "Save"; deleting a token revokes it.
 """
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from knox.admin import AuthTokenAdmin, AuthTokenCreateForm
-from knox.models import AuthToken
 
-from .api.permissions import MAINTAINER_GROUP
-from .errors import ServiceError
-from .models import ApiTokenName, DatasetSnapshot
-from .snapshots import PARTS, SPLITS, snapshot_file_path, snapshot_request, snapshot_requeue
+from feedback.api.permissions import MAINTAINER_GROUP
+from feedback.errors import ServiceError
+from feedback.models import DatasetSnapshot
+from training.dataset_format import FILE_FORMATS, PARTS, SPLITS, count_key, file_name
+
+from .files import snapshot_file_path
+from .services import snapshot_request, snapshot_requeue
 
 
 def is_maintainer(user) -> bool:
@@ -75,9 +71,9 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
     def _rows(self, obj: DatasetSnapshot, part: str) -> str:
         counts = obj.counts or {}
-        if f"{part}_train" not in counts:
+        if count_key(part, "train") not in counts:
             return "-"
-        return f"{counts[f'{part}_train']:,} / {counts.get(f'{part}_test', 0):,}"
+        return f"{counts[count_key(part, 'train')]:,} / {counts.get(count_key(part, 'test'), 0):,}"
 
     @admin.display(description="preference (train / test)")
     def preference_rows(self, obj: DatasetSnapshot) -> str:
@@ -100,7 +96,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if obj.state != DatasetSnapshot.State.PUBLISHED or not obj.files:
             return "-"
         # Parquet and JSONL first, then the card and the hf folders' pieces.
-        main = [f"{part}/{split}.{ext}" for part in PARTS for split in SPLITS for ext in ("jsonl", "parquet")]
+        main = [file_name(part, split, fmt) for part in PARTS for split in SPLITS for fmt in FILE_FORMATS]
         names = [name for name in main if name in obj.files] + sorted(name for name in obj.files if name not in main)
         return format_html(
             "<ul>{}</ul>",
@@ -157,37 +153,3 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if path_ is None:
             raise Http404("no such file in this snapshot")
         return FileResponse(open(path_, "rb"), as_attachment=True, filename=path_.name)  # noqa: SIM115
-
-
-# --- API tokens ---------------------------------------------------------------------------------
-
-
-class NamedTokenCreateForm(AuthTokenCreateForm):
-    name = forms.CharField(max_length=100, help_text='What the token is for, e.g. "CI export job".')
-
-
-@admin.display(description="name")
-def _token_name(obj: AuthToken) -> str:
-    record = getattr(obj, "name_record", None)
-    return record.name if record else "-"
-
-
-if admin.site.is_registered(AuthToken):  # knox registers its own; this one adds names
-    admin.site.unregister(AuthToken)
-
-
-@admin.register(AuthToken)
-class NamedAuthTokenAdmin(AuthTokenAdmin):
-    add_form = NamedTokenCreateForm
-    list_display = (_token_name, "user", "token_key", "created", "expiry", "is_expired")
-    list_select_related = ("user", "name_record")
-    search_fields = ["name_record__name", *AuthTokenAdmin.search_fields]
-
-    @admin.display(boolean=True, description="expired")
-    def is_expired(self, obj: AuthToken) -> bool:
-        return obj.expiry is not None and obj.expiry <= timezone.now()
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)  # knox shows the plain token once, in a message
-        if not change and form.cleaned_data.get("name"):
-            ApiTokenName.objects.create(token=obj, name=form.cleaned_data["name"], created_by=request.user)

@@ -1,6 +1,6 @@
 """Turning the votes on a pair into one label, and measuring how much volunteers agree.
 
-Pure functions, no Django: the snapshot builder feeds them per-pair sums straight from SQL.
+Pure functions, no Django: the snapshot builder (feedback.datasets.rows) feeds them per-pair sums from SQL.
 
 Votes are in terms of completions (``a`` is ``pair.completion_a``), never of screen sides, so a label
 ``a`` means "the completion A was preferred" whichever side it was shown on.
@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 CHOICES = ("a", "b", "tie", "both_bad")
-PREFERENCES = ("a", "b")
 _EPSILON = 1e-9
 # krippendorff.alpha builds units x values x values arrays; past this many units the same formula is
 # evaluated from the (values x values) coincidence matrix instead, so memory stays flat.
@@ -35,10 +34,6 @@ class PairLabel(NamedTuple):
     weight: float
     margin: float
     agreement: float
-
-    @property
-    def is_preference(self) -> bool:
-        return self.label in PREFERENCES
 
 
 def label_pair(w_a: float, w_b: float, w_tie: float, w_bad: float, votes: int) -> PairLabel | None:
@@ -81,11 +76,6 @@ def aggregate_votes(votes: Iterable[tuple[str, float]]) -> PairLabel | None:
         sums[choice] += 1.0 if trust is None else float(trust)
         count += 1
     return label_pair(sums["a"], sums["b"], sums["tie"], sums["both_bad"], count)
-
-
-def chosen_is_a(label: str) -> bool:
-    """Which completion goes in the ``chosen`` column: the preferred one; A for ties and both-bad."""
-    return label != "b"
 
 
 class AgreementCounter:

@@ -21,10 +21,11 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from feedback.api.permissions import IsMaintainer
 from feedback.models import DatasetSnapshot
-from feedback.snapshots import snapshot_file_path, snapshot_request
 
-from .permissions import IsMaintainer
+from .files import snapshot_file_path
+from .services import snapshot_request
 
 LIST_LIMIT = 100
 
