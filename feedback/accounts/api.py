@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from feedback.api.permissions import TERMS_MESSAGE
 from feedback.api.rendering import ORJSONParser, ORJSONRenderer
 from feedback.api.schema import errors
+from feedback.api.validation import validated
 
 from . import serializers
 from .services import api_token_issue, volunteer_has_accepted_terms
@@ -43,9 +44,7 @@ class TokenCreateView(APIView):
         auth=[],
     )
     def post(self, request):
-        body = serializers.TokenRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        credentials = body.validated_data
+        credentials = validated(serializers.TokenRequestSerializer, request.data)
         user = authenticate(request._request, username=credentials["username"], password=credentials["password"])
         if user is None or not user.is_active:
             return Response({"error": "unable to log in with these credentials"}, status=status.HTTP_400_BAD_REQUEST)

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from feedback.api.permissions import IsVolunteer
 from feedback.api.rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 from feedback.api.schema import AUTH_ERRORS, ErrorSerializer, errors
+from feedback.api.validation import validated
 from feedback.models import Flag, Vote
 
 from . import serializers, services
@@ -21,13 +22,6 @@ from .claims import ShownPair, assignment_claim_next_shown
 from .votes import pair_id_checked, vote_record
 
 ERRORS = {**errors(e400="Bad or missing fields, or a pair not yours."), **AUTH_ERRORS}
-
-
-def _valid(serializer_class, request) -> dict:
-    """The request body, validated by the serializer the schema documents (a 400 naming each bad field)."""
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -108,7 +102,7 @@ class VoteCreateView(_RankingView):
         },
     )
     def post(self, request):
-        data = _valid(serializers.VoteRequestSerializer, request)
+        data = validated(serializers.VoteRequestSerializer, request.data)
         result = vote_record(
             user=request.user,
             pair_id=data["pair"],
@@ -151,7 +145,7 @@ class ReportCreateView(_RankingView):
         },
     )
     def post(self, request):
-        data = _valid(serializers.ReportRequestSerializer, request)
+        data = validated(serializers.ReportRequestSerializer, request.data)
         flag, created = services.pair_report(
             user=request.user, pair_id=data["pair"], reason=data["reason"], note=data.get("note", "")
         )

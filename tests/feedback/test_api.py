@@ -676,3 +676,26 @@ def test_out_of_range_input_is_a_service_error_not_a_database_error(ranker, call
     with pytest.raises(ServiceError):
         call(ranker, pair)
     assert Vote.objects.count() == 0 and Flag.objects.count() == 0
+
+
+def test_the_shared_request_validator_gives_each_thread_its_own_answer():
+    """One bound serializer serves every request of a worker's threads: no answer may leak into another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rest_framework.exceptions import ValidationError
+
+    from feedback.api.validation import validated
+    from feedback.ranking.serializers import VoteRequestSerializer
+
+    def check(n: int) -> bool:
+        if n % 3 == 0:
+            try:
+                validated(VoteRequestSerializer, {"pair": "x", "choice": "left", "idempotency_key": f"k{n}"})
+            except ValidationError as exc:
+                return set(exc.detail) == {"pair"}
+            return False
+        body = {"pair": n + 1, "choice": ("left", "right")[n % 2], "idempotency_key": f"k{n}", "rationale": f"r{n}"}
+        return validated(VoteRequestSerializer, body) == body
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(check, range(4000)))
