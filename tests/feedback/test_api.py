@@ -477,7 +477,7 @@ def test_a_late_vote_on_an_expired_assignment_takes_its_claim_back(client, ranke
 
 
 @pytest.mark.usefixtures("both_paths")
-def test_next_pair_for_loads_what_a_page_shows_in_its_own_queries(ranker, django_assert_num_queries):
+def test_a_claim_loads_what_a_page_shows_in_its_own_queries(ranker, django_assert_num_queries):
     pair = factories.PairFactory()
     assignment = claims.assignment_claim_next(user=ranker)
     with django_assert_num_queries(0):
