@@ -338,6 +338,8 @@ CODEPREF = {
     "TRAINING_TIMEOUT_SECONDS": env_int("CODEPREF_TRAINING_TIMEOUT_SECONDS", 3 * 3600),
     "TRAINING_POLL_SECONDS": env_float("CODEPREF_TRAINING_POLL_SECONDS", 2.0),
     "TRAINING_ARENA_PROMPTS": env_int("CODEPREF_TRAINING_ARENA_PROMPTS", 50),  # prompts the new policy answers
+    # The promotion gate's evidence floor: completions per model (prompts x samples); see training/promotion_gate.py.
+    "PROMOTION_MIN_COMPLETIONS": env_int("CODEPREF_PROMOTION_MIN_COMPLETIONS", 100),
 }
 
 LOGGING = {

@@ -4,14 +4,19 @@ Both policies sample ``n_samples`` completions for each held-out prompt that has
 comparison shares its randomness); each completion runs against the prompt's tests in training.sandbox, and
 pass@k is the unbiased estimator of the Codex paper (Chen et al., 2021): ``1 - C(n-c, k) / C(n, k)`` for ``c``
 passing samples out of ``n``, averaged over prompts. The reward model's accuracy is the share of held-out
-preference pairs where chosen scores strictly above rejected.
+preference pairs where chosen scores strictly above rejected. Each completion is also checked for degenerate
+output (empty, not parseable Python with its prompt, or a repetition loop: ``promotion_gate.degenerate_reason``);
+the per-prompt passing and degenerate counts of both models (``paired``) are what the platform's promotion gate
+(``training.promotion_gate``) compares.
 
     python -m training.evaluate --config training/recipes/tiny/evaluate.yaml --snapshot DIR --output_dir DIR \\
         --model_name_or_path POLICY_DIR --parent_model_path PARENT_DIR --reward_model_path REWARD_DIR
 
 Writes eval.json (headline numbers plus every prompt's counts and a sample completion per policy), result.json
 (the headline numbers: {"pass@1": {"policy": x, "parent": y}, "pass@k": {"k": {"policy": .., "parent": ..}},
-"reward_accuracy": z, ...}), metrics.jsonl and run_info.json to --output_dir.
+"reward_accuracy": z, "degenerate_rate": {"policy": .., "parent": ..}, "paired": {"prompt_ids": [..],
+"n_samples": n, "passed": {"policy": [..], "parent": [..]}, "degenerate": {...}}, ...}), metrics.jsonl and
+run_info.json to --output_dir.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 
 from training import cli, data, reward_scoring, run_record
 from training.configs import EvaluateArguments
+from training.promotion_gate import degenerate_reason
 
 STAGE = "evaluate"
 EVAL_JSON = "eval.json"
@@ -46,7 +52,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
-    """For each prompt: the sandbox outcome of each of n sampled completions, and the first completion."""
+    """For each prompt: the sandbox outcome and degenerate reason ("" if none) of each of n sampled completions,
+    and the first completion."""
     from training.generate import generate
     from training.sandbox import SandboxJob, run_many
 
@@ -78,12 +85,14 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
     out = []
     for i, (p, texts) in enumerate(zip(prompts, completions, strict=True)):
         outcomes = [r.outcome for r in results[i * args.n_samples : (i + 1) * args.n_samples]]
+        degenerate = [degenerate_reason(p["prompt"], text, p["test_style"]) for text in texts]
         out.append(
             {
                 "prompt_id": p["prompt_id"],
                 "n": len(outcomes),
                 "passed": sum(o == "passed" for o in outcomes),
                 "outcomes": outcomes,
+                "degenerate": degenerate,
                 "sample": texts[0][:SAMPLE_CHARS] if texts else "",
             }
         )
@@ -94,6 +103,26 @@ def summarize(per_prompt: list[dict], ks: Sequence[int]) -> dict[int, float | No
     if not per_prompt:
         return {k: None for k in ks}
     return {k: sum(pass_at_k(p["n"], p["passed"], k) for p in per_prompt) / len(per_prompt) for k in ks}
+
+
+def paired_counts(prompts: list[dict], by_model: dict[str, list[dict]], n_samples: int) -> dict:
+    """Per prompt, each model's passing and degenerate counts, in one order: the promotion gate's input."""
+    return {
+        "prompt_ids": [p["prompt_id"] for p in prompts],
+        "n_samples": n_samples,
+        "passed": {role: [row["passed"] for row in rows] for role, rows in by_model.items()},
+        "degenerate": {
+            role: [sum(bool(r) for r in row["degenerate"]) for row in rows] for role, rows in by_model.items()
+        },
+    }
+
+
+def degenerate_rates(by_model: dict[str, list[dict]]) -> dict[str, float | None]:
+    def rate(rows: list[dict]) -> float | None:
+        total = sum(row["n"] for row in rows)
+        return sum(bool(r) for row in rows for r in row["degenerate"]) / total if total else None
+
+    return {role: rate(rows) for role, rows in by_model.items()}
 
 
 def _reward_accuracy(args: EvaluateArguments, snapshot) -> dict:
@@ -138,6 +167,8 @@ def run(args: EvaluateArguments) -> dict:
             "reward_accuracy": reward["accuracy"],
             "reward_pairs": reward["pairs"],
             "reward_margin": reward["mean_margin"],
+            "degenerate_rate": degenerate_rates(by_model),
+            "paired": paired_counts(prompts, by_model, args.n_samples),
             "prompts": len(prompts),
             "n_samples": args.n_samples,
             "models": models,
@@ -159,7 +190,8 @@ def run(args: EvaluateArguments) -> dict:
             },
         )
         flat = {f"pass@{k}/{role}": scores[role][k] for k in ks for role in models}
-        record.log_metrics({**flat, "reward_accuracy": reward["accuracy"]})
+        degenerate = {f"degenerate_rate/{role}": rate for role, rate in result["degenerate_rate"].items()}
+        record.log_metrics({**flat, **degenerate, "reward_accuracy": reward["accuracy"]})
         record.write_result(result)
     return result
 

@@ -64,6 +64,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "finished_at",
         "duration",
         "model_version",
+        "promotion_outcome",
     )
     list_filter = ("stage", "state", "recipe")
     list_select_related = ("snapshot", "model_version", "cycle")
@@ -82,6 +83,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     "snapshot",
                     "base_model",
                     "model_version",
+                    "promotion_shown",
                     "started_at",
                     "finished_at",
                     "duration",
@@ -171,6 +173,26 @@ class TrainingRunAdmin(admin.ModelAdmin):
             "<table><thead><tr><th>stage</th><th>state</th><th>time</th><th>metrics</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
+        )
+
+    @admin.display(description="promotion")
+    def promotion_outcome(self, run: TrainingRun) -> str:
+        decision = (run.metrics or {}).get("promotion")
+        if not isinstance(decision, dict):
+            return "-"
+        return "promoted" if decision.get("promote") else "kept parent"
+
+    @admin.display(description="promotion")
+    def promotion_shown(self, run: TrainingRun) -> str:
+        """The gate's decision in words, then its evidence (see training/promotion_gate.py)."""
+        decision = (run.metrics or {}).get("promotion")
+        if not isinstance(decision, dict):
+            return "-"
+        evidence = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", _promotion_rows(decision))
+        return format_html(
+            "<p>{}</p><table><tbody>{}</tbody></table>",
+            decision.get("summary", "-"),
+            evidence,
         )
 
     @admin.display(description="metrics")
@@ -273,9 +295,35 @@ class TrainingRunAdmin(admin.ModelAdmin):
             )
 
 
+def _promotion_rows(decision: dict) -> list[tuple[str, str]]:
+    """The promotion gate's evidence (training/promotion_gate.py ``Decision``) as (label, text) rows."""
+
+    def rate(value) -> str:
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+    def pair(mine: str, parents: str) -> str:
+        parent = decision.get(parents)
+        return rate(decision.get(mine)) + (f" (parent {rate(parent)})" if parent is not None else "")
+
+    get = decision.get
+    rows = [("pass@1", pair("pass_at_1", "parent_pass_at_1"))]
+    rows.append(("degenerate rate", pair("degenerate_rate", "parent_degenerate_rate")))
+    if isinstance(get("difference"), (int, float)):
+        rows.append(("difference", f"{get('difference'):+.3f}"))
+    if get("p_value") is not None:
+        test = f"one-sided paired permutation test; promotes below {_short(get('alpha'))}"
+        rows.append(("p-value", f"{_short(get('p_value'))} ({test})"))
+        rows.append(("prompts better / worse", f"{get('prompts_better')} / {get('prompts_worse')}"))
+    evaluated = f"{get('n_prompts')} prompts x {get('n_samples')} samples"
+    rows.append(("evaluated", f"{evaluated} (needed: {get('min_completions')} completions)"))
+    return rows
+
+
 def _scalar(value) -> bool:
     return isinstance(value, (int, float, str, bool)) and not (isinstance(value, str) and len(value) > 40)
 
 
 def _short(value) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)

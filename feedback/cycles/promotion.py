@@ -1,11 +1,19 @@
-"""A cycle's policy as a model version, and its promotion to the active generator when it is not worse."""
+"""A cycle's policy as a model version, and its promotion to the active generator when the gate says so.
+
+The gate (``training.promotion_gate``, Django-free) compares the policy with its parent on the evaluation's
+per-prompt outcomes: same prompts, same seeds. It promotes only a policy that beats its parent beyond noise, on
+at least ``CODEPREF["PROMOTION_MIN_COMPLETIONS"]`` completions, without writing degenerate output more often;
+a tie never promotes. Its decision and evidence are recorded on the cycle (``metrics["promotion"]``).
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from feedback.coders.registry import model_version_register
 from feedback.models import ModelVersion, TrainingRun
+from training.promotion_gate import Decision, decide_from_evaluation
 
 
 def model_version_register_policy(*, cycle: TrainingRun, policy_dir: str, evaluation: dict) -> ModelVersion:
@@ -20,33 +28,26 @@ def model_version_register_policy(*, cycle: TrainingRun, policy_dir: str, evalua
     )
 
 
-def _pass_at_1(evaluation: dict) -> tuple[float | None, float | None]:
-    scores = evaluation.get("pass@1") if isinstance(evaluation, dict) else None
-    if not isinstance(scores, dict):
-        return None, None
-
-    def number(value):
-        return float(value) if isinstance(value, (int, float)) else None
-
-    return number(scores.get("policy")), number(scores.get("parent"))
+def promotion_decide(evaluation: dict) -> Decision:
+    """The gate's decision on a cycle's evaluation, with the platform's evidence floor."""
+    return decide_from_evaluation(
+        evaluation if isinstance(evaluation, dict) else {},
+        min_completions=int(settings.CODEPREF["PROMOTION_MIN_COMPLETIONS"]),
+    )
 
 
 @transaction.atomic
-def model_version_promote(*, version: ModelVersion, evaluation: dict) -> tuple[bool, str]:
-    """Make ``version`` the active generator if its pass@1 is not worse than its parent's.
+def model_version_promote(*, version: ModelVersion, evaluation: dict) -> Decision:
+    """Make ``version`` the active generator if the promotion gate says so; return the gate's decision.
 
-    Returns (activated, why). Without a pass@1 for the new policy nothing is activated: promotion needs
-    evidence. Without one for the parent (no parent, or it was not evaluated) the policy's own counts.
+    Activating deactivates the other local (transformers) versions; served endpoints are left alone.
     """
-    policy, parent = _pass_at_1(evaluation)
-    if policy is None:
-        return False, "registered, not activated: the evaluation reported no pass@1 for it"
-    if parent is not None and policy < parent:
-        return False, f"registered, not activated: pass@1 {policy:.3f} is worse than the parent's {parent:.3f}"
+    decision = promotion_decide(evaluation)
+    if not decision.promote:
+        return decision
     # One trained lineage generates: other local models step down; served endpoints are left as they are.
     others = ModelVersion.objects.filter(is_active=True, backend=ModelVersion.Backend.TRANSFORMERS)
     others.exclude(pk=version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
-    against = f" (parent {parent:.3f})" if parent is not None else ""
-    return True, f"activated: pass@1 {policy:.3f}{against}"
+    return decision

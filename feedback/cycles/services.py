@@ -23,9 +23,10 @@ How a cycle stays safe:
   task starts a fresh cycle.
 
 On success the policy folder is registered as a ModelVersion (parent = the version trained from) and
-becomes the active one when its pass@1 is not worse than the parent's (``promotion``); new completions
-from it are then generated for prompts the parent answered, so that new-versus-old pairs reach volunteers
-(``arena``).
+becomes the active one only when the promotion gate finds it better than its parent beyond noise, on enough
+held-out completions, and not more degenerate (``promotion``; the decision and its evidence go in the cycle's
+``metrics["promotion"]``); new completions from it are then generated for prompts the parent answered, so
+that new-versus-old pairs reach volunteers (``arena``).
 """
 
 from __future__ import annotations
@@ -270,16 +271,16 @@ def _succeed(run: TrainingRun, summary: dict, *, metrics: dict, tail: str) -> Tr
         version = model_version_register_policy(
             cycle=run, policy_dir=str(policy_dir.resolve()), evaluation=metrics["evaluation"]
         )
-        promoted, why = model_version_promote(version=version, evaluation=metrics["evaluation"])
+        decision = model_version_promote(version=version, evaluation=metrics["evaluation"])
         run = run_finish(
             run,
             TrainingRun.State.SUCCEEDED,
-            f"new policy {version.name}: {why}",
+            f"new policy {version.name}: {decision.summary}",
             log_tail=tail,
-            metrics=metrics,
+            metrics={**metrics, "promotion": decision.as_dict()},
             model_version=version,
         )
-        if promoted:
+        if decision.promote:
             # robust: the cycle is recorded either way; a broker outage only delays the new pairs (logged).
             transaction.on_commit(lambda: arena_generation_enqueue(version_id=version.pk), robust=True)
     return run

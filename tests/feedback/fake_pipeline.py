@@ -2,10 +2,12 @@
 
     python -m tests.feedback.fake_pipeline --config C --snapshot S --output_dir O --model_name_or_path M
 
-FAKE_PIPELINE_MODE (environment): ``succeed`` (default), ``worse`` (pass@1 below the parent's), ``fail``
-(the dpo stage fails), ``crash`` (exit 3 without a summary), ``die`` (SIGKILL mid-stage), ``sleep`` (starts a
+FAKE_PIPELINE_MODE (environment): ``succeed`` (default: the policy passes 2 of 4 samples on every prompt, the
+parent 1 of 4: a clear win), ``worse`` (0 of 4 against 1 of 4), ``tie`` (both pass nothing), ``fail`` (the dpo
+stage fails), ``crash`` (exit 3 without a summary), ``die`` (SIGKILL mid-stage), ``sleep`` (starts a
 child process in its group and sleeps, for cancel and timeout tests).
 FAKE_PIPELINE_DELAY: seconds to wait before each stage.
+FAKE_PIPELINE_PROMPTS: held-out prompts in the evaluation (default 30, with 4 samples each).
 """
 
 from __future__ import annotations
@@ -24,6 +26,24 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 STAGES = ("reward", "dpo", "evaluate")
+SAMPLES = 4
+# Passing samples per prompt (policy, parent), of SAMPLES, by mode.
+PASSED = {"succeed": (2, 1), "worse": (0, 1), "tie": (0, 0)}
+
+
+def _evaluation(mode: str, prompts: int) -> dict:
+    """What the evaluate stage's result.json holds: pass@1 side by side and the per-prompt counts."""
+    policy, parent = PASSED.get(mode, PASSED["succeed"])
+    return {
+        "pass@1": {"policy": policy / SAMPLES, "parent": parent / SAMPLES},
+        "degenerate_rate": {"policy": 0.0, "parent": 0.0},
+        "paired": {
+            "prompt_ids": list(range(1, prompts + 1)),
+            "n_samples": SAMPLES,
+            "passed": {"policy": [policy] * prompts, "parent": [parent] * prompts},
+            "degenerate": {"policy": [0] * prompts, "parent": [0] * prompts},
+        },
+    }
 
 
 def _write(path: Path, data) -> None:
@@ -85,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"stage {stage}: done", flush=True)
 
-    policy, parent = (0.1, 0.25) if mode == "worse" else (0.5, 0.25)
     _write(
         out / "summary.json",
         {
@@ -95,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "stages": stages,
             "policy_dir": str(out / "dpo"),
             "parent_dir": args.model_name_or_path,
-            "evaluation": {"pass@1": {"policy": policy, "parent": parent}},
+            "evaluation": _evaluation(mode, int(os.environ.get("FAKE_PIPELINE_PROMPTS", "30"))),
         },
     )
     return 0

@@ -135,7 +135,7 @@ def running_cycle(*, heartbeat_age: float, pid: int | None = None, snapshot=None
 # --- a cycle that trains --------------------------------------------------------------------------------
 
 
-def test_a_cycle_records_each_stage_and_activates_a_policy_that_is_not_worse(
+def test_a_cycle_records_each_stage_and_activates_a_policy_that_beats_its_parent(
     snapshot, parent_version, enqueued, django_capture_on_commit_callbacks, monkeypatch
 ):
     monkeypatch.setenv("FAKE_PIPELINE_DELAY", "0.1")  # long enough for the watcher to see stages appear
@@ -148,7 +148,7 @@ def test_a_cycle_records_each_stage_and_activates_a_policy_that_is_not_worse(
     assert run.snapshot == snapshot and run.base_model == parent_version
     assert run.pid and run.finished_at >= run.started_at
     assert "fake pipeline (succeed)" in run.log_tail
-    assert run.metrics["evaluation"] == {"pass@1": {"policy": 0.5, "parent": 0.25}}
+    assert run.metrics["evaluation"]["pass@1"] == {"policy": 0.5, "parent": 0.25}
     assert run.config["model_name_or_path"] == parent_version.target
     stages = {s.stage: s for s in run.stages.all()}
     assert set(stages) == {"reward", "dpo", "evaluate"}
@@ -164,7 +164,14 @@ def test_a_cycle_records_each_stage_and_activates_a_policy_that_is_not_worse(
     assert new.target == str((run_dir_for(run) / "dpo").resolve())
     assert new.parent == parent_version
     assert list(ModelVersion.objects.filter(is_active=True)) == [new]
-    assert "activated: pass@1 0.500 (parent 0.250)" in run.message
+    assert (
+        "promoted: beats its parent (pass@1 0.500 vs parent 0.250, +0.250, p = 9.31e-10, 30 prompts x 4 samples"
+        in run.message
+    )
+    promotion = run.metrics["promotion"]
+    assert promotion["promote"] and promotion["summary"] in run.message
+    assert (promotion["n_prompts"], promotion["n_samples"], promotion["prompts_better"]) == (30, 4, 30)
+    assert promotion["p_value"] == 0.5**30  # every one of 30 prompts better: one sign assignment in 2^30
     assert enqueued == [new.pk]  # new completions (and new-vs-old pairs) asked for once committed
     assert any(line.startswith("stage dpo: succeeded") for line in lines)
     assert lines[-1].startswith(f"cycle {run.pk}: succeeded")
@@ -181,8 +188,52 @@ def test_a_policy_with_a_worse_pass_at_1_is_registered_but_not_activated(
     new = ModelVersion.objects.get(training_run=run)
     assert not new.is_active
     assert list(ModelVersion.objects.filter(is_active=True)) == [parent_version]
-    assert "worse than the parent's 0.250" in run.message
+    assert "kept parent: not better than its parent (pass@1 0.000 vs parent 0.250" in run.message
     assert enqueued == []
+
+
+def test_a_tied_evaluation_keeps_the_parent_active_and_records_why(
+    snapshot, parent_version, enqueued, monkeypatch, django_capture_on_commit_callbacks, admin_client
+):
+    """The demo's "activated: pass@1 0.000 (parent 0.000)": a tie is no evidence, and never promotes."""
+    monkeypatch.setenv("FAKE_PIPELINE_MODE", "tie")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_cycle_execute()
+
+    assert run.state == TrainingRun.State.SUCCEEDED
+    new = ModelVersion.objects.get(training_run=run)
+    assert not new.is_active
+    assert list(ModelVersion.objects.filter(is_active=True)) == [parent_version]
+    promotion = run.metrics["promotion"]
+    assert promotion["promote"] is False
+    assert promotion["summary"] == (
+        "kept parent: not better than its parent (pass@1 0.000 vs parent 0.000, 30 prompts x 4 samples)"
+    )
+    assert (promotion["difference"], promotion["p_value"], promotion["prompts_better"]) == (0.0, 1.0, 0)
+    assert run.message == f"new policy {new.name}: {promotion['summary']}"
+    assert enqueued == []
+    page = admin_client.get(f"/admin/feedback/trainingrun/{run.pk}/change/").content.decode()
+    assert "<p>kept parent: not better than its parent (pass@1 0.000 vs parent 0.000, 30 prompts" in page
+    assert "<tr><th>pass@1</th><td>0.000 (parent 0.000)</td></tr>" in page
+    listing = admin_client.get("/admin/feedback/trainingrun/").content.decode()
+    assert '<td class="field-promotion_outcome">kept parent</td>' in listing
+
+
+def test_a_clear_win_on_too_few_completions_keeps_the_parent(
+    snapshot, parent_version, enqueued, monkeypatch, cycle_settings
+):
+    monkeypatch.setenv("FAKE_PIPELINE_PROMPTS", "6")  # the demo's 6 prompts x 4 samples
+    run = training_cycle_execute()
+
+    assert not ModelVersion.objects.get(training_run=run).is_active
+    assert list(ModelVersion.objects.filter(is_active=True)) == [parent_version]
+    assert "kept parent: too few completions to tell (6 prompts x 4 samples = 24 < 100)" in run.message
+    assert enqueued == []
+
+    cycle_settings.CODEPREF = {**cycle_settings.CODEPREF, "PROMOTION_MIN_COMPLETIONS": 24}
+    run = training_cycle_execute(force=True)
+    assert ModelVersion.objects.get(training_run=run).is_active  # 6 prompts all better: p = 1/64
+    assert run.metrics["promotion"]["p_value"] == 1 / 64
 
 
 def test_without_an_active_model_a_cycle_trains_from_the_bootstrap_folder(snapshot, enqueued, cycle_settings):
@@ -553,7 +604,7 @@ def test_the_train_command_prints_progress_and_the_outcome(snapshot, enqueued):
     run = TrainingRun.objects.get(stage="cycle")
     assert f"cycle {run.pk}: pipeline started (pid {run.pid})" in text
     assert "stage evaluate: succeeded" in text or "  evaluate   succeeded" in text
-    assert f"cycle {run.pk} succeeded: new policy cycle-{run.pk}: activated" in text
+    assert f"cycle {run.pk} succeeded: new policy cycle-{run.pk}: promoted: beats its parent" in text
 
 
 def test_the_train_command_at_verbosity_2_echoes_the_pipeline_log(snapshot, enqueued, monkeypatch):
@@ -588,6 +639,8 @@ def test_the_admin_shows_a_cycles_stages_metrics_and_loss_curves(admin_client, s
     image_url = f"/admin/feedback/trainingrun/{dpo.pk}/artefact/loss.png"
     assert f'<img src="{image_url}"' in html
     assert "&quot;pass@1&quot;: {" in html  # the metrics, pretty-printed and escaped
+    assert "<p>promoted: beats its parent (pass@1 0.500 vs parent 0.250" in html  # the gate's decision
+    assert "<tr><th>p-value</th><td>9.313e-10 (one-sided paired permutation test" in html
     assert f'href="/admin/feedback/trainingrun/{run.pk}/artefact/pipeline.log"' in html
     assert "Cancel this cycle" not in html  # finished
 
@@ -692,11 +745,12 @@ def _votes_for_good_over_broken(*, forms: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_end_to_end_votes_train_a_new_active_policy_whose_completions_are_generated_and_tested(
+def test_end_to_end_votes_train_a_new_policy_the_gate_judges_whose_completions_are_generated_and_tested(
     settings, tmp_path, django_capture_on_commit_callbacks
 ):
-    """Votes -> snapshot -> the real tiny pipeline (dpo, evaluate) -> a new active ModelVersion -> generation
-    from it -> its completions' tests in the sandbox. tests/training covers every stage of the full recipe."""
+    """Votes -> snapshot -> the real tiny pipeline (dpo, evaluate) -> a new ModelVersion that the promotion gate
+    judges on the evaluation's paired counts (too few here: the parent stays) -> generation from it -> its
+    completions' tests in the sandbox. tests/training covers every stage of the full recipe."""
     from feedback.coders.generation import completions_generate
     from feedback.coders.registry import model_version_register
     from feedback.coders.verdicts import completions_run_tests
@@ -743,11 +797,16 @@ def test_end_to_end_votes_train_a_new_active_policy_whose_completions_are_genera
     )
     evaluation = run.metrics["evaluation"]
     assert set(evaluation["pass@1"]) == {"policy", "parent"}
+    promotion = run.metrics["promotion"]
+    prompts = len(evaluation["paired"]["prompt_ids"])
+    assert (promotion["n_prompts"], promotion["n_samples"]) == (prompts, 2) and 1 <= prompts <= 3
+    assert promotion["promote"] is False and run.message.endswith(promotion["summary"])
+    assert promotion["reason"].startswith(f"too few completions to tell ({prompts} prompts x 2 samples")
     new = run.model_version
-    assert new.parent == base and new.training_run == run and new.is_active
+    assert new.parent == base and new.training_run == run and not new.is_active
     base.refresh_from_db()
-    assert not base.is_active
-    assert len(callbacks) == 1  # arena generation, queued once the cycle commits
+    assert base.is_active
+    assert len(callbacks) == 0  # no arena generation for a policy that was not promoted
 
     completions = completions_generate(
         prompt_ids=prompt_ids[:4], model_version_id=new.pk, n=2, params={"max_new_tokens": 16}

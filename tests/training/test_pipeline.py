@@ -101,3 +101,17 @@ def test_the_evaluation_reports_pass_at_1_for_the_policy_and_its_parent(cycle):
     first = evaluation["per_prompt"][0]
     assert first["policy"]["n"] == first["parent"]["n"] == 4
     assert set(first["policy"]["outcomes"]) <= {"passed", "failed", "error", "timeout"}
+    assert set(first["policy"]["degenerate"]) <= {"", "empty", "unparseable", "repetitive"}
+
+
+@pytest.mark.slow
+def test_the_evaluation_gives_the_promotion_gate_paired_counts_of_the_same_prompts(cycle):
+    evaluation = json.loads((cycle["out"] / "evaluate" / "eval.json").read_text())
+    paired = cycle["summary"]["evaluation"]["paired"]
+    rows = evaluation["per_prompt"]
+    assert paired["prompt_ids"] == [row["prompt_id"] for row in rows] and paired["n_samples"] == 4
+    for role in ("policy", "parent"):
+        assert paired["passed"][role] == [row[role]["passed"] for row in rows]
+        assert paired["degenerate"][role] == [sum(map(bool, row[role]["degenerate"])) for row in rows]
+        completions = 4 * len(rows)
+        assert cycle["summary"]["evaluation"]["degenerate_rate"][role] == sum(paired["degenerate"][role]) / completions

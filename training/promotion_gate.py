@@ -1,0 +1,217 @@
+"""The promotion gate: does a new policy beat its parent beyond noise, on the same prompts and seeds?
+
+The evaluate stage samples ``n`` completions per held-out prompt from the policy and from its parent with the
+same seeds (``training.generate`` seeds each row by (seed, prompt, sample index)), runs their tests, and writes
+per prompt the passing count and the degenerate count of each model (``paired`` in its result.json). From
+those, ``decide`` promotes the policy only when all of these hold:
+
+1. **Enough evidence**: at least ``min_completions`` completions per model (prompts x samples). The default,
+   100, is the least that resolves a 10-point change in pass@1 (the step the learning benchmark aims for per
+   round): a pass rate measured on N completions has a 95% interval of up to +-1.96 * sqrt(0.25 / N), that is
+   +-0.20 at today's demo size (6 prompts x 4 samples = 24) and +-0.098 at 100.
+2. **Not more degenerate**: the policy's degenerate rate is not above its parent's (see ``degenerate_reason``).
+3. **Better beyond noise**: its pass@1 is above the parent's and an exact one-sided paired permutation test
+   on the prompts gives p < ``alpha`` (0.05). Per prompt, d = policy's passing count - parent's. Under "no
+   difference" each nonzero d is as likely to have either sign, so p is the share of the 2^m sign
+   assignments of the m nonzero |d| whose sum is at least the observed sum, computed exactly (no sampling,
+   no seed). With equal |d| this is the exact sign test; it needs at least 5 prompts that differ to reach
+   p < 0.05 (1/32), so a tie (every d = 0, p = 1) never promotes.
+
+A first model (no parent evaluated) is promoted when it has enough evidence, pass@1 > 0 and a degenerate rate
+below 0.5: there is nothing to beat, but a model that never passes or mostly writes junk must not generate.
+
+Django-free: the platform (``feedback/cycles/promotion.py``) calls ``decide_from_evaluation`` on the
+evaluation it collects and records the returned ``Decision`` on the training run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from training.sandbox.program import program_source
+
+MIN_COMPLETIONS = 100
+ALPHA = 0.05
+FIRST_MODEL_MAX_DEGENERATE = 0.5
+REPETITIVE_MIN_LINES = 4
+
+
+def degenerate_reason(prompt: str, completion: str, style: str = "humaneval") -> str:
+    """Why a completion is degenerate ("empty", "unparseable", "repetitive"), or "" when it is not.
+
+    - empty: nothing but whitespace;
+    - unparseable: the program the sandbox runs (the prompt + the completion; the completion alone for an
+      MBPP prose prompt) does not compile (``compile``, which parses like ``ast.parse`` and also refuses a
+      ``return`` outside a function; nothing is run), e.g. a completion cut off mid-statement;
+    - repetitive: at least 4 non-blank lines, at most half of them distinct (one line or two in a loop).
+    Identical samples of one prompt are not counted: a confident model that is right repeats itself too.
+    """
+    if not completion.strip():
+        return "empty"
+    try:
+        with warnings.catch_warnings():  # an invalid escape in sampled text warns; it still compiles
+            warnings.simplefilter("ignore")
+            compile(program_source(prompt=prompt, completion=completion, style=style), "<completion>", "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return "unparseable"
+    lines = [line.strip() for line in completion.splitlines() if line.strip()]
+    if len(lines) >= REPETITIVE_MIN_LINES and len(set(lines)) * 2 <= len(lines):
+        return "repetitive"
+    return ""
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One model's evaluation: per prompt, how many of its ``n_samples`` completions passed / were degenerate."""
+
+    prompt_ids: tuple
+    n_samples: int
+    passed: tuple[int, ...]
+    degenerate: tuple[int, ...]
+
+    @property
+    def completions(self) -> int:
+        return len(self.prompt_ids) * self.n_samples
+
+    @property
+    def pass_at_1(self) -> float:
+        return sum(self.passed) / self.completions if self.completions else 0.0
+
+    @property
+    def degenerate_rate(self) -> float:
+        return sum(self.degenerate) / self.completions if self.completions else 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's answer and its evidence; ``summary`` is the line the platform shows."""
+
+    promote: bool
+    reason: str
+    n_prompts: int = 0
+    n_samples: int = 0
+    pass_at_1: float | None = None
+    parent_pass_at_1: float | None = None
+    difference: float | None = None
+    p_value: float | None = None
+    prompts_better: int = 0
+    prompts_worse: int = 0
+    degenerate_rate: float | None = None
+    parent_degenerate_rate: float | None = None
+    min_completions: int = MIN_COMPLETIONS
+    alpha: float = ALPHA
+
+    @property
+    def summary(self) -> str:
+        return f"{'promoted' if self.promote else 'kept parent'}: {self.reason}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "summary": self.summary}
+
+
+def paired_permutation_p(differences: Sequence[int]) -> float:
+    """One-sided exact p-value that the paired integer differences sum this high by chance (sign flips).
+
+    With the m nonzero |d_i| and A = their sum, a sign assignment's total is 2T - A where T is the sum of the
+    |d_i| given a plus sign; T's distribution over the 2^m assignments is a subset-sum count, built exactly.
+    """
+    sizes = [abs(int(d)) for d in differences if d]
+    if not sizes:
+        return 1.0
+    total = sum(sizes)
+    counts = np.zeros(total + 1)
+    counts[0] = 1.0
+    for size in sizes:  # each step halves: probabilities, never counts beyond float range
+        counts[size:] = (counts[size:] + counts[: total + 1 - size].copy()) / 2
+        counts[:size] /= 2
+    observed = sum(int(d) for d in differences)
+    at_least = -(-(observed + total) // 2)  # T >= (observed + A) / 2
+    return float(min(1.0, counts[max(0, at_least) :].sum()))
+
+
+def decide(
+    policy: Outcomes,
+    parent: Outcomes | None,
+    *,
+    min_completions: int = MIN_COMPLETIONS,
+    alpha: float = ALPHA,
+) -> Decision:
+    """Promote ``policy`` over ``parent`` (None for a first model)? See the module docstring for the rule."""
+    base = {
+        "n_prompts": len(policy.prompt_ids),
+        "n_samples": policy.n_samples,
+        "pass_at_1": round(policy.pass_at_1, 6),
+        "degenerate_rate": round(policy.degenerate_rate, 6),
+        "min_completions": min_completions,
+        "alpha": alpha,
+    }
+    size = f"{len(policy.prompt_ids)} prompts x {policy.n_samples} samples"
+    if policy.completions < min_completions:
+        return Decision(
+            False, f"too few completions to tell ({size} = {policy.completions} < {min_completions})", **base
+        )
+    if parent is None:
+        return _first_model(policy, base, size)
+    if parent.prompt_ids != policy.prompt_ids or parent.n_samples != policy.n_samples:
+        return Decision(False, "the policy and its parent were not evaluated on the same prompts and samples", **base)
+    differences = [a - b for a, b in zip(policy.passed, parent.passed, strict=True)]
+    evidence = {
+        **base,
+        "parent_pass_at_1": round(parent.pass_at_1, 6),
+        "parent_degenerate_rate": round(parent.degenerate_rate, 6),
+        "difference": round(policy.pass_at_1 - parent.pass_at_1, 6),
+        "p_value": paired_permutation_p(differences),
+        "prompts_better": sum(d > 0 for d in differences),
+        "prompts_worse": sum(d < 0 for d in differences),
+    }
+    scores = f"pass@1 {policy.pass_at_1:.3f} vs parent {parent.pass_at_1:.3f}"
+    if policy.degenerate_rate > parent.degenerate_rate:
+        rates = f"{policy.degenerate_rate:.3f} vs parent {parent.degenerate_rate:.3f}"
+        return Decision(False, f"more degenerate completions than its parent ({rates}; {scores})", **evidence)
+    if policy.pass_at_1 <= parent.pass_at_1:
+        return Decision(False, f"not better than its parent ({scores}, {size})", **evidence)
+    tested = f"{scores}, {evidence['difference']:+.3f}, p = {evidence['p_value']:.3g}"
+    if evidence["p_value"] >= alpha:
+        return Decision(False, f"better within noise ({tested} >= {alpha}, {size})", **evidence)
+    rates = f"degenerate {policy.degenerate_rate:.3f} vs {parent.degenerate_rate:.3f}"
+    return Decision(True, f"beats its parent ({tested}, {size}; {rates})", **evidence)
+
+
+def _first_model(policy: Outcomes, base: dict, size: str) -> Decision:
+    scores = f"pass@1 {policy.pass_at_1:.3f}, degenerate {policy.degenerate_rate:.3f}, {size}, no parent evaluated"
+    if policy.pass_at_1 <= 0:
+        return Decision(False, f"a first model must pass some tests ({scores})", **base)
+    if policy.degenerate_rate >= FIRST_MODEL_MAX_DEGENERATE:
+        return Decision(False, f"a first model must write degenerate completions < half the time ({scores})", **base)
+    return Decision(True, f"first model ({scores})", **base)
+
+
+def outcomes_from_evaluation(evaluation: dict, role: str) -> Outcomes | None:
+    """``role``'s (policy, parent) outcomes from the evaluate stage's result (its ``paired`` block), or None."""
+    paired = evaluation.get("paired") if isinstance(evaluation, dict) else None
+    if not isinstance(paired, dict) or role not in (paired.get("passed") or {}):
+        return None
+    try:
+        outcomes = Outcomes(
+            prompt_ids=tuple(paired["prompt_ids"]),
+            n_samples=int(paired["n_samples"]),
+            passed=tuple(int(c) for c in paired["passed"][role]),
+            degenerate=tuple(int(c) for c in paired["degenerate"][role]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    lengths = {len(outcomes.prompt_ids), len(outcomes.passed), len(outcomes.degenerate)}
+    return outcomes if len(lengths) == 1 else None
+
+
+def decide_from_evaluation(evaluation: dict, *, min_completions: int = MIN_COMPLETIONS, alpha: float = ALPHA):
+    """``decide`` on an evaluate stage's result.json (as the pipeline's summary carries it)."""
+    policy = outcomes_from_evaluation(evaluation, "policy")
+    if policy is None:
+        return Decision(False, "the evaluation has no per-prompt outcomes for the policy (no held-out tests?)")
+    parent = outcomes_from_evaluation(evaluation, "parent")
+    return decide(policy, parent, min_completions=min_completions, alpha=alpha)
