@@ -8,6 +8,10 @@ the account and the pair, so a retried or repeated run lands each vote once.
 
 Each choice is drawn from a generator seeded by (seed, account, pair): the same seed gives the same votes
 whatever order the server hands the pairs out in.
+
+Every vote's answer claims the volunteer's next pair, so a run cut short by its bounds leaves each volunteer
+holding one pair until the assignment expires (``ASSIGNMENT_TTL_SECONDS``) or the same crowd runs again
+(a re-run answers the pairs it holds first).
 """
 
 from __future__ import annotations
