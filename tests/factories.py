@@ -76,3 +76,27 @@ class PairFactory(factory.django.DjangoModelFactory):
     completion_a = factory.SubFactory(CompletionFactory, prompt=factory.SelfAttribute("..prompt"))
     completion_b = factory.SubFactory(CompletionFactory, prompt=factory.SelfAttribute("..prompt"))
     votes_wanted = 3
+
+
+def _outcome(passed: bool) -> str:
+    return models.Completion.Outcome.PASSED if passed else models.Completion.Outcome.FAILED
+
+
+class PairWithOutcomesFactory(PairFactory):
+    """A pair whose completions' tests ran: ``a_passed`` / ``b_passed`` set their outcomes (A passes by default)."""
+
+    class Params:
+        a_passed = True
+        b_passed = False
+
+    completion_a = factory.SubFactory(
+        CompletionFactory,
+        prompt=factory.SelfAttribute("..prompt"),
+        outcome=factory.LazyAttribute(lambda c: _outcome(c.factory_parent.a_passed)),
+    )
+    completion_b = factory.SubFactory(
+        CompletionFactory,
+        prompt=factory.SelfAttribute("..prompt"),
+        outcome=factory.LazyAttribute(lambda c: _outcome(c.factory_parent.b_passed)),
+    )
+    decided_by_tests = factory.LazyAttribute(lambda p: p.a_passed != p.b_passed)
