@@ -12,6 +12,8 @@ Only maintainers (the "maintainer" group, or superusers), by session or by a kno
 
 from __future__ import annotations
 
+import re
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -60,6 +62,9 @@ def _snapshot_json(snapshot: DatasetSnapshot, request: Request, *, files: bool) 
 
 def _not_found(message: str) -> Response:
     return Response({"error": message}, status=status.HTTP_404_NOT_FOUND)
+
+
+_TASK_ID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
 
 
 class DatasetListView(APIView):
@@ -141,7 +146,8 @@ class DatasetTaskView(APIView):
         from celery import current_app
         from celery.result import AsyncResult
 
-        snapshot = DatasetSnapshot.objects.filter(task_id=task_id).first()
+        # Task ids are UUIDs; anything else (a NUL byte, say) names no build and never reaches the database.
+        snapshot = DatasetSnapshot.objects.filter(task_id=task_id).first() if _TASK_ID.fullmatch(task_id) else None
         if snapshot is None:
             return _not_found(f"no dataset build with task id {task_id!r}")
         # Tasks run inline (the demo) keep no result to look up.

@@ -1,0 +1,54 @@
+"""Requests refused before any view reads them: bodies too large for the API, admin date lookups SQL cannot hold.
+
+Both answer with a 4xx and a message instead of letting the request reach code that would fail with a 500.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.http import HttpResponseBadRequest, JsonResponse
+
+# Date parts an admin list filters by (``?created_at__year=2026``) and the values a database date can hold.
+_DATE_PART = re.compile(r"__(year|iso_year|month|day|week|week_day|iso_week_day|quarter)(__(?:gte|lte|gt|lt|exact))?$")
+_DATE_RANGES = {"year": (1, 9999), "iso_year": (1, 9999), "month": (1, 12), "day": (1, 31), "week": (1, 53)}
+_DATE_RANGES.update({"week_day": (1, 7), "iso_week_day": (1, 7), "quarter": (1, 4)})
+
+
+class RequestGuardMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith("/api/"):
+            refused = _body_too_large(request)
+        elif path.startswith("/admin/") and request.GET:
+            refused = _bad_date_lookup(request)
+        else:
+            refused = None
+        return refused or self.get_response(request)
+
+
+def _body_too_large(request) -> JsonResponse | None:
+    limit = settings.API_MAX_BODY_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse({"error": "Content-Length must be a whole number of bytes"}, status=400)
+    if length > limit:
+        return JsonResponse({"error": f"the body is {length} bytes; the API takes at most {limit}"}, status=413)
+    return None
+
+
+def _bad_date_lookup(request) -> HttpResponseBadRequest | None:
+    for name, values in request.GET.lists():
+        match = _DATE_PART.search(name)
+        if match is None:
+            continue
+        low, high = _DATE_RANGES[match[1]]
+        for value in values:
+            if not (value.isdigit() and low <= int(value) <= high):
+                return HttpResponseBadRequest(f"{name} must be a whole number from {low} to {high}".encode())
+    return None
