@@ -46,3 +46,11 @@ def api_token_issue(*, user, name: str = "", ttl: timedelta | None | object = _D
     if name:
         ApiTokenName.objects.create(token=instance, name=name)
     return instance, token
+
+
+def api_tokens_revoke(*, user) -> int:
+    """End every API token of ``user`` (each one's cached lookup goes with it in this process); how many."""
+    tokens = list(AuthToken.objects.filter(user=user))
+    for token in tokens:
+        token.delete()  # one by one, so that post_delete drops each cached lookup
+    return len(tokens)

@@ -1,3 +1,5 @@
+from django.contrib.auth import get_user_model
+from django.db.models import Q
 from knox.models import AuthToken
 from rest_framework.permissions import BasePermission
 
@@ -35,7 +37,11 @@ MAINTAINER_GROUP = "maintainer"
 
 
 class IsMaintainer(BasePermission):
-    """Members of the "maintainer" group (and superusers)."""
+    """Members of the "maintainer" group (and superusers), as the database says now.
+
+    A token's user may come from another process's lookup cache, seconds old: the flags are read again here,
+    so a demotion ends maintainer access at once (maintainer endpoints are not on the vote path).
+    """
 
     message = "Maintainers only."
 
@@ -43,4 +49,9 @@ class IsMaintainer(BasePermission):
         user = request.user
         if not (user and user.is_authenticated and user.is_active):
             return False
-        return user.is_superuser or user.groups.filter(name=MAINTAINER_GROUP).exists()
+        return (
+            get_user_model()
+            .objects.filter(pk=user.pk, is_active=True)
+            .filter(Q(is_superuser=True) | Q(groups__name=MAINTAINER_GROUP))
+            .exists()
+        )
