@@ -169,6 +169,7 @@ ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_SIGNUP_FORM_CLASS = "feedback.accounts.forms.SignupExtrasForm"
+ACCOUNT_ADAPTER = "feedback.accounts.adapter.AccountAdapter"  # refuses confusable usernames
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SOCIALACCOUNT_PROVIDERS: dict = {}
 GITHUB_CLIENT_ID = env_str("GITHUB_CLIENT_ID")

@@ -384,3 +384,31 @@ def test_allauth_pages_render_inside_the_site_layout(client, volunteer, url, sig
     assert '<header class="site">' in html
     assert "/static/feedback/site.css" in html
     assert "<title>" in html and "· codepref</title>" in html
+
+
+@pytest.mark.parametrize(
+    "username,message",
+    [
+        ("\u0430dmin", "plain letters"),  # Cyrillic a
+        ("adm1n", "looks too much like"),
+        ("Admin", "already exists"),  # allauth's own case-insensitive check comes first
+        ("ad.min", "looks too much like"),
+        ("rnvv0", "looks too much like"),  # beside "mwo", registered below
+        ("a", "plain letters"),
+        ("bad name", "Enter a valid username"),  # Django's validator comes first
+    ],
+)
+def test_sign_up_refuses_a_username_that_passes_for_another(client, username, message):
+    factories.UserFactory(username="admin")
+    factories.UserFactory(username="mwo")
+    response = client.post(reverse("account_signup"), signup_data(username=username, accept_terms="on"))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Volunteer.objects.filter(user__username=username).exists()
+
+
+def test_a_username_unlike_any_other_is_accepted_as_typed(client):
+    factories.UserFactory(username="admin")
+    response = client.post(reverse("account_signup"), signup_data(username="Vera_K", accept_terms="on"))
+    assert response.status_code == 302
+    assert Volunteer.objects.filter(user__username="Vera_K").exists()
