@@ -27,7 +27,7 @@ from feedback.api.permissions import IsMaintainer
 from feedback.models import DatasetSnapshot
 
 from .files import snapshot_file_path
-from .services import snapshot_request
+from .services import NOT_QUEUED, snapshot_request
 
 LIST_LIMIT = 100
 
@@ -90,13 +90,25 @@ class DatasetListView(APIView):
         description="Body: filters overriding the defaults (min_votes, min_agreement, drop_ties, exclude_open_flags, "
         "only_decided_by_tests, only_human_decided, test_fraction). The build runs on a worker.",
         request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="A bad filter.")},
+        responses={
+            202: OpenApiTypes.OBJECT,
+            400: OpenApiResponse(description="A bad filter."),
+            503: OpenApiResponse(description="The task queue is unreachable: the build was not queued; retry later."),
+        },
     )
     def post(self, request: Request) -> Response:
         filters = request.data if request.data else {}
         if not isinstance(filters, dict):
             return Response({"error": "the body must be a JSON object of filters"}, status=status.HTTP_400_BAD_REQUEST)
         snapshot = snapshot_request(filters=filters, requested_by=request.user)  # ServiceError -> 400
+        snapshot.refresh_from_db(fields=["state", "error"])
+        if snapshot.state == DatasetSnapshot.State.FAILED and snapshot.error.startswith(NOT_QUEUED):
+            # Outside a transaction the build was sent at once, and the broker refused it: say so, not "building".
+            return Response(
+                {"error": f"snapshot v{snapshot.version} {snapshot.error}", "version": snapshot.version},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
         return Response(
             {
                 "task_id": snapshot.task_id,

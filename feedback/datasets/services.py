@@ -62,6 +62,9 @@ class BuildResult:
         }
 
 
+NOT_QUEUED = "could not be queued"
+
+
 def snapshot_request(*, filters: Mapping | None = None, requested_by=None) -> DatasetSnapshot:
     """A maintainer asks for a snapshot: the row (and its version) now, the build on a worker after commit."""
     options = SnapshotOptions.from_request(filters)
@@ -71,7 +74,7 @@ def snapshot_request(*, filters: Mapping | None = None, requested_by=None) -> Da
         # The broker is down: say so on the row rather than leave it waiting forever.
         DatasetSnapshot.objects.filter(pk=snapshot.pk, state=DatasetSnapshot.State.BUILDING).update(
             state=DatasetSnapshot.State.FAILED,
-            error=f"could not be queued ({type(exc).__name__}: {exc}); ask again",
+            error=f"{NOT_QUEUED} ({type(exc).__name__}: {exc}); ask again",
         )
 
     dispatch.enqueue(

@@ -73,3 +73,18 @@ def test_an_admin_date_lookup_out_of_range_is_a_400(model, query):
     assert response.status_code == 400
     assert b"must be a whole number from" in response.content
     assert client.get(f"/admin/feedback/{model}/?created_at__year=2026").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_the_broker_refuses_is_a_503_not_a_202_building(maintainer, monkeypatch):
+    """As in production (autocommit, no request-wide transaction): the build is sent as the row is created."""
+    from tests.fake_tasks import RecordingTask
+
+    RecordingTask(fail=True).install(monkeypatch)
+    response = api(maintainer).post("/api/v1/datasets/", {}, format="json")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    snapshot = DatasetSnapshot.objects.get()
+    assert snapshot.state == DatasetSnapshot.State.FAILED
+    assert response.json()["error"] == f"snapshot v{snapshot.version} {snapshot.error}"
+    assert "could not be queued" in snapshot.error
