@@ -1,6 +1,5 @@
-"""Requests refused before any view reads them: bodies too large for the API, admin date lookups SQL cannot hold.
-
-Both answer with a 4xx and a message instead of letting the request reach code that would fail with a 500.
+"""Requests refused before any view reads them (bodies too large for the API, admin date lookups SQL cannot
+hold), and the answer while the database is away: a 4xx or a 503 with a message, never a 500 page.
 """
 
 from __future__ import annotations
@@ -8,7 +7,8 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 
 # Date parts an admin list filters by (``?created_at__year=2026``) and the values a database date can hold.
 _DATE_PART = re.compile(r"__(year|iso_year|month|day|week|week_day|iso_week_day|quarter)(__(?:gte|lte|gt|lt|exact))?$")
@@ -29,6 +29,19 @@ class RequestGuardMiddleware:
         else:
             refused = None
         return refused or self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """The database unreachable or gone mid-request: 503 with Retry-After (JSON under /api/), and the next
+        request connects again (Django's health check drops the broken connection)."""
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        message = "the database is unavailable; retry shortly"
+        if request.path_info.startswith("/api/"):
+            response = JsonResponse({"error": message}, status=503)
+        else:
+            response = HttpResponse(f"{message}\n".encode(), status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "5"
+        return response
 
 
 def _body_too_large(request) -> JsonResponse | None:

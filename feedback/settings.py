@@ -137,6 +137,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's backend with a health check that needs no round trip (see feedback/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "feedback.postgresql"
+    # A server that does not answer fails the request in seconds (a JSON 503) instead of holding its thread.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a busy timeout and IMMEDIATE transactions avoid "database is locked".
     DATABASES["default"]["OPTIONS"] = {

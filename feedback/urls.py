@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/v1/", include("feedback.api.urls")),  # first: the vote path resolves in the fewest steps
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("rank/", include("feedback.ranking.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

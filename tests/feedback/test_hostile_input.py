@@ -88,3 +88,28 @@ def test_a_build_the_broker_refuses_is_a_503_not_a_202_building(maintainer, monk
     assert snapshot.state == DatasetSnapshot.State.FAILED
     assert response.json()["error"] == f"snapshot v{snapshot.version} {snapshot.error}"
     assert "could not be queued" in snapshot.error
+
+
+@pytest.mark.parametrize("url,json_body", [("/api/v1/pairs/next/", True), ("/rank/", False)])
+def test_the_database_going_away_is_a_503_with_retry_after_not_a_500(maintainer, monkeypatch, url, json_body):
+    from django.db import OperationalError
+
+    from feedback.accounts.services import volunteer_terms_accept
+    from feedback.ranking import claims
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(claims, "_next_pair_orm", unreachable)
+    monkeypatch.setattr(claims, "one_statement_paths", lambda: False)
+    volunteer_terms_accept(user=maintainer)
+    client = api(maintainer)
+    client.raise_request_exception = False
+    client.force_login(maintainer)
+    response = client.get(url)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    if json_body:
+        assert response.json() == {"error": "the database is unavailable; retry shortly"}
+    else:
+        assert response.content.decode() == "the database is unavailable; retry shortly\n"
