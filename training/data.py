@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.boundary import at_token_boundary
 from training.dataset_format import (
     COLUMNS,
     MANIFEST,
@@ -100,7 +101,10 @@ def read_jsonl(path: Path, *, columns: Sequence[str] = (), max_rows: int | None 
 def preference_rows(
     snapshot: Snapshot, split: str, *, max_rows: int | None = None, with_margin: bool = False
 ) -> list[dict[str, Any]]:
-    """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss)."""
+    """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss).
+
+    Each prompt ends on a token boundary: its trailing whitespace starts both completions (training.boundary).
+    """
     keep = TRAINER_PREFERENCE_COLUMNS + (("margin",) if with_margin else ())
     rows = read_jsonl(snapshot.file("preference", split), columns=keep, max_rows=max_rows)
     for number, row in enumerate(rows, start=1):
@@ -108,6 +112,9 @@ def preference_rows(
             if not isinstance(row[column], str):
                 raise SnapshotError(f"{snapshot.file('preference', split)}: row {number}: {column} must be a string")
     out = [{c: row[c] for c in keep} for row in rows]
+    for row in out:
+        prompt, chosen, rejected = at_token_boundary(row["prompt"], row["chosen"], row["rejected"])
+        row.update(prompt=prompt, chosen=chosen, rejected=rejected)
     if with_margin:
         for row in out:
             row["margin"] = float(row["margin"] or 0.0)
@@ -162,11 +169,12 @@ def sft_rows(
     max_rows: int | None = None,
 ) -> list[dict[str, str]]:
     """prompt / completion rows: the volunteers' chosen completions and the prompts' reference solutions,
-    each (prompt, completion) once."""
+    each (prompt, completion) once, the prompt ending on a token boundary (training.boundary)."""
     seen: set[tuple[str, str]] = set()
     rows: list[dict[str, str]] = []
 
     def add(prompt: str, completion: str) -> None:
+        prompt, completion = at_token_boundary(prompt, completion)
         if completion.strip() and (prompt, completion) not in seen:
             seen.add((prompt, completion))
             rows.append({"prompt": prompt, "completion": completion})

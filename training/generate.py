@@ -7,6 +7,10 @@ Completions are cut at EOS and at the first stop sequence after the completion's
 (by default a new top-level statement: the Codex / HumanEval stop set), because small code models
 rarely emit EOS.
 
+The model is prompted with the prompt's text up to its last non-blank character and writes the trimmed
+whitespace first, so that the prompt ends on a token boundary as in training (training/boundary.py); the
+returned completion belongs to the original prompt: prompt + completion is the program the model wrote.
+
 Local sampling is reproducible per row: each row draws its own noise from a generator seeded by the
 caller (the Gumbel-max form of sampling), so a row's text does not depend on which other rows share its
 batch. That is what lets a re-run of a generation request reproduce, and so not add, its completions.
@@ -23,6 +27,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+
+from training import boundary
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +198,10 @@ def generate_rows(
     stop: Sequence[str] | None = None,
     batch_size: int = 8,
 ) -> list[str]:
-    """One completion per (prompt, seed) row, generated in batches with left padding."""
+    """One completion per (prompt, seed) row, generated in batches with left padding.
+
+    Each prompt is cut at its trailing whitespace, which the model must write first (``boundary.StartsWith``);
+    the text is mapped back to a completion of the whole prompt."""
     import torch
     from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -218,10 +227,11 @@ def generate_rows(
     )
     # Long rows together: less padding in each batch. The original order is restored at the end.
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    split = [boundary.split_prompt(prompt) for prompt, _ in rows]
     texts: list[str] = [""] * len(rows)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        encoded = [tokenizer(rows[i][0], add_special_tokens=False)["input_ids"] for i in chunk]
+        encoded = [tokenizer(split[i][0], add_special_tokens=False)["input_ids"] for i in chunk]
         if budget is not None:
             encoded = [ids[-budget:] for ids in encoded]  # keep the end of an over-long prompt
         if any(not ids for ids in encoded):
@@ -234,13 +244,16 @@ def generate_rows(
                 **batch,
                 generation_config=config,
                 logits_processor=LogitsProcessorList(
-                    [_RowSampler([rows[i][1] for i in chunk], temperature=temperature, top_p=top_p)]
+                    [
+                        boundary.StartsWith(tokenizer, width, [split[i][1] for i in chunk], eos_token_id=eos),
+                        _RowSampler([rows[i][1] for i in chunk], temperature=temperature, top_p=top_p),
+                    ]
                 ),
                 stopping_criteria=StoppingCriteriaList([StopAtNextStatement(tokenizer, width, stop)]),
             )
         for row, i in enumerate(chunk):
             text = tokenizer.decode(output[row, width:], skip_special_tokens=True)
-            texts[i] = truncate_at_stop(text, stop)
+            texts[i] = boundary.completion_of(split[i][1], truncate_at_stop(text, stop))
     return texts
 
 

@@ -16,7 +16,9 @@ Rewards, each a ``reward_funcs`` entry, weighted by ``reward_model_weight`` and 
   reward (None, which TRL skips) for a prompt without tests. The snapshot's ``tests``, ``test_style`` and
   ``entry_point`` columns reach it as keyword arguments.
 
-Small code models rarely emit EOS, so generation stops at the first stop sequence (a new top-level ``def``,
+Prompts end on a token boundary (training.boundary): the policy samples after the prompt's last non-blank
+character, so its completions start with the trimmed newline, and the rewards see prompt + completion, the same
+program. Small code models rarely emit EOS, so generation stops at the first stop sequence (a new top-level ``def``,
 ``class``, ``if`` ...) after the completion's first statement; such rows are filled with EOS, which TRL's
 completion mask then ends at, and rewards see the text cut before the stop sequence.
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import cli, data, reward_scoring, run_record, saving
+from training import boundary, cli, data, reward_scoring, run_record, saving
 from training.configs import OnlineRLArguments, prepare_training_args
 from training.generate import StopAtNextStatement, truncate_at_stop
 
@@ -118,10 +120,11 @@ class TestsPass:
         return rewards
 
 
-def add_stop_rule(model, tokenizer, stops: Sequence[str]) -> None:
+def add_stop_rule(model, tokenizer, stops: Sequence[str], tails: dict[str, str] | None = None) -> None:
     """Make ``model.generate`` (which the trainers call with no stopping criteria of their own) stop each row at
-    the first stop sequence after its first statement."""
-    from transformers import StoppingCriteriaList
+    the first stop sequence after its first statement; with ``tails`` (trimmed prompt -> its trailing whitespace)
+    each row first writes its prompt's trimmed whitespace, as generation on the platform does."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     original = model.generate
 
@@ -129,7 +132,12 @@ def add_stop_rule(model, tokenizer, stops: Sequence[str]) -> None:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         criteria = StoppingCriteriaList(list(kwargs.pop("stopping_criteria", None) or []))
         criteria.append(StopAtNextStatement(tokenizer, input_ids.shape[1], stops))
-        return original(*args, stopping_criteria=criteria, **kwargs)
+        processors = LogitsProcessorList(list(kwargs.pop("logits_processor", None) or []))
+        if tails:
+            prompts = tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+            required = [tails.get(prompt, "") for prompt in prompts]
+            processors.append(boundary.StartsWith(tokenizer, input_ids.shape[1], required))
+        return original(*args, stopping_criteria=criteria, logits_processor=processors, **kwargs)
 
     model.generate = generate
 
@@ -149,6 +157,10 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         )
         if not rows:
             raise data.SnapshotError(f"{snapshot.file('prompts', 'train')}: no prompts to sample completions for")
+        tails: dict[str, str] = {}  # trimmed prompt -> the whitespace the policy writes first
+        for row in rows:
+            head, tail = boundary.split_prompt(row["prompt"])
+            row["prompt"], tails[head] = head, tail
         reward_funcs, weights, tests_reward = _reward_functions(
             script_args, rows, device=str(training_args.device), dtype=model_args.dtype
         )
@@ -171,7 +183,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             peft_config=get_peft_config(model_args),
             callbacks=[record.callback()],
         )
-        add_stop_rule(trainer.model, tokenizer, script_args.stop_sequences)
+        add_stop_rule(trainer.model, tokenizer, script_args.stop_sequences, tails)
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
 

@@ -6,6 +6,11 @@ idempotency key, sha256 over (prompt id, model version id, sample index, canonic
 seeded per key, so a re-run reproduces (and so does not add) even a sample that was dropped as a duplicate
 of an existing completion. New completions are paired by the pairing policy and their tests are queued
 once the transaction commits.
+
+A local (transformers) model is prompted up to the prompt's last non-blank character, where training puts the
+prompt/completion boundary, and writes the rest; ``generate_rows`` maps that back, so a stored completion is
+one of the prompt as stored: the sandbox runs prompt + completion (training/boundary.py). A served model
+(OpenAI-compatible) gets the prompt as it is.
 """
 
 from __future__ import annotations

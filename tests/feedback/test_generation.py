@@ -144,6 +144,41 @@ def test_a_model_folder_that_is_gone_is_a_service_error(prompts, tmp_path):
         run(gone, prompts)
 
 
+# --- the prompt/completion boundary ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_bigcode", "mpt"])
+def test_a_stored_completion_passes_the_sandbox_with_the_original_prompt(tiny_model, tmp_path, arch):
+    """The model is prompted up to the prompt's last non-blank character (training/boundary.py) and writes the
+    newline and the indentation as one token, as it learnt in training; what is stored is a completion of the
+    prompt as imported, which the sandbox runs as prompt + completion."""
+    from transformers import AutoTokenizer
+
+    from feedback.coders.verdicts import completions_run_tests
+    from tests.training import scripted
+    from training import generate
+    from training import tiny as tiny_models
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    path = tiny_models.make_model(tmp_path / arch, arch=arch, tokenizer=tokenizer, hidden=32, layers=1, heads=2)
+    version = registry.model_version_register(name=f"tiny-{arch}", backend="transformers", target=str(path))
+    prompt = factories.PromptFactory(
+        text='def add(a, b):\n    """Return the sum of a and b."""\n',
+        tests="def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        entry_point="add",
+    )
+    model, tokenizer = generate.load(str(path))
+    handle = scripted.script_text(model, tokenizer, "\n    return a + b\n")
+    try:
+        (completion,) = run(version, [prompt], n=1, max_new_tokens=24)
+    finally:
+        handle.remove()
+    assert completion.text == "    return a + b\n"
+    completions_run_tests(completion_ids=[completion.pk])
+    completion.refresh_from_db()
+    assert completion.outcome == Completion.Outcome.PASSED
+
+
 # --- tests queued after commit --------------------------------------------------------------------
 
 
