@@ -188,6 +188,24 @@ class StopAtNextStatement:
         return done
 
 
+def _greedy_config(model, tokenizer, max_new_tokens: int):
+    from transformers import GenerationConfig
+
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    # Sampling is done by _RowSampler on top of greedy selection; explicit values keep a hub model's own
+    # generation_config (beams, sampling) from filling them in.
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        num_return_sequences=1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+    )
+
+
 def generate_rows(
     target: str,
     rows: Sequence[tuple[str, int]],
@@ -203,7 +221,7 @@ def generate_rows(
     Each prompt is cut at its trailing whitespace, which the model must write first (``boundary.StartsWith``);
     the text is mapped back to a completion of the whole prompt."""
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     stop = DEFAULT_STOP if stop is None else list(stop)
     model, tokenizer = load(target)
@@ -212,19 +230,8 @@ def generate_rows(
     budget = None if context is None else context - max_new_tokens
     if budget is not None and budget < 1:
         raise GenerationError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {context} positions")
-    eos = model.generation_config.eos_token_id
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    # Sampling is done by _RowSampler on top of greedy selection; explicit values keep a hub model's own
-    # generation_config (beams, sampling) from filling them in.
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        num_return_sequences=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=eos,
-    )
+    config = _greedy_config(model, tokenizer, max_new_tokens)
+    eos = config.eos_token_id
     # Long rows together: less padding in each batch. The original order is restored at the end.
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
     split = [boundary.split_prompt(prompt) for prompt, _ in rows]

@@ -151,16 +151,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
     with run_record.StageRun(
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
-        snapshot = data.open_snapshot(script_args.snapshot)
-        rows = data.prompt_rows(
-            snapshot, "train", with_tests_only=script_args.prompts_with_tests_only, max_rows=script_args.max_train_rows
-        )
-        if not rows:
-            raise data.SnapshotError(f"{snapshot.file('prompts', 'train')}: no prompts to sample completions for")
-        tails: dict[str, str] = {}  # trimmed prompt -> the whitespace the policy writes first
-        for row in rows:
-            head, tail = boundary.split_prompt(row["prompt"])
-            row["prompt"], tails[head] = head, tail
+        rows, tails = _trimmed_prompts(script_args)
         reward_funcs, weights, tests_reward = _reward_functions(
             script_args, rows, device=str(training_args.device), dtype=model_args.dtype
         )
@@ -203,6 +194,22 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         }
         record.write_result(result)
     return result
+
+
+def _trimmed_prompts(script_args: OnlineRLArguments) -> tuple[list[dict], dict[str, str]]:
+    """The training prompts, each cut at its trailing whitespace, and for each cut prompt the whitespace the
+    policy must write first (so that prompts end on a token boundary)."""
+    snapshot = data.open_snapshot(script_args.snapshot)
+    rows = data.prompt_rows(
+        snapshot, "train", with_tests_only=script_args.prompts_with_tests_only, max_rows=script_args.max_train_rows
+    )
+    if not rows:
+        raise data.SnapshotError(f"{snapshot.file('prompts', 'train')}: no prompts to sample completions for")
+    tails: dict[str, str] = {}
+    for row in rows:
+        head, tail = boundary.split_prompt(row["prompt"])
+        row["prompt"], tails[head] = head, tail
+    return rows, tails
 
 
 def _reward_functions(
