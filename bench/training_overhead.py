@@ -37,6 +37,13 @@ MAX_LENGTH = 256
 BETA = 0.1
 
 
+def _on_token_boundary(row: dict) -> dict:
+    from training.boundary import at_token_boundary
+
+    prompt, chosen, rejected = at_token_boundary(row["prompt"], row["chosen"], row["rejected"])
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
 def plain_trl(model_dir: Path, snapshot: Path, out: Path, steps: int) -> None:
     """The minimal script someone would write with TRL alone."""
     from datasets import load_dataset
@@ -70,6 +77,9 @@ def plain_trl(model_dir: Path, snapshot: Path, out: Path, steps: int) -> None:
         seed=42,
         disable_tqdm=True,
     )
+    # The same rows training/ feeds its trainer: each prompt ends on a token boundary (training/boundary.py), a
+    # fix any script needs with these tokenizers; without it the two sides would not do the same work.
+    dataset = dataset.map(_on_token_boundary)
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset["train"], processing_class=tokenizer)
     trainer.train()
     trainer.evaluate(dataset["test"])
