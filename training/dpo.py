@@ -7,16 +7,25 @@ weights with the LoRA adapter switched off, so only one copy sits in memory.
     python -m training.dpo --config training/recipes/tiny/dpo.yaml --snapshot DIR --output_dir DIR \\
         --model_name_or_path DIR
 
-result.json: {"heldout_reward_accuracy", "heldout_margin", "heldout_loss", "heldout_pairs", "train_pairs",
-"tokens_per_second", "peak_memory_gb" (CUDA only), ...}: the implicit DPO reward (beta * log-ratio to the
-reference) of chosen vs rejected on preference/test.jsonl after training.
+result.json: {"heldout_reward_accuracy", "heldout_margin", "heldout_loss", "heldout_pairs",
+"policy_preference_before", "policy_preference_after", "policy_margin_before", "policy_margin_after",
+"policy_per_token_preference_before", "policy_per_token_preference_after",
+"train_pairs", "tokens_per_second", "peak_memory_gb" (CUDA only), ...}.
+
+``heldout_reward_accuracy`` / ``heldout_margin`` are TRL's implicit DPO reward (beta * log-ratio to the reference)
+of chosen vs rejected on preference/test.jsonl after training: they measure how far the policy moved from the
+reference (all ratios are 0 before training, so the accuracy starts at 0 by construction). The
+``policy_preference_*`` keys measure the policy on its own (training.preference_scoring): the share of held-out
+pairs where log p(chosen | prompt) > log p(rejected | prompt), before training (the starting policy, in memory)
+and after (the saved folder), the mean difference of those log-probabilities (``policy_margin_*``), and the share
+with each divided by its token count (``policy_per_token_preference_*``: sums favour the shorter completion).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import cli, data, run_record, saving
+from training import cli, data, preference_scoring, run_record, saving
 from training.configs import DPOArguments, prepare_training_args
 
 STAGE = "dpo"
@@ -53,6 +62,11 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
             peft_config=get_peft_config(model_args),
             callbacks=[record.callback()],
         )
+        before = None
+        if test_rows and run_record.world_size() == 1:  # one process: under ZeRO-3 the weights are sharded here
+            before = preference_scoring.policy_preference(
+                trainer.model, trainer.processing_class, test_rows, max_length=training_args.max_length
+            )
         output = trainer.train()
         result: dict = {"train_pairs": len(trainer.train_dataset)}
         if test_rows:
@@ -66,6 +80,17 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
         else:
             result.update(heldout_reward_accuracy=None, heldout_margin=None, heldout_loss=None, heldout_pairs=0)
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        after = None
+        if test_rows and run_record.is_main_process():
+            after = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)
+        result.update(
+            policy_preference_before=before["accuracy"] if before else None,
+            policy_margin_before=before["mean_margin"] if before else None,
+            policy_preference_after=after["accuracy"] if after else None,
+            policy_margin_after=after["mean_margin"] if after else None,
+            policy_per_token_preference_before=before["per_token_accuracy"] if before else None,
+            policy_per_token_preference_after=after["per_token_accuracy"] if after else None,
+        )
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
@@ -75,6 +100,22 @@ def load_reference(path: str, training_args):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(path, **(training_args.model_init_kwargs or {}))
+
+
+def saved_policy_preference(folder: str, rows, training_args, model_args) -> dict:
+    """The trained policy's own preference on ``rows``, measured from the saved folder (LoRA merged in)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
+    dtype = getattr(torch, model_args.dtype) if model_args.dtype and model_args.dtype != "auto" else None
+    dtype = dtype or ("auto" if device == "cuda" else torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model.to(device)
+    return preference_scoring.policy_preference(model, tokenizer, rows, max_length=training_args.max_length)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -22,8 +22,9 @@ program. Small code models rarely emit EOS, so generation stops at the first sto
 ``class``, ``if`` ...) after the completion's first statement; such rows are filled with EOS, which TRL's
 completion mask then ends at, and rewards see the text cut before the stop sequence.
 
-result.json: {"algorithm", "train_prompts", "mean_reward_first", "mean_reward_last", "tests_pass_rate",
-"tokens_per_second", ...}.
+result.json: {"algorithm", "train_prompts", "reward_curve" ([{"step", "reward"}]: the mean reward of each
+logged step, from the trainer's log history), "mean_reward_first", "mean_reward_last" (the curve's first and last
+points), "tests_pass_rate", "tokens_per_second", ...}.
 """
 
 from __future__ import annotations
@@ -178,14 +179,17 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
 
-        rewards = [r["reward"] for r in trainer.state.log_history if isinstance(r.get("reward"), (int, float))]
+        curve = reward_curve(trainer.state.log_history)
         result = {
             "algorithm": script_args.algorithm,
             "train_prompts": len(rows),
             "reward_functions": [f.__name__ for f in reward_funcs],
             "reward_weights": weights,
-            "mean_reward_first": rewards[0] if rewards else None,
-            "mean_reward_last": rewards[-1] if rewards else None,
+            "reward_curve": curve,
+            # The mean reward of the first and the last LOGGED step of the curve (each a different batch of
+            # prompts, so their difference mixes learning with prompt difficulty: read the whole curve).
+            "mean_reward_first": curve[0]["reward"] if curve else None,
+            "mean_reward_last": curve[-1]["reward"] if curve else None,
             "tests_runs": tests_reward.runs if tests_reward else 0,
             "tests_pass_rate": (tests_reward.passes / tests_reward.runs)
             if tests_reward and tests_reward.runs
@@ -194,6 +198,16 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         }
         record.write_result(result)
     return result
+
+
+def reward_curve(log_history: Sequence[dict]) -> list[dict]:
+    """[{"step", "reward"}] for every logged training step with a mean reward, in step order."""
+    curve = [
+        {"step": int(entry["step"]), "reward": float(entry["reward"])}
+        for entry in log_history
+        if isinstance(entry.get("reward"), int | float) and isinstance(entry.get("step"), int)
+    ]
+    return sorted(curve, key=lambda point: point["step"])
 
 
 def _trimmed_prompts(script_args: OnlineRLArguments) -> tuple[list[dict], dict[str, str]]:

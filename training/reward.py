@@ -8,8 +8,11 @@ The model is the policy's backbone with a one-output sequence-classification hea
 
 Held-out accuracy is the share of preference/test.jsonl pairs where chosen scores strictly above rejected,
 scored from the saved folder in exactly the format RewardTrainer trained on (prompt + completion + EOS, see
-``training.reward_scoring.reward_texts``). result.json: {"heldout_accuracy", "heldout_accuracy_before",
-"heldout_pairs", "heldout_margin", "train_pairs", "tokens_per_second", ...}.
+``training.reward_scoring.reward_texts``), before training (the freshly initialised head: a random baseline) and
+after. RewardTrainer DROPS pairs longer than max_length tokens (it does not truncate them): they are counted per
+split before training, logged as a WARNING and reported; over-long held-out pairs are left out of the accuracies.
+result.json: {"heldout_accuracy", "heldout_accuracy_before", "heldout_margin", "heldout_margin_before",
+"heldout_pairs", "dropped_too_long", "dropped_too_long_by_split", "train_pairs", "tokens_per_second", ...}.
 """
 
 from __future__ import annotations
@@ -57,21 +60,19 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
             callbacks=[record.callback()],
         )
         kept = len(trainer.train_dataset)
-        if kept < len(train_rows):
-            # RewardTrainer drops (does not truncate) pairs longer than max_length: say so, it changes the data.
-            logger.warning(
-                "reward: %d of %d training pairs exceed max_length=%s and were dropped",
-                len(train_rows) - kept,
-                len(train_rows),
-                training_args.max_length,
-            )
+        dropped, test_rows = drop_too_long(trainer.processing_class, train_rows, test_rows, training_args.max_length)
         before = None
         if script_args.eval_before_training and test_rows and run_record.world_size() == 1:
             # One process only: under ZeRO-3 the weights are already sharded across ranks here.
             before = heldout(trainer.model, trainer.processing_class, test_rows)
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
-        result = {"train_pairs": kept, "dropped_pairs": len(train_rows) - kept}
+        result = {
+            "train_pairs": kept,
+            "dropped_pairs": len(train_rows) - kept,  # what the trainer dropped: dropped_too_long["train"]
+            "dropped_too_long": sum(dropped.values()),
+            "dropped_too_long_by_split": dropped,
+        }
         if run_record.is_main_process():
             model, tokenizer = reward_scoring.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
             after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
@@ -82,12 +83,46 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
             result.update(
                 heldout_accuracy=after["accuracy"],
                 heldout_accuracy_before=before["accuracy"] if before else None,
+                heldout_margin_before=before["mean_margin"] if before else None,
                 heldout_pairs=after["pairs"],
                 heldout_margin=after["mean_margin"],
             )
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
+
+
+def drop_too_long(tokenizer, train_rows, test_rows, max_length) -> tuple[dict[str, int], list[dict]]:
+    """({split: pairs over max_length}, the held-out pairs within it), with a WARNING when any are dropped.
+
+    RewardTrainer drops (does not truncate) such pairs from training: say so loudly, it changes the data.
+    Held-out pairs over the limit are left out of the accuracies too: the model never sees such lengths."""
+    train_long = too_long(tokenizer, train_rows, max_length)
+    test_long = set(too_long(tokenizer, test_rows, max_length))
+    dropped = {"train": len(train_long), "test": len(test_long)}
+    if train_long or test_long:
+        logger.warning(
+            "reward: pairs longer than max_length=%s tokens are DROPPED: %d of %d training pairs, "
+            "%d of %d held-out pairs",
+            max_length,
+            len(train_long),
+            len(train_rows),
+            len(test_long),
+            len(test_rows),
+        )
+    return dropped, [row for i, row in enumerate(test_rows) if i not in test_long]
+
+
+def too_long(tokenizer, rows, max_length: int | None) -> list[int]:
+    """Indices of the pairs RewardTrainer drops: prompt + chosen (or rejected) + EOS over max_length tokens."""
+    if not max_length:
+        return []
+    indices = []
+    for i, row in enumerate(rows):
+        texts = reward_scoring.reward_texts(tokenizer, [row["prompt"]] * 2, [row["chosen"], row["rejected"]])
+        if any(len(tokenizer(text=t)["input_ids"]) > max_length for t in texts):
+            indices.append(i)
+    return indices
 
 
 def heldout(model, tokenizer, rows) -> dict:
