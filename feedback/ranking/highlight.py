@@ -7,6 +7,7 @@ here marked safe: raw model text never is.
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 
 from django.utils.safestring import SafeString, mark_safe
@@ -50,11 +51,18 @@ def highlight_code(text: str, language: str) -> SafeString:
     return mark_safe(highlight(text, lexer, _formatter()))  # noqa: S308 - Pygments escaped every token
 
 
+def code_lines(text: str) -> list[str]:
+    """The text's lines as the code panes show them: split at newlines only. ``str.splitlines`` would also
+    split at U+2028, U+2029, form feeds and other separators, so the diff would cut lines the sides keep whole."""
+    lines = re.split(r"\r\n|\r|\n", text or "")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def unified_diff(left: str, right: str, *, left_label: str = "A (left)", right_label: str = "B (right)") -> str:
     """A unified diff from the left text to the right one, as plain text ("" when they are equal)."""
     lines = difflib.unified_diff(
-        (left or "").splitlines(),
-        (right or "").splitlines(),
+        code_lines(left),
+        code_lines(right),
         fromfile=left_label,
         tofile=right_label,
         lineterm="",

@@ -44,7 +44,7 @@ def _side(completion, *, label: str, screen: str, language: str) -> dict:
         "html": highlight.highlight_code(completion.text, language),
         "outcome": completion.outcome,
         "outcome_label": completion.get_outcome_display(),
-        "lines": max(1, len(completion.text.splitlines())),
+        "lines": max(1, len(highlight.code_lines(completion.text))),
     }
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from feedback.models import Volunteer
+from feedback.ranking.highlight import code_lines, unified_diff
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +117,12 @@ def test_an_error_answer_also_sends_the_policy(client, ranker):
     response = client.post(reverse("rank-vote"), {"pair": "x"})
     assert response.status_code == 400
     assert csp_directives(response)["object-src"] == ["'none'"]
+
+
+def test_the_diff_cuts_lines_only_at_newlines_as_the_code_panes_do():
+    left = "x = 1\u2028<script>__xss(1)</script>\x0c\n    return 1\r\n"
+    assert code_lines(left) == ["x = 1\u2028<script>__xss(1)</script>\x0c", "    return 1"]
+    assert code_lines("") == [] and code_lines("a\n\n") == ["a", ""]
+    diff = unified_diff(left, "    return 2\n")
+    # str.splitlines() would have cut this line in three (at U+2028 and the form feed).
+    assert "-x = 1\u2028<script>__xss(1)</script>\x0c\n" in diff
