@@ -42,6 +42,10 @@ def _shuffle_key() -> int:
     return random.randrange(1 << 30)
 
 
+# Every id is a bigint (BigAutoField): a larger number would be a database error, not an answer.
+MAX_ID = 2**63 - 1
+
+
 class Volunteer(models.Model):
     """The ranking side of a user account: languages known, terms accepted, trust."""
 

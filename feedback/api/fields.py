@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from feedback.models import MAX_ID
+
 
 class StrictIntegerField(serializers.IntegerField):
     default_error_messages = {
@@ -34,7 +36,7 @@ class IdField(StrictIntegerField):
     }
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
 
 
 class StrictCharField(serializers.CharField):

@@ -4,6 +4,5 @@ SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 MAX_KEY_LENGTH = 64
 MAX_RATIONALE_LENGTH = 280
 MAX_NOTE_LENGTH = 500
-MAX_ID = 2**63 - 1  # bigint: a larger number would be a database error, not an answer
 # A vote decided after this long says nothing useful about effort: store no time rather than a huge one.
 MAX_TIME_TAKEN_MS = 6 * 3600 * 1000

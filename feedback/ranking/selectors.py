@@ -54,10 +54,6 @@ def pending_assignment(user) -> Assignment | None:
     )
 
 
-def assignment_for(user, pair_id: int) -> Assignment | None:
-    return Assignment.objects.select_related("pair").filter(volunteer=user, pair_id=pair_id).first()
-
-
 def assignment_shown(assignment_id: int) -> Assignment:
     """An assignment with everything a ranking page shows, in one query."""
     return Assignment.objects.select_related("pair__prompt", "pair__completion_a", "pair__completion_b").get(

@@ -14,9 +14,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from feedback.errors import Conflict, ServiceError
-from feedback.models import Assignment, Pair, Vote
+from feedback.models import MAX_ID, Assignment, Pair, Vote
 
-from .limits import MAX_ID, MAX_KEY_LENGTH, MAX_RATIONALE_LENGTH, MAX_TIME_TAKEN_MS, SCREEN_CHOICES
+from .limits import MAX_KEY_LENGTH, MAX_RATIONALE_LENGTH, MAX_TIME_TAKEN_MS, SCREEN_CHOICES
 from .statements import execute_one_or_none, loaded_instance, one_statement_paths
 
 
