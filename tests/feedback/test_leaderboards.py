@@ -302,3 +302,21 @@ def test_a_real_worker_refreshes_the_leaderboard(celery_worker):
     assert result.get(timeout=60)["comparisons"] == 3
     row = wait_for(lambda: Leaderboard.objects.filter(key="current").first(), timeout=10, message="the row")
     assert [r["model"] for r in row.body["models"]] == ["m1", "m2"]
+
+
+def test_hostile_model_names_and_usernames_are_shown_as_text(client, settings):
+    import html
+
+    from tests.feedback.xss_corpus import PAYLOADS
+
+    corpus = PAYLOADS[:3] + PAYLOADS[12:15]
+    for n, payload in enumerate(corpus[:3]):
+        votes(model_pair(payload, f"plain-{n}"), "ab")
+    for payload in corpus[3:]:
+        vote(model_pair("m1", "m2"), "a", by=factories.UserFactory(username=payload))
+    refreshed(settings, rounds=20)
+    page = client.get("/leaderboard/").content.decode()
+    for payload in corpus:
+        assert payload not in page
+        assert html.escape(payload) in page
+    assert bytes(Leaderboard.objects.get().plot_png).startswith(b"\x89PNG")
