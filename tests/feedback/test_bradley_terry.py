@@ -2,7 +2,7 @@
 
 Pure numpy + choix, no database. Coverage is counted per interval: 50 runs x 5 models = 250 intervals, at least
 90% of which must hold the true (centred) strength. (All five at once is not what a 95% interval promises:
-with five of them ~77% of runs would be expected, and ~72% are observed.)
+with five of them ~77% of runs would be expected; here 232 of 250 intervals cover, and all five in 36 of 50 runs.)
 """
 
 from __future__ import annotations

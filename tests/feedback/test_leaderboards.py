@@ -320,3 +320,20 @@ def test_hostile_model_names_and_usernames_are_shown_as_text(client, settings):
         assert payload not in page
         assert html.escape(payload) in page
     assert bytes(Leaderboard.objects.get().plot_png).startswith(b"\x89PNG")
+
+
+def test_no_request_fits_anything(client, api_client, settings, monkeypatch):
+    votes(model_pair("m1", "m2"), "aab")
+    refreshed(settings, rounds=20)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a request refitted the model")
+
+    from feedback.leaderboards import bradley_terry
+
+    monkeypatch.setattr(bradley_terry, "strengths", refit)
+    assert client.get("/leaderboard/").status_code == 200
+    assert client.get("/leaderboard/plot.png").status_code == 200
+    assert [r["model"] for r in api_client.get("/api/v1/leaderboard/").json()["models"]] == ["m1", "m2"]
+    with pytest.raises(AssertionError, match="refitted"):
+        services.leaderboard_refresh()  # the patch does bite where a fit happens
