@@ -10,5 +10,11 @@ app = Celery("feedback")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each capability package keeps its tasks in its own tasks.py. Their names stay "feedback.tasks.<name>"
 # (beat schedules and routes stored in the database refer to them by name).
-TASK_PACKAGES = ["feedback.ranking", "feedback.coders", "feedback.datasets", "feedback.cycles"]
+TASK_PACKAGES = [
+    "feedback.ranking",
+    "feedback.coders",
+    "feedback.datasets",
+    "feedback.cycles",
+    "feedback.leaderboards",
+]
 app.autodiscover_tasks(TASK_PACKAGES, related_name="tasks")

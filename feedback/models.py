@@ -3,7 +3,7 @@
 Votes are stored in terms of completions (A is ``pair.completion_a``), never of screen sides; the side
 each completion was shown on is recorded beside the vote.
 
-One module of ~430 lines on purpose: the ten models are read together (their relations are the design), and
+One module of ~450 lines on purpose: the models are read together (their relations are the design), and
 every capability package imports from here; none of them owns a model alone.
 """
 
@@ -54,6 +54,9 @@ class Volunteer(models.Model):
     accepted_terms_at = models.DateTimeField(null=True, blank=True)
     accepted_licence = models.CharField(max_length=64, blank=True)
     trust = models.FloatField(default=1.0, help_text="Weight of this volunteer's votes in aggregation.")
+    listed_on_leaderboard = models.BooleanField(
+        default=True, help_text="Shown by username on the public contributors leaderboard (the volunteer can opt out)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -432,3 +435,18 @@ class ApiTokenName(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Leaderboard(models.Model):
+    """The leaderboards as last computed off the request path (feedback.leaderboards): one row per ``key``.
+
+    The refresh task replaces the row; pages and the API only read it, so no request refits a model.
+    """
+
+    key = models.CharField(max_length=32, unique=True)
+    computed_at = models.DateTimeField()
+    body = models.JSONField(default=dict, help_text="Ratings, intervals, win rates, pass@1 and contributors.")
+    plot_png = models.BinaryField(blank=True, default=b"")
+
+    def __str__(self) -> str:
+        return f"leaderboard {self.key} at {self.computed_at:%Y-%m-%d %H:%M}"

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from feedback.accounts import api as tokens
 from feedback.datasets import api as datasets
+from feedback.leaderboards import api as leaderboards
 from feedback.ranking import api as ranking
 
 urlpatterns = [
@@ -19,4 +20,8 @@ urlpatterns = [
     path("datasets/tasks/<str:task_id>/", datasets.DatasetTaskView.as_view(), name="api-dataset-task"),
     path("datasets/<int:version>/", datasets.DatasetDetailView.as_view(), name="api-dataset"),
     path("datasets/<int:version>/files/<path:name>", datasets.DatasetFileView.as_view(), name="api-dataset-file"),
+    # Leaderboards (public read; opt-out for volunteers; refresh for maintainers)
+    path("leaderboard/", leaderboards.LeaderboardView.as_view(), name="api-leaderboard"),
+    path("leaderboard/me/", leaderboards.ListingView.as_view(), name="api-leaderboard-me"),
+    path("leaderboard/refresh/", leaderboards.RefreshView.as_view(), name="api-leaderboard-refresh"),
 ]
