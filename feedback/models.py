@@ -107,6 +107,20 @@ class ModelVersion(models.Model):
     backend = models.CharField(max_length=16, choices=Backend.choices)
     target = models.CharField(max_length=500, blank=True, help_text="Folder, hub id, or the endpoint's model name.")
     base_url = models.CharField(max_length=500, blank=True, help_text="OpenAI-compatible base URL (openai backend).")
+    weights = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The weights a served (openai) version serves, as a folder or hub id: what a training cycle trains.",
+    )
+    trust_remote_code = models.BooleanField(
+        default=False,
+        help_text="Run the checkpoint's own Python code (auto_map, e.g. Replit Code V1) when loading it. "
+        "This executes code from the model's repository on the workers: only for repositories you trust.",
+    )
+    prompt_prefix = models.TextField(blank=True, help_text="Text put before every prompt sent to this model.")
+    stop_sequences = models.JSONField(
+        default=list, blank=True, help_text="Stop sequences; empty: the prompt language's defaults."
+    )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     training_run = models.ForeignKey(
         "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_versions"
