@@ -29,6 +29,12 @@ def content_hash(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def prompt_hash(language: str, text: str, tests: str, suffix: str = "") -> str:
+    """A prompt's identity; a fill-in-the-middle suffix is part of it only when there is one (so left-to-right
+    prompts keep the hashes they had)."""
+    return content_hash(language, text, tests, *([suffix] if (suffix or "").strip() else []))
+
+
 def whitespace_normalised(text: str) -> str:
     """The text with all runs of whitespace collapsed: two completions equal under this are not paired."""
     return " ".join((text or "").split())
@@ -67,6 +73,9 @@ class Prompt(models.Model):
         ASSERTS = "asserts", "assert statements (MBPP)"
 
     text = models.TextField()
+    suffix = models.TextField(
+        blank=True, help_text="Fill-in-the-middle: the code after the gap (empty: a left-to-right prompt)."
+    )
     language = models.CharField(max_length=32, default="python", db_index=True)
     tests = models.TextField(blank=True)
     test_style = models.CharField(max_length=16, choices=TestStyle.choices, default=TestStyle.NONE)
@@ -87,7 +96,7 @@ class Prompt(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.content_hash:
-            self.content_hash = content_hash(self.language, self.text, self.tests)
+            self.content_hash = prompt_hash(self.language, self.text, self.tests, self.suffix)
         super().save(*args, **kwargs)
 
     @property
@@ -120,6 +129,12 @@ class ModelVersion(models.Model):
     prompt_prefix = models.TextField(blank=True, help_text="Text put before every prompt sent to this model.")
     stop_sequences = models.JSONField(
         default=list, blank=True, help_text="Stop sequences; empty: the prompt language's defaults."
+    )
+    fim_template = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Fill-in-the-middle template with {prefix} and {suffix}, or starcoder / codellama / deepseek-coder; "
+        "empty: StarCoder's when a local tokenizer has its FIM tokens.",
     )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     training_run = models.ForeignKey(

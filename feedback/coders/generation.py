@@ -35,9 +35,11 @@ from feedback import dispatch
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Prompt, content_hash
 from training.generate import GenerationError, generate_rows
+from training.generate import load as load_model
 from training.languages import stop_sequences
 from training.openai_client import OpenAIClient
 
+from .model_input import Row, check_can_fill, rows_for, version_fim_template
 from .pairing import pairing_policy_check, pairs_form_for_model
 
 logger = logging.getLogger(__name__)
@@ -139,9 +141,16 @@ def _row_stop(version: ModelVersion, clean: dict, prompt: Prompt) -> list[str]:
     return stop_sequences(prompt.language, version.stop_sequences or None)
 
 
-def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, str, tuple]]], list[str]]:
-    """A function from [(prompt text, request key, stop sequences)] to one completion text per row, for the
-    version's backend. The version's prompt prefix goes before each prompt; the completion continues it."""
+class _Sampler:
+    """A backend's sampling function (rows -> one completion text each) and how it fills gaps."""
+
+    def __init__(self, sample: Callable[[list[Row]], list[str]], *, template: str | None, suffix_parameter: bool):
+        self.sample, self.template, self.suffix_parameter = sample, template, suffix_parameter
+
+
+def _sampler(version: ModelVersion, clean: dict) -> _Sampler:
+    """Sampling for the version's backend, from rows (model_input.Row: the text the model is sent, the sample's
+    key, its stop sequences) to one completion text per row."""
     if version.backend == ModelVersion.Backend.IMPORTED:
         raise ServiceError(f"model version {version.name!r} holds imported completions; it cannot generate")
     if not version.target:
@@ -151,20 +160,18 @@ def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, st
         "top_p": clean["top_p"],
         "max_new_tokens": clean["max_new_tokens"],
     }
-    prefix = version.prompt_prefix or ""
-
     if version.backend == ModelVersion.Backend.TRANSFORMERS:
         target = _resolve_target(version.target)
 
-        def sample_local(rows):
+        def sample_local(rows: list[Row]) -> list[str]:
             texts: list[str] = [""] * len(rows)
             by_stop: dict[tuple, list[int]] = {}
-            for i, (_, _, stop) in enumerate(rows):
-                by_stop.setdefault(tuple(stop), []).append(i)
+            for i, row in enumerate(rows):
+                by_stop.setdefault(row.stop, []).append(i)
             for stop, members in by_stop.items():  # one batch run per stop list (usually one language)
                 out = generate_rows(
                     target,
-                    [(prefix + rows[i][0], _seed_of(rows[i][1])) for i in members],
+                    [(rows[i].text, _seed_of(rows[i].key)) for i in members],
                     batch_size=clean["batch_size"],
                     stop=list(stop),
                     trust_remote_code=version.trust_remote_code,
@@ -174,7 +181,12 @@ def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, st
                     texts[i] = text
             return texts
 
-        return sample_local
+        try:
+            _, tokenizer = load_model(target, trust_remote_code=version.trust_remote_code)
+        except GenerationError as exc:
+            raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+        template = version_fim_template(version, tokenizer=tokenizer)
+        return _Sampler(sample_local, template=template, suffix_parameter=False)
 
     if version.backend == ModelVersion.Backend.OPENAI:
         client = OpenAIClient(
@@ -187,15 +199,14 @@ def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, st
         def sample_remote(rows):
             # One request per sample, seeded by its key: servers that honour seeds (vLLM, OpenAI) then
             # reproduce a sample on a re-run, and servers that ignore n still give one each.
-            def one(row):
-                text, key, stop = row
-                seed = _seed_of(key) % (1 << 31)
-                return client.complete(prefix + text, n=1, seed=seed, stop=list(stop), **sampling)[0]
+            def one(row: Row) -> str:
+                seed = _seed_of(row.key) % (1 << 31)
+                return client.complete(row.text, n=1, seed=seed, stop=list(row.stop), suffix=row.suffix, **sampling)[0]
 
             with ThreadPoolExecutor(max_workers=OPENAI_CONCURRENCY) as pool:
                 return list(pool.map(one, rows))
 
-        return sample_remote
+        return _Sampler(sample_remote, template=version_fim_template(version), suffix_parameter=True)
     raise ServiceError(f"model version {version.name!r} has an unknown backend {version.backend!r}")
 
 
@@ -227,9 +238,13 @@ def completions_generate(
     prompts = _prompts(prompt_ids)
     pairing_policy_check(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
     try:
-        sample = _sampler(version, clean)
+        sampler = _sampler(version, clean)
     except GenerationError as exc:
         raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+    # A gap the model cannot fill is refused before anything is sampled.
+    check_can_fill(
+        version, list(prompts.values()), template=sampler.template, suffix_parameter=sampler.suffix_parameter
+    )
 
     keys = {
         (pk, i): request_key(prompt_id=pk, model_version_id=version.pk, index=i, canonical=canonical)
@@ -247,7 +262,7 @@ def completions_generate(
     done = 0
     for chunk in _in_chunks(todo, ROWS_PER_CHUNK):
         new_ids = _store_chunk(
-            chunk, prompts=prompts, version=version, sample=sample, params=stored_params, clean=clean
+            chunk, prompts=prompts, version=version, sampler=sampler, params=stored_params, clean=clean
         )
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
@@ -278,14 +293,22 @@ def _store_chunk(
     *,
     prompts: dict[int, Prompt],
     version: ModelVersion,
-    sample: Callable[[list[tuple[str, str, tuple]]], list[str]],
+    sampler: _Sampler,
     params: dict,
     clean: dict,
 ) -> list[int]:
     """Sample one chunk of (prompt id, sample index, request key), store it, pair it, queue its tests."""
-    stops = [tuple(_row_stop(version, clean, prompts[pk])) for pk, _, _ in chunk]
+    rows = rows_for(
+        version,
+        [prompts[pk] for pk, _, _ in chunk],
+        [key for _, _, key in chunk],
+        [tuple(_row_stop(version, clean, prompts[pk])) for pk, _, _ in chunk],
+        template=sampler.template,
+        suffix_parameter=sampler.suffix_parameter,
+    )
+    stops = [row.stop for row in rows]
     try:
-        texts = sample([(prompts[pk].text, key, stop) for (pk, _, key), stop in zip(chunk, stops, strict=True)])
+        texts = sampler.sample(rows)
     except GenerationError as exc:
         raise ServiceError(f"model version {version.name!r}: {exc}") from exc
     # A model can emit NUL, which PostgreSQL cannot store in text: keep the sample, mark the byte.
