@@ -29,6 +29,12 @@ def content_hash(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def prompt_hash(language: str, text: str, tests: str, suffix: str = "") -> str:
+    """A prompt's identity; a fill-in-the-middle suffix is part of it only when there is one (so left-to-right
+    prompts keep the hashes they had)."""
+    return content_hash(language, text, tests, *([suffix] if (suffix or "").strip() else []))
+
+
 def whitespace_normalised(text: str) -> str:
     """The text with all runs of whitespace collapsed: two completions equal under this are not paired."""
     return " ".join((text or "").split())
@@ -70,6 +76,9 @@ class Prompt(models.Model):
         ASSERTS = "asserts", "assert statements (MBPP)"
 
     text = models.TextField()
+    suffix = models.TextField(
+        blank=True, help_text="Fill-in-the-middle: the code after the gap (empty: a left-to-right prompt)."
+    )
     language = models.CharField(max_length=32, default="python", db_index=True)
     tests = models.TextField(blank=True)
     test_style = models.CharField(max_length=16, choices=TestStyle.choices, default=TestStyle.NONE)
@@ -90,7 +99,7 @@ class Prompt(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.content_hash:
-            self.content_hash = content_hash(self.language, self.text, self.tests)
+            self.content_hash = prompt_hash(self.language, self.text, self.tests, self.suffix)
         super().save(*args, **kwargs)
 
     @property
@@ -110,6 +119,26 @@ class ModelVersion(models.Model):
     backend = models.CharField(max_length=16, choices=Backend.choices)
     target = models.CharField(max_length=500, blank=True, help_text="Folder, hub id, or the endpoint's model name.")
     base_url = models.CharField(max_length=500, blank=True, help_text="OpenAI-compatible base URL (openai backend).")
+    weights = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The weights a served (openai) version serves, as a folder or hub id: what a training cycle trains.",
+    )
+    trust_remote_code = models.BooleanField(
+        default=False,
+        help_text="Run the checkpoint's own Python code (auto_map, e.g. Replit Code V1) when loading it. "
+        "This executes code from the model's repository on the workers: only for repositories you trust.",
+    )
+    prompt_prefix = models.TextField(blank=True, help_text="Text put before every prompt sent to this model.")
+    stop_sequences = models.JSONField(
+        default=list, blank=True, help_text="Stop sequences; empty: the prompt language's defaults."
+    )
+    fim_template = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Fill-in-the-middle template with {prefix} and {suffix}, or starcoder / codellama / deepseek-coder; "
+        "empty: StarCoder's when a local tokenizer has its FIM tokens.",
+    )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     training_run = models.ForeignKey(
         "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_versions"

@@ -197,6 +197,17 @@ class EvaluateArguments(SnapshotArguments):
     sandbox_memory_mb: int = field(default=1024, metadata={"help": "Memory limit of a test program, in MB."})
     sandbox_workers: int | None = field(default=None, metadata={"help": "Test programs run at once (default: CPUs)."})
     seed: int = field(default=42, metadata={"help": "Seed of the sampling."})
+    prompt_prefix: str = field(
+        default="",
+        metadata={
+            "help": "Text put before every prompt (not part of the program that is tested), e.g. StarCoder's "
+            "published HumanEval prefix; see docs/training.md."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Run the checkpoints' own modelling code (auto_map), e.g. Replit Code V1. Off by default."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -260,6 +271,16 @@ class PipelineArguments:
     seed: int | None = field(
         default=None, metadata={"help": "Passed to every stage as --seed (unset: recipes decide)."}
     )
+    prompt_prefix: str = field(
+        default="", metadata={"help": "Passed to the evaluate stage: text put before every prompt sampled."}
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Passed to every stage: run the checkpoints' own modelling code (auto_map), e.g. Replit Code "
+            "V1. Off by default; turn it on only for a repository you trust."
+        },
+    )
 
     def __post_init__(self):
         import json
@@ -307,6 +328,9 @@ def prepare_training_args(training_args, model_args=None) -> None:
         init = {key: value for key, value in init.items() if value is not None}
         if getattr(training_args, "model_init_kwargs", None):
             init.update(training_args.model_init_kwargs)
+        # TRL passes the flag to the policy, reference and tokenizer it loads; the stages' own loaders
+        # (training/loading.py) read it from here.
+        init["trust_remote_code"] = bool(getattr(training_args, "trust_remote_code", False))
         if hasattr(training_args, "model_init_kwargs"):
             training_args.model_init_kwargs = init
     report_to = list(training_args.report_to or [])

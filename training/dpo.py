@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import cli, data, preference_scoring, run_record, saving
+from training import cli, data, loading, preference_scoring, run_record, saving
 from training.configs import DPOArguments, prepare_training_args
 
 STAGE = "dpo"
@@ -97,23 +97,23 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
 
 
 def load_reference(path: str, training_args):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(path, **(training_args.model_init_kwargs or {}))
+    kwargs = dict(training_args.model_init_kwargs or {})
+    trust = bool(kwargs.pop("trust_remote_code", getattr(training_args, "trust_remote_code", False)))
+    return loading.causal_lm(path, trust_remote_code=trust, **kwargs)
 
 
 def saved_policy_preference(folder: str, rows, training_args, model_args) -> dict:
     """The trained policy's own preference on ``rows``, measured from the saved folder (LoRA merged in)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
     dtype = getattr(torch, model_args.dtype) if model_args.dtype and model_args.dtype != "auto" else None
     dtype = dtype or ("auto" if device == "cuda" else torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    trust = bool(getattr(training_args, "trust_remote_code", False))
+    tokenizer = loading.tokenizer(folder, trust_remote_code=trust)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model = loading.causal_lm(folder, trust_remote_code=trust, dtype=dtype)
     model.to(device)
     return preference_scoring.policy_preference(model, tokenizer, rows, max_length=training_args.max_length)
 

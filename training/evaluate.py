@@ -59,7 +59,8 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
 
     completions = generate(
         model,
-        [p["prompt"] for p in prompts],
+        # The prefix is context for the model only: the program tested is the prompt + its completion.
+        [args.prompt_prefix + p["prompt"] for p in prompts],
         n=args.n_samples,
         temperature=args.temperature,
         top_p=args.top_p,
@@ -67,6 +68,7 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
         stop=args.stop_sequences,
         seed=args.seed,
         batch_size=args.batch_size,
+        trust_remote_code=args.trust_remote_code,
     )
     jobs = [
         SandboxJob(
@@ -130,7 +132,9 @@ def _reward_accuracy(args: EvaluateArguments, snapshot) -> dict:
     if not args.reward_model_path:
         return {"accuracy": None, "pairs": 0, "mean_margin": None}
     pairs = data.preference_rows(snapshot, args.split, max_rows=args.max_eval_rows)
-    model, tokenizer = reward_scoring.load_reward_model(args.reward_model_path)
+    model, tokenizer = reward_scoring.load_reward_model(
+        args.reward_model_path, trust_remote_code=args.trust_remote_code
+    )
     return reward_scoring.pair_accuracy(model, tokenizer, pairs)
 
 

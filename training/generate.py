@@ -28,13 +28,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import boundary
+from training import boundary, loading
+from training.languages import PYTHON_STOP
 
 logger = logging.getLogger(__name__)
 
 
-# Codex / HumanEval's stop set, extended the way bigcode-evaluation-harness does for code prompts.
-DEFAULT_STOP = ["\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\n@", "\nassert ", "\n```"]
+# Codex / HumanEval's stop set, extended the way bigcode-evaluation-harness does for code prompts; other
+# languages' sets are in training/languages.py.
+DEFAULT_STOP = list(PYTHON_STOP)
 
 
 class GenerationError(Exception):
@@ -77,10 +79,11 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load(target: str):
+def load(target: str, *, trust_remote_code: bool = False):
     """(model, tokenizer) for a local folder or a hub id, cached per process.
 
-    The key includes the folder's config.json mtime so that a rebuilt model is loaded again.
+    The key includes the folder's config.json mtime so that a rebuilt model is loaded again, and the trust
+    flag, so that a model refused without it is not served from the cache with it (or the other way round).
     """
     path = Path(target).expanduser()
     local = path.is_dir()
@@ -89,33 +92,36 @@ def load(target: str):
             stamp = (path / "config.json").stat().st_mtime_ns
         except OSError:
             raise GenerationError(f"{target}: a folder without config.json is not a transformers model")
-        key = (str(path.resolve()), stamp)
+        key = (str(path.resolve()), stamp, bool(trust_remote_code))
     else:
         if target.startswith(("/", "./", "../", "~")):
             raise GenerationError(f"{target}: no such model folder")
-        key = (target, None)
+        key = (target, None, bool(trust_remote_code))
     with _MODELS_LOCK:
         if key in _MODELS:
             _MODELS.move_to_end(key)
             return _MODELS[key]
-        model, tokenizer = _load_uncached(str(path) if local else target, local=local)
+        model, tokenizer = _load_uncached(
+            str(path) if local else target, local=local, trust_remote_code=trust_remote_code
+        )
         _MODELS[key] = (model, tokenizer)
         while len(_MODELS) > MODEL_CACHE_SIZE:
             _MODELS.popitem(last=False)
         return model, tokenizer
 
 
-def _load_uncached(target: str, *, local: bool):
+def _load_uncached(target: str, *, local: bool, trust_remote_code: bool = False):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _device()
     # On a GPU the checkpoint's own dtype (usually bf16/fp16); on CPU fp32, which is what CPUs run fast.
     dtype = "auto" if device.type == "cuda" else torch.float32
     started = time.monotonic()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(target)
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
+        tokenizer = loading.tokenizer(target, trust_remote_code=trust_remote_code)
+        model = loading.causal_lm(target, trust_remote_code=trust_remote_code, dtype=dtype)
+    except loading.RemoteCodeRefused as exc:
+        raise GenerationError(str(exc)) from exc
     except (OSError, ValueError) as exc:
         where = "folder" if local else "hub id (is the hub reachable, or the model in the local cache?)"
         raise GenerationError(f"{target}: cannot load this {where}: {exc}") from exc
@@ -215,6 +221,7 @@ def generate_rows(
     max_new_tokens: int = 128,
     stop: Sequence[str] | None = None,
     batch_size: int = 8,
+    trust_remote_code: bool = False,
 ) -> list[str]:
     """One completion per (prompt, seed) row, generated in batches with left padding.
 
@@ -224,7 +231,7 @@ def generate_rows(
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
     stop = DEFAULT_STOP if stop is None else list(stop)
-    model, tokenizer = load(target)
+    model, tokenizer = load(target, trust_remote_code=trust_remote_code)
     device = next(model.parameters()).device
     context = _context_length(model.config)
     budget = None if context is None else context - max_new_tokens
@@ -275,6 +282,7 @@ def generate(
     stop: Sequence[str] | None = None,
     seed: int = 0,
     batch_size: int = 8,
+    trust_remote_code: bool = False,
 ) -> list[list[str]]:
     """n completions for each prompt (a list per prompt), batched; same seed and prompts: same texts."""
     rows = [(prompt, row_seed(seed, prompt, j)) for prompt in prompts for j in range(n)]
@@ -286,6 +294,7 @@ def generate(
         max_new_tokens=max_new_tokens,
         stop=stop,
         batch_size=batch_size,
+        trust_remote_code=trust_remote_code,
     )
     return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
@@ -299,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="Run the checkpoint's own modelling code (auto_map)."
+    )
     args = parser.parse_args(argv)
     prompts = [p.encode().decode("unicode_escape") for p in args.prompt]
     results = generate(
@@ -309,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         top_p=args.top_p,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
+        trust_remote_code=args.trust_remote_code,
     )
     for prompt, texts in zip(prompts, results, strict=True):
         for text in texts:

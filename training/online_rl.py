@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import boundary, cli, data, reward_scoring, run_record, saving
+from training import boundary, cli, data, loading, reward_scoring, run_record, saving
 from training.configs import OnlineRLArguments, prepare_training_args
 from training.generate import StopAtNextStatement, truncate_at_stop
 
@@ -63,8 +63,11 @@ class RewardModelScore:
         device: str | None = None,
         dtype: str | None = None,
         batch_size: int = 16,
+        trust_remote_code: bool = False,
     ):
-        self.model, self.tokenizer = reward_scoring.load_reward_model(path, device=device, dtype=dtype)
+        self.model, self.tokenizer = reward_scoring.load_reward_model(
+            path, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        )
         self.stops = list(stops)
         self.eos = eos
         self.batch_size = batch_size
@@ -153,11 +156,12 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
         STAGE, training_args.output_dir, arguments=[script_args, training_args, model_args], seed=training_args.seed
     ) as record:
         rows, tails = _trimmed_prompts(script_args)
+        trust = bool(getattr(training_args, "trust_remote_code", False))
         reward_funcs, weights, tests_reward = _reward_functions(
-            script_args, rows, device=str(training_args.device), dtype=model_args.dtype
+            script_args, rows, device=str(training_args.device), dtype=model_args.dtype, trust_remote_code=trust
         )
         training_args.reward_weights = weights
-        tokenizer = _policy_tokenizer(model_args.model_name_or_path)
+        tokenizer = _policy_tokenizer(model_args.model_name_or_path, trust_remote_code=trust)
         # Rows stopped by the stop rule are filled with EOS, where TRL's completion mask ends them.
         training_args.generation_kwargs = {
             **(training_args.generation_kwargs or {}),
@@ -227,7 +231,12 @@ def _trimmed_prompts(script_args: OnlineRLArguments) -> tuple[list[dict], dict[s
 
 
 def _reward_functions(
-    script_args: OnlineRLArguments, rows: list[dict], *, device: str, dtype: str | None
+    script_args: OnlineRLArguments,
+    rows: list[dict],
+    *,
+    device: str,
+    dtype: str | None,
+    trust_remote_code: bool = False,
 ) -> tuple[list, list[float], TestsPass | None]:
     """The reward functions with their weights, and the tests reward (for its pass counts) if there is one."""
     reward_funcs: list = []
@@ -240,6 +249,7 @@ def _reward_functions(
                 eos=script_args.reward_model_eos,
                 device=device,
                 dtype=dtype,
+                trust_remote_code=trust_remote_code,
             )
         )
         weights.append(script_args.reward_model_weight)
@@ -260,10 +270,8 @@ def _reward_functions(
     return reward_funcs, weights, tests_reward
 
 
-def _policy_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
+def _policy_tokenizer(path: str, *, trust_remote_code: bool = False):
+    tokenizer = loading.tokenizer(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -58,6 +58,7 @@ class OpenAIClient:
         max_new_tokens: int = 128,
         stop: Sequence[str] | None = None,
         seed: int | None = None,
+        suffix: str | None = None,
     ) -> list[str]:
         """n completions of one prompt. Servers that return fewer choices than asked (llama.cpp, Ollama
         ignore n) are asked again for the rest."""
@@ -79,6 +80,8 @@ class OpenAIClient:
                 body["messages"] = [{"role": "user", "content": prompt}]
             else:
                 body["prompt"] = prompt
+                if suffix is not None:  # fill-in-the-middle, as OpenAI's completions API takes it
+                    body["suffix"] = suffix
             choices = self._post(body).get("choices")
             if not isinstance(choices, list) or not choices:
                 raise GenerationError(f"{self.url}: the response has no choices")

@@ -97,6 +97,10 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
                 flags += ["--reward_model_path", reward_dir]
         if args.seed is not None:
             flags += ["--seed", str(args.seed)]
+        if args.trust_remote_code:
+            flags += ["--trust_remote_code", "true"]
+        if stage == "evaluate" and args.prompt_prefix:
+            flags += ["--prompt_prefix", args.prompt_prefix]
         flags += (args.stage_args or {}).get(stage, [])
         prefix = [sys.executable] if stage == "evaluate" else launcher
         steps.append(

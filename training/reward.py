@@ -74,7 +74,11 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
             "dropped_too_long_by_split": dropped,
         }
         if run_record.is_main_process():
-            model, tokenizer = reward_scoring.load_reward_model(training_args.output_dir, dtype=model_args.dtype)
+            model, tokenizer = reward_scoring.load_reward_model(
+                training_args.output_dir,
+                dtype=model_args.dtype,
+                trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
+            )
             after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
             record.log_metrics(
                 {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},

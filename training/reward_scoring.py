@@ -41,10 +41,13 @@ def score_texts(model, tokenizer, texts: Sequence[str], *, batch_size: int = 16)
     return scores
 
 
-def load_reward_model(path: str | Path, *, device: str | None = None, dtype: str | None = None):
+def load_reward_model(
+    path: str | Path, *, device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False
+):
     """(model, tokenizer) of a reward-model folder, in eval mode, with the pad token the head needs."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from training import loading
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -53,10 +56,10 @@ def load_reward_model(path: str | Path, *, device: str | None = None, dtype: str
         kwargs["dtype"] = getattr(torch, dtype)
     elif device == "cpu":
         kwargs["dtype"] = torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = loading.tokenizer(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs)
+    model = loading.sequence_classifier(path, trust_remote_code=trust_remote_code, **kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.to(device).eval()
     return model, tokenizer

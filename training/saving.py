@@ -23,24 +23,29 @@ def save_model(trainer, output_dir: str | Path, *, task: str = "causal-lm", dtyp
     trainer.save_model(str(adapter_dir))
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
-        merge_adapter(adapter_dir, output_dir, task=task, dtype=dtype)
+        trust = bool(getattr(trainer.args, "trust_remote_code", False))
+        merge_adapter(adapter_dir, output_dir, task=task, dtype=dtype, trust_remote_code=trust)
     trainer.accelerator.wait_for_everyone()
     return output_dir
 
 
-def merge_adapter(adapter_dir: Path, output_dir: Path, *, task: str = "causal-lm", dtype: str | None = None) -> None:
+def merge_adapter(
+    adapter_dir: Path,
+    output_dir: Path,
+    *,
+    task: str = "causal-lm",
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+) -> None:
     """Load base + adapter on the CPU, fold the adapter into the weights and save the result."""
     import torch
-    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
-    from transformers import AutoTokenizer
+
+    from training import loading
 
     kwargs: dict[str, Any] = {}
     if dtype and dtype != "auto":
         kwargs["dtype"] = getattr(torch, dtype)
-    if task == "reward":
-        model = AutoPeftModelForSequenceClassification.from_pretrained(str(adapter_dir), num_labels=1, **kwargs)
-    else:
-        model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), **kwargs)
+    model = loading.peft_model(adapter_dir, task=task, trust_remote_code=trust_remote_code, **kwargs)
     merged = model.merge_and_unload()
     merged.save_pretrained(str(output_dir))
-    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(str(output_dir))
+    loading.tokenizer(adapter_dir, trust_remote_code=trust_remote_code).save_pretrained(str(output_dir))

@@ -30,7 +30,19 @@ ADMIN_GENERATION_N = 4
 class ModelVersionForm(forms.ModelForm):
     class Meta:
         model = ModelVersion
-        fields = ("name", "backend", "target", "base_url", "parent", "training_run", "is_active")
+        fields = (
+            "name",
+            "backend",
+            "target",
+            "base_url",
+            "weights",
+            "trust_remote_code",
+            "prompt_prefix",
+            "stop_sequences",
+            "parent",
+            "training_run",
+            "is_active",
+        )
 
     def clean(self):
         data = super().clean()
@@ -44,14 +56,20 @@ class ModelVersionForm(forms.ModelForm):
             self.add_error("is_active", "An imported version holds imported completions; it cannot be active.")
         if self.instance.pk and data.get("parent") and data["parent"].pk == self.instance.pk:
             self.add_error("parent", "A version cannot be its own parent.")
+        stops = data.get("stop_sequences")
+        if stops is not None and (
+            not isinstance(stops, list) or not all(isinstance(s, str) and 0 < len(s) <= 32 for s in stops)
+        ):
+            self.add_error("stop_sequences", 'A JSON list of strings of 1 to 32 characters, e.g. ["\\ndef "], or [].')
         return data
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     form = ModelVersionForm
-    list_display = ("name", "backend", "target", "is_active", "parent", "completions", "created_at")
-    list_filter = ("backend", "is_active")
+    Media = TextMedia
+    list_display = ("name", "backend", "target", "runs_hub_code", "is_active", "parent", "completions", "created_at")
+    list_filter = ("backend", "is_active", "trust_remote_code")
     search_fields = ("name", "target")
     list_select_related = ("parent",)
     raw_id_fields = ("parent", "training_run")
@@ -64,6 +82,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="completions", ordering="completion_count")
     def completions(self, obj):
         return obj.completion_count
+
+    @admin.display(description="remote code", ordering="trust_remote_code")
+    def runs_hub_code(self, obj):
+        # Loud on purpose: a version with this set runs its repository's Python on the workers.
+        if obj.trust_remote_code:
+            return format_html('<strong class="cp-warning">{}</strong>', "RUNS THE MODEL'S OWN CODE")
+        return "no"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "trust_remote_code" in form.changed_data and obj.trust_remote_code:
+            self.message_user(
+                request,
+                f"{obj.name}: trust_remote_code is on. Loading this model runs Python code from its repository on "
+                "the workers; keep it on only for a repository you trust.",
+                messages.WARNING,
+            )
 
     @admin.action(description=f"Generate {ADMIN_GENERATION_N} completions for all prompts")
     def generate_for_all_prompts(self, request, queryset):

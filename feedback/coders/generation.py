@@ -11,6 +11,11 @@ A local (transformers) model is prompted up to the prompt's last non-blank chara
 prompt/completion boundary, and writes the rest; ``generate_rows`` maps that back, so a stored completion is
 one of the prompt as stored: the sandbox runs prompt + completion (training/boundary.py). A served model
 (OpenAI-compatible) gets the prompt as it is.
+
+A model version's ``prompt_prefix`` (e.g. StarCoder's published HumanEval prefix) goes before every prompt it
+is sent, and completions stop at the request's ``stop`` list, else the version's own, else the defaults of
+the prompt's language (training/languages.py); the stop list used is stored in each completion's params.
+A model that ships its own code loads only when its version has ``trust_remote_code`` set.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from django.db import transaction
 from feedback import dispatch
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Prompt, content_hash
-from training.generate import DEFAULT_STOP, GenerationError, generate_rows
+from training.generate import GenerationError, generate_rows
+from training.generate import load as load_model
+from training.languages import stop_sequences
 from training.openai_client import OpenAIClient
 
+from .model_input import Row, check_can_fill, rows_for, version_fim_template
 from .pairing import pairing_policy_check, pairs_form_for_model
 
 logger = logging.getLogger(__name__)
@@ -67,7 +75,7 @@ def generation_params_clean(params: dict | None) -> dict:
     unknown = sorted(set(given) - set(PARAM_NAMES))
     if unknown:
         raise ServiceError(f"unknown generation parameter(s) {', '.join(unknown)}; known: {', '.join(PARAM_NAMES)}")
-    merged = {**DEFAULT_PARAMS, **EXECUTION_PARAMS, "stop": list(DEFAULT_STOP), **given}
+    merged = {**DEFAULT_PARAMS, **EXECUTION_PARAMS, "stop": None, **given}
     clean = {
         "temperature": _number(merged, "temperature", 0, 2),
         "top_p": _number(merged, "top_p", 0, 1),
@@ -78,7 +86,11 @@ def generation_params_clean(params: dict | None) -> dict:
     if merged["endpoint"] not in ENDPOINTS:
         raise ServiceError(f"endpoint must be one of {', '.join(ENDPOINTS)}; got {merged['endpoint']!r}")
     clean["endpoint"] = merged["endpoint"]
-    stop = list(DEFAULT_STOP) if merged["stop"] is None else merged["stop"]
+    stop = merged["stop"]
+    if stop is None:
+        # Unset: each prompt's language decides (or the model version's own list): see _row_stop.
+        clean["stop"] = None
+        return clean
     if isinstance(stop, str):
         stop = [stop]
     if (
@@ -122,8 +134,23 @@ def _resolve_target(target: str) -> str:
     return target
 
 
-def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, str]]], list[str]]:
-    """A function from [(prompt text, request key)] to one completion text per row, for the version's backend."""
+def _row_stop(version: ModelVersion, clean: dict, prompt: Prompt) -> list[str]:
+    """The request's own stop list, else the model version's, else the prompt language's defaults."""
+    if clean["stop"] is not None:
+        return clean["stop"]
+    return stop_sequences(prompt.language, version.stop_sequences or None)
+
+
+class _Sampler:
+    """A backend's sampling function (rows -> one completion text each) and how it fills gaps."""
+
+    def __init__(self, sample: Callable[[list[Row]], list[str]], *, template: str | None, suffix_parameter: bool):
+        self.sample, self.template, self.suffix_parameter = sample, template, suffix_parameter
+
+
+def _sampler(version: ModelVersion, clean: dict) -> _Sampler:
+    """Sampling for the version's backend, from rows (model_input.Row: the text the model is sent, the sample's
+    key, its stop sequences) to one completion text per row."""
     if version.backend == ModelVersion.Backend.IMPORTED:
         raise ServiceError(f"model version {version.name!r} holds imported completions; it cannot generate")
     if not version.target:
@@ -132,18 +159,34 @@ def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, st
         "temperature": clean["temperature"],
         "top_p": clean["top_p"],
         "max_new_tokens": clean["max_new_tokens"],
-        "stop": clean["stop"],
     }
-
     if version.backend == ModelVersion.Backend.TRANSFORMERS:
         target = _resolve_target(version.target)
 
-        def sample_local(rows):
-            return generate_rows(
-                target, [(text, _seed_of(key)) for text, key in rows], batch_size=clean["batch_size"], **sampling
-            )
+        def sample_local(rows: list[Row]) -> list[str]:
+            texts: list[str] = [""] * len(rows)
+            by_stop: dict[tuple, list[int]] = {}
+            for i, row in enumerate(rows):
+                by_stop.setdefault(row.stop, []).append(i)
+            for stop, members in by_stop.items():  # one batch run per stop list (usually one language)
+                out = generate_rows(
+                    target,
+                    [(rows[i].text, _seed_of(rows[i].key)) for i in members],
+                    batch_size=clean["batch_size"],
+                    stop=list(stop),
+                    trust_remote_code=version.trust_remote_code,
+                    **sampling,
+                )
+                for i, text in zip(members, out, strict=True):
+                    texts[i] = text
+            return texts
 
-        return sample_local
+        try:
+            _, tokenizer = load_model(target, trust_remote_code=version.trust_remote_code)
+        except GenerationError as exc:
+            raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+        template = version_fim_template(version, tokenizer=tokenizer)
+        return _Sampler(sample_local, template=template, suffix_parameter=False)
 
     if version.backend == ModelVersion.Backend.OPENAI:
         client = OpenAIClient(
@@ -156,14 +199,14 @@ def _sampler(version: ModelVersion, clean: dict) -> Callable[[list[tuple[str, st
         def sample_remote(rows):
             # One request per sample, seeded by its key: servers that honour seeds (vLLM, OpenAI) then
             # reproduce a sample on a re-run, and servers that ignore n still give one each.
-            def one(row):
-                text, key = row
-                return client.complete(text, n=1, seed=_seed_of(key) % (1 << 31), **sampling)[0]
+            def one(row: Row) -> str:
+                seed = _seed_of(row.key) % (1 << 31)
+                return client.complete(row.text, n=1, seed=seed, stop=list(row.stop), suffix=row.suffix, **sampling)[0]
 
             with ThreadPoolExecutor(max_workers=OPENAI_CONCURRENCY) as pool:
                 return list(pool.map(one, rows))
 
-        return sample_remote
+        return _Sampler(sample_remote, template=version_fim_template(version), suffix_parameter=True)
     raise ServiceError(f"model version {version.name!r} has an unknown backend {version.backend!r}")
 
 
@@ -195,9 +238,13 @@ def completions_generate(
     prompts = _prompts(prompt_ids)
     pairing_policy_check(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
     try:
-        sample = _sampler(version, clean)
+        sampler = _sampler(version, clean)
     except GenerationError as exc:
         raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+    # A gap the model cannot fill is refused before anything is sampled.
+    check_can_fill(
+        version, list(prompts.values()), template=sampler.template, suffix_parameter=sampler.suffix_parameter
+    )
 
     keys = {
         (pk, i): request_key(prompt_id=pk, model_version_id=version.pk, index=i, canonical=canonical)
@@ -214,7 +261,9 @@ def completions_generate(
     stored_params = {k: v for k, v in clean.items() if k not in EXECUTION_PARAMS}
     done = 0
     for chunk in _in_chunks(todo, ROWS_PER_CHUNK):
-        new_ids = _store_chunk(chunk, prompts=prompts, version=version, sample=sample, params=stored_params)
+        new_ids = _store_chunk(
+            chunk, prompts=prompts, version=version, sampler=sampler, params=stored_params, clean=clean
+        )
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
         if progress:
@@ -244,12 +293,22 @@ def _store_chunk(
     *,
     prompts: dict[int, Prompt],
     version: ModelVersion,
-    sample: Callable[[list[tuple[str, str]]], list[str]],
+    sampler: _Sampler,
     params: dict,
+    clean: dict,
 ) -> list[int]:
     """Sample one chunk of (prompt id, sample index, request key), store it, pair it, queue its tests."""
+    rows = rows_for(
+        version,
+        [prompts[pk] for pk, _, _ in chunk],
+        [key for _, _, key in chunk],
+        [tuple(_row_stop(version, clean, prompts[pk])) for pk, _, _ in chunk],
+        template=sampler.template,
+        suffix_parameter=sampler.suffix_parameter,
+    )
+    stops = [row.stop for row in rows]
     try:
-        texts = sample([(prompts[pk].text, key) for pk, _, key in chunk])
+        texts = sampler.sample(rows)
     except GenerationError as exc:
         raise ServiceError(f"model version {version.name!r}: {exc}") from exc
     # A model can emit NUL, which PostgreSQL cannot store in text: keep the sample, mark the byte.
@@ -260,10 +319,10 @@ def _store_chunk(
             model_version=version,
             text=text,
             text_hash=content_hash(text),
-            params={**params, "sample": i},
+            params={**params, "sample": i, "stop": list(stop)},
             request_key=key,
         )
-        for (pk, i, key), text in zip(chunk, texts, strict=True)
+        for (pk, i, key), text, stop in zip(chunk, texts, stops, strict=True)
         if text.strip()
     ]
     with transaction.atomic():

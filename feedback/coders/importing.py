@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, transaction
 
 from feedback import dispatch
-from feedback.models import Completion, ModelVersion, Prompt, content_hash
+from feedback.models import Completion, ModelVersion, Prompt, content_hash, prompt_hash
 
 from .pairing import pairs_form
 from .parsing import ImportFailed, LineError, ParsedLine, parse_line
@@ -136,7 +136,10 @@ class _Store:
 
     def lines(self, batch: list[ParsedLine]) -> ImportReport:
         tally = ImportReport()
-        digests = [content_hash(ln.prompt["language"], ln.prompt["text"], ln.prompt["tests"]) for ln in batch]
+        digests = [
+            prompt_hash(ln.prompt["language"], ln.prompt["text"], ln.prompt["tests"], ln.prompt.get("suffix", ""))
+            for ln in batch
+        ]
         prompts = {p.content_hash: p for p in Prompt.objects.filter(content_hash__in=set(digests))}
         known = set(prompts)
         new_prompts: dict[str, Prompt] = {}

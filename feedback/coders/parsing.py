@@ -2,7 +2,9 @@
 
 Three line layouts are understood, told apart by their fields:
 
-- the project's own: ``{"id", "prompt", "language", "tests"?, "entry_point"?, "completions": [{"model", "text"}]}``
+- the project's own: ``{"id", "prompt", "suffix"?, "language", "tests"?, "entry_point"?,
+  "completions": [{"model", "text"}]}`` (``suffix``: fill-in-the-middle, the code after the gap; a completion
+  goes between prompt and suffix)
 - HumanEval as published: ``task_id``, ``prompt``, ``entry_point``, ``canonical_solution``, ``test``
 - MBPP as published: ``task_id``, ``text``, ``code``, ``test_list`` (``test_setup_code``,
   ``challenge_test_list`` optional; the "sanitized" release's ``prompt`` / ``test_imports`` also work)
@@ -107,6 +109,7 @@ def _parse_own(obj: dict, number: int) -> ParsedLine:
         raise LineError(f'"id" must be a string or an integer, got {_json_type(external_id)}')
     external_id = _short(str(external_id).strip(), "id")
     text = _text(obj, "prompt")
+    suffix = _text(obj, "suffix", required=False)
     language = _language(obj)
     tests = _text(obj, "tests", required=False)
     entry_point = _entry_point(obj, "entry_point", required=False)
@@ -115,6 +118,7 @@ def _parse_own(obj: dict, number: int) -> ParsedLine:
     completions = _completions(obj["completions"])
     prompt = {
         "text": text,
+        "suffix": suffix,
         "language": language,
         "tests": tests,
         "test_style": detect_test_style(tests, entry_point),

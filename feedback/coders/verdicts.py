@@ -35,7 +35,7 @@ def _job(completion: Completion) -> SandboxJob:
     prompt = completion.prompt
     return SandboxJob(
         prompt=prompt.text,
-        completion=completion.text,
+        completion=completion.text + prompt.suffix,  # fill-in-the-middle: the program is prefix + middle + suffix
         tests=prompt.tests,
         style=prompt.test_style,
         entry_point=prompt.entry_point,

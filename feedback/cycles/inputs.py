@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from feedback.datasets.services import snapshot_build
+from feedback.errors import ServiceError
 from feedback.models import DatasetSnapshot, ModelVersion, TrainingRun
 
 from .runs import Progress, say
@@ -66,13 +67,23 @@ def new_preferences(snapshot: DatasetSnapshot | None) -> tuple[int, TrainingRun 
     return max(0, preference_rows(snapshot) - preference_rows(last.snapshot)), last
 
 
+TRAINABLE = (ModelVersion.Backend.TRANSFORMERS, ModelVersion.Backend.OPENAI)
+
+
 def base_model() -> tuple[ModelVersion | None, str]:
-    """The version a cycle trains from and its folder: the active transformers version, else the bootstrap model."""
-    active = (
-        ModelVersion.objects.filter(is_active=True, backend=ModelVersion.Backend.TRANSFORMERS)
-        .order_by("-created_at")
-        .first()
-    )
+    """The version a cycle trains from and its weights: the newest active local or served version, else the
+    bootstrap model. A served (OpenAI-compatible) version is trained from the weights it names
+    (``ModelVersion.weights``); one that names none cannot be trained and the cycle fails saying so, rather
+    than silently training something else."""
+    active = ModelVersion.objects.filter(is_active=True, backend__in=TRAINABLE).order_by("-created_at").first()
+    if active is not None and active.backend == ModelVersion.Backend.OPENAI:
+        if not active.weights.strip():
+            raise ServiceError(
+                f"cannot train the active model version {active.name!r}: it is served by an OpenAI-compatible "
+                "endpoint and names no weights. Set its weights (the folder or hub id the server loads) in the "
+                "admin, or activate a local version"
+            )
+        return active, active.weights.strip()
     if active is not None and active.target:
         return active, active.target
     bootstrap = str(settings.CODEPREF["MODEL"])

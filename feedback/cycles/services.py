@@ -184,7 +184,11 @@ def _launch_and_watch(run: TrainingRun, progress: Progress | None, on_started: O
         config_path = recipe_config_path(run.recipe)
     except ServiceError as exc:
         return run_finish(run, TrainingRun.State.FAILED, str(exc))
-    proc = pipeline_start(run, config_path=config_path, base=base_model(), progress=progress)
+    try:
+        base = base_model()
+    except ServiceError as exc:
+        return run_finish(run, TrainingRun.State.FAILED, str(exc))
+    proc = pipeline_start(run, config_path=config_path, base=base, progress=progress)
     if proc is None:
         return run  # recorded as failed: it could not start
     if on_started is not None:

@@ -102,8 +102,16 @@ def kill_group(pid: int, proc: subprocess.Popen | None = None) -> None:
         return
 
 
-def pipeline_command(*, config_path: str, snapshot_dir: Path, output_dir: Path, model_path: str) -> list[str]:
-    """``python -m training.pipeline ...``; the pipeline itself starts each training stage under the launcher."""
+def pipeline_command(
+    *,
+    config_path: str,
+    snapshot_dir: Path,
+    output_dir: Path,
+    model_path: str,
+    version: ModelVersion | None = None,
+) -> list[str]:
+    """``python -m training.pipeline ...``; the pipeline itself starts each training stage under the launcher.
+    The base version's loading settings (remote code, evaluation prompt prefix) travel with it."""
     command = [
         sys.executable,
         "-m",
@@ -124,6 +132,10 @@ def pipeline_command(*, config_path: str, snapshot_dir: Path, output_dir: Path, 
         except ValueError as exc:
             raise ServiceError(f"TRAINING_LAUNCHER={launcher!r} is not a command line: {exc}")
         command += ["--launcher", launcher]
+    if version is not None and version.trust_remote_code:
+        command += ["--trust_remote_code", "true"]
+    if version is not None and version.prompt_prefix:
+        command += ["--prompt_prefix", version.prompt_prefix]
     return command
 
 
@@ -151,7 +163,11 @@ def pipeline_start(
     version, model_path = base
     try:
         command = pipeline_command(
-            config_path=str(config_path), snapshot_dir=snapshot.path, output_dir=out, model_path=model_path
+            config_path=str(config_path),
+            snapshot_dir=snapshot.path,
+            output_dir=out,
+            model_path=model_path,
+            version=version,
         )
     except ServiceError as exc:
         run_finish(run, TrainingRun.State.FAILED, str(exc))

@@ -32,7 +32,7 @@ def pair_body(shown: ShownPair | None) -> dict | None:
     left, right = (shown.a_text, shown.b_text) if shown.left_is_a else (shown.b_text, shown.a_text)
     return {
         "pair": shown.pair_id,
-        "prompt": {"text": shown.prompt_text, "language": shown.prompt_language},
+        "prompt": {"text": shown.prompt_text, "language": shown.prompt_language, "suffix": shown.prompt_suffix},
         "left": {"text": left},
         "right": {"text": right},
     }

@@ -51,6 +51,7 @@ class ShownPair(NamedTuple):
     prompt_language: str
     a_text: str
     b_text: str
+    prompt_suffix: str = ""  # fill-in-the-middle: the code after the gap
 
 
 def assignment_claim_next_shown(*, user) -> ShownPair | None:
@@ -58,7 +59,7 @@ def assignment_claim_next_shown(*, user) -> ShownPair | None:
     if one_statement_paths():
         row = _next_in_one_statement(user)
         if row is not None:
-            return ShownPair(row[1], row[2], row[11], row[12], row[13], row[15])
+            return ShownPair(row[1], row[2], row[11], row[12], row[13], row[15], row[17])
     assignment = _next_pair_orm(user)
     if assignment is None:
         return None
@@ -70,6 +71,7 @@ def assignment_claim_next_shown(*, user) -> ShownPair | None:
         pair.prompt.language,
         pair.completion_a.text,
         pair.completion_b.text,
+        pair.prompt.suffix,
     )
 
 
@@ -235,7 +237,7 @@ made AS (
 chosen AS (SELECT * FROM pending UNION ALL SELECT * FROM made)
 SELECT c.id, c.pair_id, c.left_is_a, c.created_at, c.expires_at,
     p.prompt_id, p.language, p.completion_a_id, p.completion_b_id, p.state, p.votes_wanted,
-    pr.text, pr.language, ca.text, ca.outcome, cb.text, cb.outcome
+    pr.text, pr.language, ca.text, ca.outcome, cb.text, cb.outcome, pr.suffix
 FROM chosen c
     JOIN feedback_pair p ON p.id = c.pair_id
     JOIN feedback_prompt pr ON pr.id = p.prompt_id
@@ -261,7 +263,8 @@ def _next_in_one_statement(user) -> tuple | None:
 
 def _assignment_from_row(user, row: tuple) -> Assignment:
     (assignment_id, pair_id, left_is_a, created_at, expires_at, prompt_id, pair_language, a_id, b_id, state,
-     votes_wanted, prompt_text, prompt_language, a_text, a_outcome, b_text, b_outcome) = row  # fmt: skip
+     votes_wanted, prompt_text, prompt_language, a_text, a_outcome, b_text, b_outcome,
+     prompt_suffix) = row  # fmt: skip
     pair = loaded_instance(
         Pair,
         {
@@ -274,7 +277,9 @@ def _assignment_from_row(user, row: tuple) -> Assignment:
             "votes_wanted": votes_wanted,
         },
     )
-    pair.prompt = loaded_instance(Prompt, {"id": prompt_id, "text": prompt_text, "language": prompt_language})
+    pair.prompt = loaded_instance(
+        Prompt, {"id": prompt_id, "text": prompt_text, "language": prompt_language, "suffix": prompt_suffix}
+    )
     pair.completion_a = loaded_instance(Completion, {"id": a_id, "text": a_text, "outcome": a_outcome})
     pair.completion_b = loaded_instance(Completion, {"id": b_id, "text": b_text, "outcome": b_outcome})
     assignment = loaded_instance(

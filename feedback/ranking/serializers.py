@@ -15,6 +15,10 @@ from .limits import MAX_KEY_LENGTH, MAX_NOTE_LENGTH, MAX_RATIONALE_LENGTH, SCREE
 class PromptSerializer(serializers.Serializer):
     text = serializers.CharField()
     language = serializers.CharField()
+    suffix = serializers.CharField(
+        allow_blank=True,
+        help_text="Fill-in-the-middle: the code after the gap that both completions fill (empty: none).",
+    )
 
 
 class SideSerializer(serializers.Serializer):

@@ -60,6 +60,8 @@ def _pair_context(assignment: Assignment | None) -> dict:
         "pair": pair,
         "prompt": prompt,
         "prompt_html": highlight.highlight_code(prompt.text, prompt.language),
+        # Fill-in-the-middle: the code after the gap, shown after the two completions fill it.
+        "suffix_html": highlight.highlight_code(prompt.suffix, prompt.language) if prompt.suffix.strip() else "",
         "lexer_name": highlight.lexer_name(prompt.language),
         "left": _side(left, label="A", screen="left", language=prompt.language),
         "right": _side(right, label="B", screen="right", language=prompt.language),

@@ -55,12 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("--config", "--snapshot", "--output_dir", "--model_name_or_path"):
         parser.add_argument(name, required=True)
     parser.add_argument("--launcher", default="")
+    parser.add_argument("--trust_remote_code", default="false")
+    parser.add_argument("--prompt_prefix", default="")
     args = parser.parse_args(argv)
     mode = os.environ.get("FAKE_PIPELINE_MODE", "succeed")
     delay = float(os.environ.get("FAKE_PIPELINE_DELAY", "0"))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     print(f"fake pipeline ({mode}): model {args.model_name_or_path}, snapshot {args.snapshot}", flush=True)
+    _write(out / "arguments.json", vars(args))  # what the platform passed, for the tests to read back
 
     if mode == "sleep":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

@@ -276,7 +276,7 @@ def test_the_next_pair_is_shown_with_sides_as_the_assignment_placed_them(client,
     )
     assert body == {
         "pair": pair.pk,
-        "prompt": {"text": pair.prompt.text, "language": "python"},
+        "prompt": {"text": pair.prompt.text, "language": "python", "suffix": ""},
         "left": {"text": left.text},
         "right": {"text": right.text},
     }
