@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0004_default_beat_schedules'),
+        ('feedback', '0005_leaderboards_opt_out_and_table'),
     ]
 
     operations = [
