@@ -326,6 +326,14 @@ def prepare_training_args(training_args, model_args=None) -> None:
             "attn_implementation": model_args.attn_implementation,
         }
         init = {key: value for key, value in init.items() if value is not None}
+        if model_args.load_in_4bit or model_args.load_in_8bit:
+            # QLoRA as TRL's own scripts do it: bitsandbytes weights, placed on this process's GPU at load time
+            # (never a full-precision copy in CPU memory first).
+            from accelerate import PartialState
+            from trl import get_quantization_config
+
+            init["quantization_config"] = get_quantization_config(model_args)
+            init["device_map"] = {"": PartialState().local_process_index}
         if getattr(training_args, "model_init_kwargs", None):
             init.update(training_args.model_init_kwargs)
         # TRL passes the flag to the policy, reference and tokenizer it loads; the stages' own loaders

@@ -141,6 +141,8 @@ def _reward_accuracy(args: EvaluateArguments, snapshot) -> dict:
 def run(args: EvaluateArguments) -> dict:
     from transformers import set_seed
 
+    from training.generate import forget
+
     set_seed(args.seed)
     with run_record.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
         snapshot = data.open_snapshot(args.snapshot)
@@ -157,6 +159,7 @@ def run(args: EvaluateArguments) -> dict:
                 "evaluate: sampling %d x %d completions from the %s (%s)", len(prompts), args.n_samples, role, path
             )
             by_model[role] = sample_and_test(path, prompts, args) if prompts else []
+            forget(path)  # one model in memory at a time
         ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
 

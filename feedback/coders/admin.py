@@ -20,6 +20,7 @@ from feedback.models import Completion, ModelVersion, Pair, Prompt
 from .importing import prompts_import
 from .parsing import ImportFailed, decode_jsonl
 from .registry import model_version_activate
+from .seed_settings import fim_template_clean, stop_sequences_clean
 from .tasks import generate_completions
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -39,6 +40,7 @@ class ModelVersionForm(forms.ModelForm):
             "trust_remote_code",
             "prompt_prefix",
             "stop_sequences",
+            "fim_template",
             "parent",
             "training_run",
             "is_active",
@@ -56,11 +58,12 @@ class ModelVersionForm(forms.ModelForm):
             self.add_error("is_active", "An imported version holds imported completions; it cannot be active.")
         if self.instance.pk and data.get("parent") and data["parent"].pk == self.instance.pk:
             self.add_error("parent", "A version cannot be its own parent.")
-        stops = data.get("stop_sequences")
-        if stops is not None and (
-            not isinstance(stops, list) or not all(isinstance(s, str) and 0 < len(s) <= 32 for s in stops)
-        ):
-            self.add_error("stop_sequences", 'A JSON list of strings of 1 to 32 characters, e.g. ["\\ndef "], or [].')
+        for name, check in (("stop_sequences", stop_sequences_clean), ("fim_template", fim_template_clean)):
+            if data.get(name) is not None:
+                try:
+                    data[name] = check(data[name])
+                except ServiceError as exc:
+                    self.add_error(name, str(exc))
         return data
 
 

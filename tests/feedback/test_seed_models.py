@@ -154,3 +154,46 @@ def test_a_served_version_without_weights_fails_the_cycle_saying_why(
     assert run.state == TrainingRun.State.FAILED
     assert "served by an OpenAI-compatible endpoint and names no weights" in run.message
     assert ModelVersion.objects.filter(backend="transformers").count() == 0
+
+
+# --- registering ------------------------------------------------------------------------------------
+
+
+def test_register_model_records_a_served_version_with_its_settings():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "register_model", "replit-served", "--backend", "openai", "--target", "replit", "--base-url",
+        "http://vllm:8000/v1", "--weights", "replit/replit-code-v1-3b", "--trust-remote-code",
+        "--prompt-prefix", "# solution\\n", "--stop", "\\ndef ", "--fim-template", "starcoder", "--activate",
+        stdout=out,
+    )  # fmt: skip
+    version = ModelVersion.objects.get(name="replit-served")
+    assert (version.backend, version.base_url, version.weights) == (
+        "openai",
+        "http://vllm:8000/v1",
+        "replit/replit-code-v1-3b",
+    )
+    assert version.trust_remote_code and version.is_active
+    assert version.prompt_prefix == "# solution\n" and version.stop_sequences == ["\ndef "]
+    assert version.fim_template == "starcoder"
+    assert "RUNS ITS REPOSITORY'S CODE" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--fim-template", "<fim>{prefix}"], "must hold {prefix} and {suffix} once each"),
+        (["--stop", "x" * 40], "1 to 32 characters"),
+        (["--base-url", "ftp://x"], "base_url must start with http"),
+    ],
+)
+def test_register_model_refuses_bad_settings_naming_them(flags, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("register_model", "bad", "--backend", "openai", "--target", "m", *flags)
+    assert not ModelVersion.objects.filter(name="bad").exists()

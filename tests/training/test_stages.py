@@ -486,3 +486,19 @@ def test_sigterm_cancels_the_running_stage_and_says_so_in_the_summary(tmp_path, 
         os.kill(stage_pid, 0)  # the stage process is gone, not left training in the background
     assert json.loads((out / "sft" / "run_info.json").read_text())["state"] == "running"  # killed mid-stage
     assert not (out / "sft" / "result.json").exists()
+
+
+def test_the_15b_recipe_loads_the_base_in_4_bits_on_this_processs_gpu(tmp_path):
+    """QLoRA as TRL's scripts set it up: the quantisation config and a device map reach every model load."""
+    from training import sft
+    from training.configs import prepare_training_args
+
+    folder = REPO_ROOT / "training" / "recipes" / "starcoder-15b"
+    _, training_args, model_args = cli.parse(
+        sft.make_parser(),
+        ["--config", str(folder / "sft.yaml"), "--snapshot", "s", "--output_dir", str(tmp_path), "--use_cpu", "true"],
+    )
+    prepare_training_args(training_args, model_args)
+    init = training_args.model_init_kwargs
+    assert init["quantization_config"].load_in_4bit and init["quantization_config"].bnb_4bit_quant_type == "nf4"
+    assert init["device_map"] == {"": 0} and init["trust_remote_code"] is False
