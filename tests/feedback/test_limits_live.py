@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 import uuid
 
@@ -160,3 +161,26 @@ def test_votes_are_throttled_per_volunteer_across_processes(stack):
     assert "throttled" in body["error"].lower() and int(answer.headers["retry-after"]) > 0
     assert volunteer.votes.count() == 4
     _served_by_both(stack["logs"], "/api/v1/votes/")
+
+
+def test_slow_uploads_hold_nginx_not_gunicorn(stack):
+    """More stalled uploads than the two gunicorns have threads (2 x 4): nginx holds them, /healthz answers."""
+    port = stack["port"]
+    stalled = []
+    try:
+        for _ in range(12):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(
+                b"POST /api/v1/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 900000\r\n\r\n{"username": "'
+            )
+            stalled.append(sock)
+        time.sleep(0.5)
+        answers = [request(port, "GET", "/healthz", timeout=10) for _ in range(4)]
+        assert [answer.status for answer in answers] == [200] * 4
+        assert max(answer.seconds for answer in answers) < 3.0
+        too_large = request(port, "POST", TOKEN, body="x" * 1_000_001, headers={"Content-Type": "application/json"})
+        assert too_large.status == 413 and "larger than the API takes" in too_large.json()["error"]
+    finally:
+        for sock in stalled:
+            sock.close()
