@@ -46,6 +46,8 @@ def rate_for(scope: str) -> str | None:
 def window_take(scope: str, ident: str, rate: str) -> float | None:
     """Count one request of ``ident`` in ``scope``: None if allowed, else the seconds until the window ends."""
     global _cache_down_until
+    if not rate:
+        return None
     limit, window = parse_rate(rate)
     now = time.time()
     if time.monotonic() < _cache_down_until:
@@ -108,7 +110,8 @@ class UserThrottle(CountingThrottle):
 
 
 class TokenThrottle(CountingThrottle):
-    """``POST /api/v1/token/``, per client address (the lock-out counts per account and address)."""
+    """``POST /api/v1/token/`` (and ``/admin/login/``, in ``middleware.py``), per client address; the lock-out
+    counts per account and address."""
 
     scope = "token"
 
@@ -127,5 +130,4 @@ class VoteThrottle(CountingThrottle):
 
 def vote_rate_wait(user) -> float | None:
     """For the ranking page: None if ``user`` may vote now, else the seconds to wait (same count as the API)."""
-    rate = rate_for(VoteThrottle.scope)
-    return window_take(VoteThrottle.scope, str(user.pk), rate) if rate else None
+    return window_take(VoteThrottle.scope, str(user.pk), rate_for(VoteThrottle.scope))

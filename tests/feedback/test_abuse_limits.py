@@ -97,6 +97,18 @@ def test_the_right_password_works_again_after_the_cooloff(ranker, settings):
     assert _token(client, "vera", "guess").status_code == 400
 
 
+def test_admin_login_attempts_are_limited_per_address_across_accounts(client, db, settings):
+    _rates(settings, token="3/hour")
+    codes = [client.post("/admin/login/", {"username": f"name{i}", "password": "x"}).status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]  # four accounts, one address
+    refused = client.post("/admin/login/", {"username": "other", "password": "x"})
+    assert refused.status_code == 429 and b"Too many login attempts" in refused.content
+    assert int(refused["Retry-After"]) > 0
+    # The same count as the token endpoint's.
+    assert _token(APIClient(), "someone", "x").status_code == 429
+    assert client.get("/admin/login/").status_code == 200  # only attempts are counted
+
+
 def test_unknown_accounts_are_counted_too(db, settings):
     settings.AXES_FAILURE_LIMIT = 2
     codes = [_token(APIClient(), "nobody", "guess").status_code for _ in range(3)]
