@@ -1,10 +1,11 @@
 """Rate limits counted in Django's cache: Redis in production (``CACHE_URL``), so one count holds for every
 gunicorn worker and host; per-process memory in the SQLite demo.
 
-Each limit is a fixed-window counter: ``add`` the window's key, then ``incr`` it. Both are atomic in Redis,
-so concurrent requests in different processes cannot read the same count and all pass (DRF's own throttles
-read a list of timestamps and write it back: a race, and a list as long as the rate on every request). A
-window lets at most twice the rate through across its boundary; that is the price of one small key.
+Each limit is a fixed-window counter: one ``INCR`` of the window's key (with its ``EXPIRE``, in one round
+trip to Redis; ``add`` then ``incr`` on other caches). It is atomic, so concurrent requests in different
+processes cannot read the same count and all pass (DRF's own throttles read a list of timestamps and write it
+back: a race, and a list as long as the rate on every request). A window lets at most twice the rate through
+across its boundary; that is the price of one small key.
 
 Rates are ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` entries (``"30/min"``, ``"5/hour"``), read when used,
 so that a changed setting applies at once. A cache that does not answer lets requests through (logged) and
@@ -17,7 +18,8 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import BaseThrottle
 
@@ -53,14 +55,8 @@ def window_take(scope: str, ident: str, rate: str) -> float | None:
     if time.monotonic() < _cache_down_until:
         return None
     started = int(now // window) * window
-    key = f"throttle:{scope}:{ident}:{started}"
     try:
-        cache.add(key, 0, timeout=window + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the key expired between add and incr: a new window
-            cache.add(key, 1, timeout=window + 1)
-            count = 1
+        count = _count(f"throttle:{scope}:{ident}:{started}", window + 1)
     except Exception:
         _cache_down_until = time.monotonic() + CACHE_PAUSE_SECONDS
         log.warning("rate limits off for %.0f s: the cache did not answer", CACHE_PAUSE_SECONDS, exc_info=True)
@@ -68,6 +64,24 @@ def window_take(scope: str, ident: str, rate: str) -> float | None:
     if count <= limit:
         return None
     return max(started + window - now, 0.001)
+
+
+def _count(key: str, lifetime: int) -> int:
+    """Add one to ``key`` (created with ``lifetime`` seconds to live) and return the count."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # One round trip (Django's incr asks whether the key exists first, and add is another).
+        full = backend.make_and_validate_key(key)
+        pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)
+        pipe.incr(full)
+        pipe.expire(full, lifetime)
+        return pipe.execute()[0]
+    backend.add(key, 0, timeout=lifetime)
+    try:
+        return backend.incr(key)
+    except ValueError:  # the key expired between add and incr: a new window
+        backend.add(key, 1, timeout=lifetime)
+        return 1
 
 
 class CountingThrottle(BaseThrottle):
