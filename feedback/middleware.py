@@ -5,10 +5,19 @@ hold), and the answer while the database is away: a 4xx or a 503 with a message,
 from __future__ import annotations
 
 import re
+from math import ceil
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from kombu.exceptions import OperationalError as KombuOperationalError
+from psycopg.errors import QueryCanceled
+from redis.exceptions import RedisError
+
+from feedback.api.throttling import TokenThrottle, rate_for, window_take
+from feedback.client_ip import client_ip
+
+ADMIN_LOGIN = "/admin/login/"
 
 # Date parts an admin list filters by (``?created_at__year=2026``) and the values a database date can hold.
 _DATE_PART = re.compile(r"__(year|iso_year|month|day|week|week_day|iso_week_day|quarter)(__(?:gte|lte|gt|lt|exact))?$")
@@ -24,6 +33,8 @@ class RequestGuardMiddleware:
         path = request.path_info
         if path.startswith("/api/"):
             refused = _body_too_large(request)
+        elif path == ADMIN_LOGIN and request.method == "POST":
+            refused = _login_rate(request)
         elif path.startswith("/admin/") and request.GET:
             refused = _bad_date_lookup(request)
         else:
@@ -31,17 +42,40 @@ class RequestGuardMiddleware:
         return refused or self.get_response(request)
 
     def process_exception(self, request, exception):
-        """The database unreachable or gone mid-request: 503 with Retry-After (JSON under /api/), and the next
-        request connects again (Django's health check drops the broken connection)."""
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        """The database unreachable or gone mid-request, a statement over DB_STATEMENT_TIMEOUT, or Redis (the
+        cache, the broker) not answering within REDIS_TIMEOUT: 503 with Retry-After (JSON under /api/), and
+        the next request connects again (Django's health check drops the broken connection)."""
+        message = _unavailable(exception)
+        if message is None:
             return None
-        message = "the database is unavailable; retry shortly"
         if request.path_info.startswith("/api/"):
             response = JsonResponse({"error": message}, status=503)
         else:
             response = HttpResponse(f"{message}\n".encode(), status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = "5"
         return response
+
+
+def _unavailable(exception: BaseException) -> str | None:
+    if isinstance(exception, (OperationalError, InterfaceError)):
+        if isinstance(exception.__cause__, QueryCanceled):
+            return "the database took too long to answer; retry shortly"
+        return "the database is unavailable; retry shortly"
+    if isinstance(exception, (RedisError, KombuOperationalError)):
+        return "the cache or the task queue is unavailable; retry shortly"
+    return None
+
+
+def _login_rate(request) -> HttpResponse | None:
+    """Password attempts at the admin per client address, in the token endpoint's count (API_TOKEN_RATE): the
+    lock-out stops guesses at one account; this stops one address trying many."""
+    wait = window_take(TokenThrottle.scope, client_ip(request), rate_for(TokenThrottle.scope) or "")
+    if wait is None:
+        return None
+    response = HttpResponse(b"Too many login attempts from your address; wait and retry.\n", status=429)
+    response["Content-Type"] = "text/plain; charset=utf-8"
+    response["Retry-After"] = str(ceil(wait))
+    return response
 
 
 def _body_too_large(request) -> JsonResponse | None:

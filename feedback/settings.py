@@ -139,6 +139,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "feedback.postgresql"
     # A server that does not answer fails the request in seconds (a JSON 503) instead of holding its thread.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+    # A statement running longer is cancelled (the request gets a 503); 0 = no limit (the workers in compose).
+    if env_float("DB_STATEMENT_TIMEOUT", 30.0) > 0:
+        _statement_ms = int(env_float("DB_STATEMENT_TIMEOUT", 30.0) * 1000)
+        DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={_statement_ms}"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a busy timeout and IMMEDIATE transactions avoid "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -172,7 +176,9 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "none")
 ACCOUNT_SIGNUP_FORM_CLASS = "feedback.accounts.forms.SignupExtrasForm"
 ACCOUNT_ADAPTER = "feedback.accounts.adapter.AccountAdapter"  # refuses confusable usernames
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Per address only: a per-account limit would let anyone lock an account's owner out (the lock-out below
+# counts per account and address). Sign-ups per address, counted in the cache (Redis in production).
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip", "signup": env_str("SIGNUP_RATE", "20/h") + "/ip"}
 SOCIALACCOUNT_PROVIDERS: dict = {}
 GITHUB_CLIENT_ID = env_str("GITHUB_CLIENT_ID")
 GITHUB_CLIENT_SECRET = env_str("GITHUB_CLIENT_SECRET")
@@ -243,7 +249,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "feedback.api.errors.exception_handler",
     # JSON bodies only, through orjson (its nesting limit answers a 100,000-deep body with a 400).
     "DEFAULT_PARSER_CLASSES": ["feedback.api.rendering.ORJSONParser"],
-    "DEFAULT_THROTTLE_RATES": {"anon": env_str("API_ANON_RATE", "60/min"), "token": "20/min"},
+    # Counted in the cache (feedback/api/throttling.py); "votes" also counts the ranking page's votes.
+    "DEFAULT_THROTTLE_CLASSES": ["feedback.api.throttling.AnonThrottle", "feedback.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_ANON_RATE", "60/min"),
+        "user": env_str("API_USER_RATE", "600/min"),
+        "token": env_str("API_TOKEN_RATE", "20/min"),
+        "votes": env_str("API_VOTE_RATE", "30/min"),
+    },
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 # The largest API request body (a vote is ~200 bytes); a larger one is refused with 413 before it is read.
@@ -266,7 +279,17 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- cache ------------------------------------------------------------------------------------
+# Seconds to wait for Redis (the cache and the broker) before giving up: a hung Redis costs a request this
+# long, not the request's whole life.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 2.0)
+CACHE_URL = env_str("CACHE_URL")  # redis://host:6379/1: rate limits shared by every process
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "codepref"}}
+if CACHE_URL:
+    CACHES["default"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
+    }
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
@@ -283,7 +306,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 3 * 3600)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3 * 3600 + 300)
 # Longer than the longest task, so that an unacked task is not redelivered while it still runs.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600),
+    # A hung Redis fails a publish in seconds (POST /api/v1/datasets/ answers 503), never hangs the request.
+    "socket_timeout": REDIS_TIMEOUT,
+    "socket_connect_timeout": REDIS_TIMEOUT,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
@@ -355,11 +385,24 @@ CODEPREF = {
     "LEADERBOARD_CONTRIBUTORS": env_int("CODEPREF_LEADERBOARD_CONTRIBUTORS", 50),
 }
 
+# --- login lock-out (django-axes; see feedback/accounts/lockout.py) -------------------------------
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS.insert(0, "feedback.accounts.lockout.LockoutBackend")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # one count for every process
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 900))
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "feedback.accounts.lockout.account_key"
+AXES_CLIENT_IP_CALLABLE = "feedback.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "feedback.accounts.lockout.lockout_response"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},  # axes: lock-outs only
 }

@@ -111,3 +111,15 @@ def _no_cached_api_tokens():
     authentication.forget_all()
     yield
     authentication.forget_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counts live in the cache (per process in tests): no test sees another's."""
+    from django.core.cache import cache
+
+    from feedback.api import throttling
+
+    cache.clear()
+    throttling._cache_down_until = 0.0
+    yield

@@ -7,12 +7,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from feedback.api.permissions import TERMS_MESSAGE
 from feedback.api.rendering import ORJSONParser, ORJSONRenderer
 from feedback.api.schema import errors
+from feedback.api.throttling import TokenThrottle
 from feedback.api.validation import validated
 
 from . import serializers
@@ -20,12 +20,12 @@ from .services import api_token_issue, volunteer_has_accepted_terms
 
 
 class TokenCreateView(APIView):
-    """Password guessing is slowed by the "token" throttle scope (per client address)."""
+    """Password guessing meets the login lock-out (per account and address, ``lockout.py``: a 429 once
+    locked) and the "token" throttle (per address)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "token"
+    throttle_classes = [TokenThrottle]
     parser_classes = [ORJSONParser]
     renderer_classes = [ORJSONRenderer]
 
@@ -38,7 +38,8 @@ class TokenCreateView(APIView):
             **errors(
                 e400="Missing or wrong credentials.",
                 e403="The contribution terms are not accepted.",
-                e429="Too many attempts: wait and retry.",
+                e429="Too many attempts from your address, or too many failed logins for this account from it "
+                "(locked out for a cool-off): wait Retry-After seconds.",
             ),
         },
         auth=[],

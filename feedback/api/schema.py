@@ -15,4 +15,8 @@ def errors(**descriptions: str) -> dict[int, OpenApiResponse]:
     return {int(code[1:]): OpenApiResponse(ErrorSerializer, description=text) for code, text in descriptions.items()}
 
 
-AUTH_ERRORS = errors(e401="No or bad credentials.", e403="Not allowed.")
+AUTH_ERRORS = errors(
+    e401="No or bad credentials.",
+    e403="Not allowed.",
+    e429="Too many requests (API_USER_RATE, API_VOTE_RATE): wait Retry-After seconds.",
+)

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from feedback.api.permissions import IsVolunteer
 from feedback.api.rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 from feedback.api.schema import AUTH_ERRORS, ErrorSerializer, errors
+from feedback.api.throttling import UserThrottle, VoteThrottle
 from feedback.api.validation import validated
 from feedback.models import Flag, Vote
 
@@ -86,6 +87,8 @@ class PairNextView(_RankingView):
 
 
 class VoteCreateView(_RankingView):
+    throttle_classes = [UserThrottle, VoteThrottle]
+
     @extend_schema(
         operation_id="votes_create",
         summary="Vote on a pair assigned to you",

@@ -8,6 +8,7 @@ instead of a redirect, so the page moves on without a reload.
 from __future__ import annotations
 
 import uuid
+from math import ceil
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,6 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from feedback.accounts.views import terms_accepted
+from feedback.api.throttling import vote_rate_wait
 from feedback.errors import Conflict, ServiceError
 from feedback.models import Assignment, Flag
 
@@ -125,6 +127,11 @@ def vote(request):
     if not form.is_valid():
         return _refused(request, _form_error(form))
     data = form.cleaned_data
+    wait = vote_rate_wait(request.user)  # the API's "votes" rate: one count for both ways of voting
+    if wait is not None:
+        response = _refused(request, f"Votes are coming faster than anyone can read: wait {ceil(wait)} s.", 429)
+        response["Retry-After"] = str(ceil(wait))
+        return response
     try:
         result = vote_record(
             user=request.user,
