@@ -14,7 +14,7 @@ import pytest
 
 from training import sandbox
 from training.sandbox import SANDBOX_VERSION, SandboxJob, isolation_available, run_many, run_program
-from training.sandbox.isolation import SETPRIV, UID_BASE
+from training.sandbox.isolation import BWRAP, SETPRIV, UID_BASE
 from training.sandbox.protocol import read_report
 from training.sandbox.warm import current_pool
 
@@ -95,9 +95,9 @@ def run(name: str, completion: str | None = None, **options) -> sandbox.RunResul
 
 def bwrap_works() -> bool:
     """Independently of the module: can bubblewrap make a network namespace here?"""
-    if not os.access("/usr/bin/bwrap", os.X_OK):
+    if not os.access(BWRAP, os.X_OK):
         return False
-    command = ["/usr/bin/bwrap", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "/usr/bin/true"]
+    command = [BWRAP, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "/usr/bin/true"]
     if os.geteuid() != 0:
         command.insert(1, "--unshare-user")
     return subprocess.run(command, capture_output=True).returncode == 0

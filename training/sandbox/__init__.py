@@ -78,6 +78,7 @@ the verdict is lost. Tests are also only as strong as they are: an object whose 
 passes ``assert f(x) == y`` here as everywhere.
 """
 
+from training.sandbox.calls import verdict_strength
 from training.sandbox.job import ISOLATIONS, OUTCOMES, SANDBOX_VERSION, RunResult, SandboxJob
 from training.sandbox.probe import isolation_available
 from training.sandbox.program import program_source, split_tests
@@ -94,4 +95,5 @@ __all__ = [
     "run_many",
     "run_program",
     "split_tests",
+    "verdict_strength",
 ]

@@ -9,6 +9,14 @@ FILE_SIZE_MB = 16
 TMPFS_MB = 64
 MAX_OPEN_FILES = 256
 EXIT_GRACE_SECONDS = 0.5  # after the program's process exits, how long leftovers may hold its pipes
+CGROUP_CPUS = 1.0  # CPUs a run may use at once, where it has a cgroup
+OUTPUTS_BASE_BYTES = 1 << 20
+
+
+def outputs_limit(tests: str) -> int:
+    """Bytes of outputs the host reads back on the strong path: a correct answer encodes to about the size of
+    the literal it is checked against, so a margin over the tests' own size."""
+    return OUTPUTS_BASE_BYTES + 8 * len(tests)
 
 
 def rlimits(*, timeout: float, memory_mb: int, max_processes: int) -> list[tuple[str, int, int]]:

@@ -60,8 +60,8 @@ class Ran:
     report: Capture
 
     @classmethod
-    def start(cls, output_limit: int) -> Ran:
-        return cls(None, False, Capture(output_limit), Capture(output_limit), Capture(REPORT_LIMIT))
+    def start(cls, output_limit: int, report_limit: int = REPORT_LIMIT) -> Ran:
+        return cls(None, False, Capture(output_limit), Capture(output_limit), Capture(report_limit))
 
 
 def exited(pid: int) -> bool:

@@ -124,24 +124,28 @@ def current_pool() -> WarmPool:
         return _pool
 
 
-def run_warm(job: HarnessJob, *, uid: int, timeout: float, output_limit: int) -> Ran | None:
-    """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one)."""
+def run_warm(
+    job: HarnessJob, *, uid: int, timeout: float, output_limit: int, report_limit: int, cgroup_fds: list[int]
+) -> Ran | None:
+    """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one).
+    ``cgroup_fds`` (the caller's to close) go with the job: the runner joins them first."""
     pool = current_pool()
     job = replace(job, uid=uid)  # the runner drops to it; the sandbox kills what is left of it after the run
     for _attempt in range(2):
         box = pool.checkout()
         if box is None:
             return None
-        pipes = _hand_over(box, job, uid)
+        pipes = _hand_over(box, job, uid, cgroup_fds)
         if pipes is None:  # the sandbox died while idle: another one
             box.close()
             continue
         # The deadline counts from the hand-over: starting a sandbox is not the run's time.
-        return _collect(pool, box, pipes, deadline=time.monotonic() + timeout, output_limit=output_limit)
+        deadline = time.monotonic() + timeout
+        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit))
     return None
 
 
-def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, int] | None:
+def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int, cgroup_fds: list[int]) -> tuple[int, int, int] | None:
     """Send the job with fresh stdout, stderr and report pipes; our read ends of them, or None when the sandbox
     is gone."""
     report_r, report_w = os.pipe()
@@ -149,7 +153,7 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, i
     err_r, err_w = os.pipe()
     job_fd = job.fd()
     try:
-        socket.send_fds(box.ctl, [b"run %d" % uid], [job_fd, out_w, err_w, report_w])
+        socket.send_fds(box.ctl, [b"run %d" % uid], [job_fd, out_w, err_w, report_w, *cgroup_fds])
         sent = True
     except OSError:
         sent = False
@@ -163,12 +167,9 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, i
     return out_r, err_r, report_r
 
 
-def _collect(
-    pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, output_limit: int
-) -> Ran:
+def _collect(pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran) -> Ran:
     """Read the run's output until the sandbox says it is done; a sandbox whose run did not end cleanly goes."""
     out_r, err_r, report_r = pipes
-    ran = Ran.start(output_limit)
     streams = {out_r: ran.stdout, err_r: ran.stderr, report_r: ran.report}
 
     def on_done() -> None:
