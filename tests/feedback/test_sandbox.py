@@ -490,9 +490,26 @@ class TestEscapeCorpus:
             assert limits["cgroup"].startswith("none: ") and "only" in limits["memory"]
 
 
+def drain_warm_pool() -> None:
+    pool = current_pool()
+    for box in pool.idle:
+        box.close()
+    pool.idle.clear()
+
+
+@pytest.fixture
+def fresh_warm_pool():
+    """Warm sandboxes started inside the test (with its filter), and none of them left for the next tests."""
+    drain_warm_pool()
+    yield
+    drain_warm_pool()
+
+
 @pytest.mark.skipif(not cgroup_support().version, reason=f"no cgroup here: {cgroup_support().why}")
-@pytest.mark.parametrize("isolation", ["bubblewrap", "setpriv"])
-def test_behind_seccomp_the_cgroup_kills_memory_that_rlimit_as_does_not_count(isolation, monkeypatch):
+@pytest.mark.parametrize("isolation, warm", [("bubblewrap", True), ("bubblewrap", False), ("setpriv", False)])
+def test_behind_seccomp_the_cgroup_kills_memory_that_rlimit_as_does_not_count(
+    isolation, warm, monkeypatch, fresh_warm_pool
+):
     """With memfd let through the filter, 2.5 GB of it under a 256 MB cgroup: killed, not passed. (memfds die
     with their process; SysV segments would outlive a run outside bwrap's IPC namespace.)"""
     if isolation == "bubblewrap" and not BUBBLEWRAP:
@@ -502,10 +519,17 @@ def test_behind_seccomp_the_cgroup_kills_memory_that_rlimit_as_does_not_count(is
     real = sandbox_isolation.seccomp_filter
     monkeypatch.setattr(sandbox_isolation, "seccomp_filter", lambda **_: real(refuse_memory=False))
     monkeypatch.setattr(sandbox_run, "seccomp_filter", lambda **_: real(refuse_memory=False))
-    result = run("add", CORRECT + MEMFD_HOG, memory_mb=256, warm=False, isolation=isolation)
+    if warm and os.geteuid() != 0:
+        pytest.skip("warm sandboxes need root")
+    result = run("add", CORRECT + MEMFD_HOG, memory_mb=256, warm=warm, isolation=isolation)
     assert result.outcome == "error", result.stderr
     assert result.details["cgroup_events"]["oom_kills"] >= 1
     assert "the memory limit (256 MB, cgroup) killed" in result.stderr
+    if warm:  # the sandbox's cgroup takes the next run's limits (1024 MB: 300 MB fit), its counters afresh
+        after = run("add", CORRECT + MEMFD_HOG.replace("range(160)", "range(20)"), isolation=isolation)
+        assert after.passed, after.stderr
+        assert after.details["cgroup_events"]["memory_peak"] > 256 << 20
+        assert after.details["cgroup_events"]["oom_kills"] == 0
 
 
 @pytest.mark.parametrize("fallback", ["setpriv", "rlimits"])

@@ -153,6 +153,13 @@ class RunCgroup:
             raise
         return made
 
+    def set_limits(self, *, memory_bytes: int, max_processes: int, cpus: float) -> None:
+        """Limits for the next run of a warm sandbox's cgroup (OSError when memory in use exceeds them); v1's
+        peak is reset, so that it is the run's."""
+        self._limit(memory_bytes=memory_bytes, max_processes=max_processes, cpus=cpus)
+        if self.version == 1 and "memory" in self.dirs:
+            _try_write(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes"), "0")
+
     def _limit(self, *, memory_bytes: int, max_processes: int, cpus: float) -> None:
         quota = max(int(cpus * CPU_PERIOD_US), 1000)
         if self.version == 2:
@@ -163,9 +170,11 @@ class RunCgroup:
             if "cpu" in self.dirs:
                 _write(os.path.join(path, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
             return
-        if "memory" in self.dirs:
+        if "memory" in self.dirs:  # memory <= memory+swap at every step: raising, the latter goes first
+            memsw = os.path.join(self.dirs["memory"], "memory.memsw.limit_in_bytes")
+            _try_write(memsw, str(memory_bytes))
             _write(os.path.join(self.dirs["memory"], "memory.limit_in_bytes"), str(memory_bytes))
-            _try_write(os.path.join(self.dirs["memory"], "memory.memsw.limit_in_bytes"), str(memory_bytes))
+            _try_write(memsw, str(memory_bytes))
         if "pids" in self.dirs:
             _write(os.path.join(self.dirs["pids"], "pids.max"), str(max_processes))
         if "cpu" in self.dirs:
@@ -182,8 +191,8 @@ class RunCgroup:
     def _distinct(self) -> list[str]:
         return list(dict.fromkeys(self.dirs.values()))
 
-    def events(self) -> dict[str, int]:
-        """What the limits did: memory kills and peak, forks refused."""
+    def events(self, since: dict[str, int] | None = None) -> dict[str, int]:
+        """What the limits did: memory kills and peak, forks refused (counters ``since`` an earlier reading)."""
         out: dict[str, int] = {}
         if self.version == 2:
             out["oom_kills"] = _key(os.path.join(self.dirs["memory"], "memory.events"), "oom_kill")
@@ -194,7 +203,8 @@ class RunCgroup:
             out["memory_peak"] = _number(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes"))
             out["memory_limit_hits"] = _number(os.path.join(self.dirs["memory"], "memory.failcnt"))
             out["forks_refused"] = _key(os.path.join(self.dirs["pids"], "pids.events"), "max")
-        return {k: v for k, v in out.items() if v >= 0}
+        since = since or {}
+        return {k: v - since.get(k, 0) if k != "memory_peak" else v for k, v in out.items() if v >= 0}
 
     def kill(self) -> None:
         """Kill everything still in the cgroup (cgroup.kill where the kernel has it)."""

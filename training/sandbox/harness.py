@@ -312,7 +312,7 @@ def _drop_to(uid):
     os.setuid(uid)
 
 
-def serve(ctl_fd):
+def serve(ctl_fd, cgroup_fds=()):
     """A warm sandbox: pid 1 of a bwrap namespace, root, never running untrusted code itself.
 
     For each ``run <uid>`` message on the control socket, carrying the job, stdout, stderr and report fds, it
@@ -322,6 +322,9 @@ def serve(ctl_fd):
     import signal
     import socket
 
+    for fd in cgroup_fds:  # the sandbox's cgroup, before anything runs: every runner is born in it
+        os.write(fd, b"0")
+        os.close(fd)
     ctl = socket.socket(fileno=ctl_fd)
     fresh_mounts = _namespace_tools()
     probe = os.fork()
@@ -375,7 +378,7 @@ def serve(ctl_fd):
 
 def main():
     if sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]))
+        serve(int(sys.argv[2]), [int(fd) for fd in sys.argv[3].split(",") if fd] if len(sys.argv) > 3 else [])
     else:
         run_job(int(sys.argv[1]))
 

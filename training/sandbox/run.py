@@ -34,9 +34,7 @@ def run_isolated(job: SandboxJob, isolation: str) -> RunResult:
     except ValueError as exc:
         message = f"[sandbox] {exc}\n"
         return RunResult("error", time.monotonic() - started, "", message, isolation, SANDBOX_VERSION, strength)
-    cgroup, limits = _cgroup(job)
     filter_ = seccomp_filter()
-    limits["seccomp"] = "refuses SysV IPC, memfd_create, user namespaces" if filter_ else "none on this machine"
     orders = HarnessJob(
         program=program_source(prompt=job.prompt, completion=job.completion, style=job.style),
         tests=chunks,
@@ -46,46 +44,91 @@ def run_isolated(job: SandboxJob, isolation: str) -> RunResult:
         setup=plan.setup if plan else "",
         seccomp=None if isolation == "bubblewrap" else filter_,  # bwrap installs it for the whole sandbox
     )
-    try:
-        ran = _launch(job, orders, isolation=isolation, started=started, cgroup=cgroup)
-    finally:
-        events = _cgroup_done(cgroup)
-    details = {"limits": limits, "cgroup_events": events} if cgroup else {"limits": limits}
+    ran = _launch(job, orders, isolation=isolation, started=started)
     if isinstance(ran, str):
-        return RunResult("error", time.monotonic() - started, "", ran, isolation, SANDBOX_VERSION, strength, details)
+        return RunResult("error", time.monotonic() - started, "", ran, isolation, SANDBOX_VERSION, strength)
     duration = time.monotonic() - started
+    details = {"limits": _limits_held(ran, filter_ is not None)}
+    if ran.cgroup_version:
+        details["cgroup_events"] = ran.cgroup_events
     if plan:
         details["calls"] = len(plan.calls)
         outcome, problem = _strong_outcome(ran, orders, plan, timeout=job.timeout)
     else:
         outcome, problem = _outcome(ran, orders, timeout=job.timeout)
-    if events.get("oom_kills", 0) > 0 and outcome in ("passed", "error"):
+    if ran.cgroup_events.get("oom_kills", 0) > 0 and outcome in ("passed", "error"):
         outcome, problem = "error", f"the memory limit ({job.memory_mb} MB, cgroup) killed a process of the run"
     note = f"\n[sandbox] {problem}\n" if problem else ""
     stdout, stderr = ran.stdout.text(), ran.stderr.text(note)
     return RunResult(outcome, duration, stdout, stderr, isolation, SANDBOX_VERSION, strength, details)
 
 
-def _cgroup(job: SandboxJob) -> tuple[RunCgroup | None, dict]:
-    """The run's cgroup where the host gives one, and which limits hold (for the result's details)."""
-    support = cgroup_support()
+def _limits_held(ran: Ran, seccomp: bool) -> dict[str, str]:
+    """Which limits held on this run, for the result's details."""
     limits = {"memory": "RLIMIT_AS", "pids": "RLIMIT_NPROC", "cpu": "RLIMIT_CPU"}
-    if not support.version:
-        limits["cgroup"] = f"none: {support.why}"
+    support = cgroup_support()
+    if ran.cgroup_version:
+        for controller in support.bases:
+            limits[controller] = f"cgroup v{ran.cgroup_version} + {limits[controller]}"
+        limits["cgroup"] = f"v{ran.cgroup_version}"
+    else:
         limits["memory"] = "RLIMIT_AS only (tmpfs, memfd and SysV memory not counted)"
-        return None, limits
+        limits["cgroup"] = f"none: {support.why or 'could not make one for this run'}"
+    limits["seccomp"] = "refuses SysV IPC, memfd_create, user namespaces" if seccomp else "none on this machine"
+    return limits
+
+
+def _launch(job: SandboxJob, orders: HarnessJob, *, isolation: str, started: float) -> Ran | str:
+    """A warm sandbox (its own cgroup, limits set per run) where one serves, else a cold one with a cgroup made
+    for this run."""
+    uid = draw_uid()
+    report_limit = outputs_limit(job.tests)
+    if isolation == "bubblewrap" and os.geteuid() == 0 and (warm_wanted() if job.warm is None else job.warm):
+        ran = run_warm(
+            orders,
+            uid=uid,
+            timeout=job.timeout,
+            output_limit=job.output_limit,
+            report_limit=report_limit,
+            memory_bytes=job.memory_mb << 20,
+            max_processes=job.max_processes,
+        )
+        if ran is not None:
+            return ran
+    cgroup = _run_cgroup(job)
+    cgroup_fds: list[int] = []
     try:
-        # One process more than the program's: the harness's trusted shim (cold runs) is in the cgroup too.
-        cgroup = RunCgroup.create(
-            support, memory_bytes=job.memory_mb << 20, max_processes=job.max_processes + 1, cpus=CGROUP_CPUS
+        cgroup_fds = cgroup.procs_fds() if cgroup else []
+        ran = run_cold(
+            orders,
+            isolation=isolation,
+            uid=uid,
+            deadline=started + job.timeout,
+            output_limit=job.output_limit,
+            report_limit=report_limit,
+            cgroup_fds=cgroup_fds,
         )
     except OSError as exc:
-        limits["cgroup"] = f"none: {exc}"
-        return None, limits
-    for controller, how in cgroup.held().items():
-        limits[controller] = f"{how} + {limits[controller]}"
-    limits["cgroup"] = f"v{cgroup.version}"
-    return cgroup, limits
+        ran = f"[sandbox] cannot open the run's cgroup: {exc}\n"
+    finally:
+        for fd in cgroup_fds:
+            os.close(fd)
+        events = _cgroup_done(cgroup)
+    if cgroup and isinstance(ran, Ran):
+        ran.cgroup_version, ran.cgroup_events = cgroup.version, events
+    return ran
+
+
+def _run_cgroup(job: SandboxJob) -> RunCgroup | None:
+    support = cgroup_support()
+    if not support.version:
+        return None
+    try:  # one process more than the program's: the harness's trusted shim is in the cgroup too
+        return RunCgroup.create(
+            support, memory_bytes=job.memory_mb << 20, max_processes=job.max_processes + 1, cpus=CGROUP_CPUS
+        )
+    except OSError:
+        return None
 
 
 def _cgroup_done(cgroup: RunCgroup | None) -> dict:
@@ -95,40 +138,6 @@ def _cgroup_done(cgroup: RunCgroup | None) -> dict:
     events = cgroup.events()
     cgroup.remove()
     return events
-
-
-def _launch(job: SandboxJob, orders: HarnessJob, *, isolation: str, started: float, cgroup) -> Ran | str:
-    uid = draw_uid()
-    report_limit = outputs_limit(job.tests)
-    try:
-        cgroup_fds = cgroup.procs_fds() if cgroup else []
-    except OSError as exc:
-        return f"[sandbox] cannot open the run's cgroup: {exc}\n"
-    try:
-        ran = None
-        if isolation == "bubblewrap" and os.geteuid() == 0 and (warm_wanted() if job.warm is None else job.warm):
-            ran = run_warm(
-                orders,
-                uid=uid,
-                timeout=job.timeout,
-                output_limit=job.output_limit,
-                report_limit=report_limit,
-                cgroup_fds=cgroup_fds,
-            )
-        if ran is None:
-            ran = run_cold(
-                orders,
-                isolation=isolation,
-                uid=uid,
-                deadline=started + job.timeout,
-                output_limit=job.output_limit,
-                report_limit=report_limit,
-                cgroup_fds=cgroup_fds,
-            )
-        return ran
-    finally:
-        for fd in cgroup_fds:
-            os.close(fd)
 
 
 def _strong_outcome(ran: Ran, orders: HarnessJob, plan: CallPlan, *, timeout: float) -> tuple[str, str]:

@@ -14,7 +14,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from training.sandbox.cgroups import RunCgroup, cgroup_support
 from training.sandbox.isolation import HARNESS_INSIDE, SANDBOX_ENV, bwrap_launch, harness_argv, kill_bwrap
+from training.sandbox.limits import CGROUP_CPUS
 from training.sandbox.protocol import HarnessJob
 from training.sandbox.streams import Ran, drain, supervise
 
@@ -28,15 +30,27 @@ def warm_wanted() -> bool:
 
 
 class WarmSandbox:
-    """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it."""
+    """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it.
+
+    Where the host gives cgroups, the whole sandbox lives in one, which pid 1 joins before anything else, and
+    whose limits are set to each run's before the hand-over: runs are one at a time, so this is a cgroup per
+    run without a migration per run (on cgroup v1 a migration costs some 10 ms of RCU grace periods).
+    """
 
     def __init__(self):
+        self.cgroup = _sandbox_cgroup()
         prefix, extra_fds = bwrap_launch()
         argv = prefix + harness_argv(HARNESS_INSIDE)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
+            cgroup_fds = self.cgroup.procs_fds() if self.cgroup else []
+        except OSError:
+            self.cgroup.remove()
+            self.cgroup, cgroup_fds = None, []
+        extra_fds += cgroup_fds
+        try:
             self.proc = subprocess.Popen(
-                argv + ["--serve", str(theirs.fileno())],
+                argv + ["--serve", str(theirs.fileno()), ",".join(map(str, cgroup_fds))],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -47,6 +61,8 @@ class WarmSandbox:
             )
         except OSError:
             ours.close()
+            if self.cgroup:
+                self.cgroup.remove()
             raise
         finally:
             theirs.close()
@@ -67,6 +83,19 @@ class WarmSandbox:
     def close(self) -> None:
         kill_bwrap(self.proc)
         self.ctl.close()
+        if self.cgroup:
+            self.cgroup.kill()
+            self.cgroup.remove()
+
+
+def _sandbox_cgroup() -> RunCgroup | None:
+    support = cgroup_support()
+    if not support.version:
+        return None
+    try:  # room for pid 1 and its start-up probe until the first run's limits
+        return RunCgroup.create(support, memory_bytes=256 << 20, max_processes=4, cpus=CGROUP_CPUS)
+    except OSError:
+        return None
 
 
 class WarmPool:
@@ -125,27 +154,41 @@ def current_pool() -> WarmPool:
 
 
 def run_warm(
-    job: HarnessJob, *, uid: int, timeout: float, output_limit: int, report_limit: int, cgroup_fds: list[int]
+    job: HarnessJob,
+    *,
+    uid: int,
+    timeout: float,
+    output_limit: int,
+    report_limit: int,
+    memory_bytes: int,
+    max_processes: int,
 ) -> Ran | None:
-    """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one).
-    ``cgroup_fds`` (the caller's to close) go with the job: the runner joins them first."""
+    """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one)."""
     pool = current_pool()
     job = replace(job, uid=uid)  # the runner drops to it; the sandbox kills what is left of it after the run
     for _attempt in range(2):
         box = pool.checkout()
         if box is None:
             return None
-        pipes = _hand_over(box, job, uid, cgroup_fds)
+        since = None
+        if box.cgroup:
+            try:  # the program's processes, plus pid 1 and the killer it forks after the run
+                box.cgroup.set_limits(memory_bytes=memory_bytes, max_processes=max_processes + 2, cpus=CGROUP_CPUS)
+                since = box.cgroup.events()
+            except OSError:
+                box.close()
+                continue
+        pipes = _hand_over(box, job, uid)
         if pipes is None:  # the sandbox died while idle: another one
             box.close()
             continue
         # The deadline counts from the hand-over: starting a sandbox is not the run's time.
         deadline = time.monotonic() + timeout
-        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit))
+        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit), since=since)
     return None
 
 
-def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int, cgroup_fds: list[int]) -> tuple[int, int, int] | None:
+def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, int] | None:
     """Send the job with fresh stdout, stderr and report pipes; our read ends of them, or None when the sandbox
     is gone."""
     report_r, report_w = os.pipe()
@@ -153,7 +196,7 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int, cgroup_fds: list[int
     err_r, err_w = os.pipe()
     job_fd = job.fd()
     try:
-        socket.send_fds(box.ctl, [b"run %d" % uid], [job_fd, out_w, err_w, report_w, *cgroup_fds])
+        socket.send_fds(box.ctl, [b"run %d" % uid], [job_fd, out_w, err_w, report_w])
         sent = True
     except OSError:
         sent = False
@@ -167,7 +210,9 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int, cgroup_fds: list[int
     return out_r, err_r, report_r
 
 
-def _collect(pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran) -> Ran:
+def _collect(
+    pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran, since: dict | None
+) -> Ran:
     """Read the run's output until the sandbox says it is done; a sandbox whose run did not end cleanly goes."""
     out_r, err_r, report_r = pipes
     streams = {out_r: ran.stdout, err_r: ran.stderr, report_r: ran.report}
@@ -182,6 +227,8 @@ def _collect(pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, d
 
     try:
         ran.timed_out, still_open = supervise(streams, deadline, done_fd=box.ctl.fileno(), on_done=on_done)
+        if box.cgroup:
+            ran.cgroup_version, ran.cgroup_events = box.cgroup.version, box.cgroup.events(since)
         if ran.timed_out or still_open or ran.returncode is None:
             box.close()  # the whole sandbox goes, and whatever still runs in it
             drain(streams, still_open, 1.0)
