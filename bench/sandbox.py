@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="solutions per side")
     parser.add_argument("--workers", type=int, default=2, help="concurrent runs per side")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per solution")
+    parser.add_argument("--pairs", type=int, default=2, help="alternated before/sandbox measurements")
     args = parser.parse_args(argv)
     multiprocessing.set_start_method("fork", force=True)  # what the harnesses get on Linux
     batch = jobs(args.n, args.timeout)
@@ -260,16 +261,23 @@ def main(argv: list[str] | None = None) -> int:
 
     limits = cgroups.cgroup_support()
     print(f"cgroup per run: {f'v{limits.version}' if limits.version else f'none ({limits.why})'}")
-    cgroups._support = cgroups.Support(0, why="off for the 'before' side")
-    before_rate, before = _timed("before", sandboxed(True, strong=False), batch)
-    cgroups._support = limits
-    pool = current_pool()  # the warm sandboxes of the 'before' side have no cgroup: start afresh
-    for box in pool.idle:
-        box.close()
-    pool.idle.clear()
-    sandbox_rate, results = _timed("sandbox", sandboxed(True), batch)
+
+    def switch(cgroup: bool) -> None:
+        cgroups._support = limits if cgroup else cgroups.Support(0, why="off for the 'before' side")
+        pool = current_pool()  # warm sandboxes keep the cgroup (or none) they started with: start afresh
+        for box in pool.idle:
+            box.close()
+        pool.idle.clear()
+
+    ratios = []
+    for _ in range(args.pairs):  # alternated, so that a change in the shared machine's load hits both sides
+        switch(cgroup=False)
+        before_rate, before = _timed("before", sandboxed(True, strong=False), batch)
+        switch(cgroup=True)
+        sandbox_rate, results = _timed("sandbox", sandboxed(True), batch)
+        ratios.append(sandbox_rate / before_rate)
+    print(f"ratio sandbox/before:   {' '.join(f'{r:.2f}' for r in ratios)} (strong verdicts + cgroup vs neither)")
     cold_rate, cold = _timed("cold", sandboxed(False), batch)
-    print(f"ratio sandbox/before:   {sandbox_rate / before_rate:.2f} (strong verdicts + cgroup vs in-process, none)")
     print(f"ratio sandbox/baseline: {sandbox_rate / baseline_rate:.2f} (target >= 0.5)")
     print(f"ratio sandbox/lean:     {sandbox_rate / lean_rate:.2f}")
     print(f"ratio cold/baseline:    {cold_rate / baseline_rate:.2f} (a new bwrap and interpreter per solution)")

@@ -154,9 +154,12 @@ class RunCgroup:
         return made
 
     def set_limits(self, *, memory_bytes: int, max_processes: int, cpus: float) -> None:
-        """Limits for the next run of a warm sandbox's cgroup (OSError when memory in use exceeds them); v1's
-        peak is reset, so that it is the run's."""
+        """Limits for the next run of a warm sandbox's cgroup (OSError when memory in use exceeds them)."""
         self._limit(memory_bytes=memory_bytes, max_processes=max_processes, cpus=cpus)
+
+    def reset_peak(self) -> None:
+        """v1's peak back to the current use, so that the next reading is the next run's (v2's stays the
+        sandbox's)."""
         if self.version == 1 and "memory" in self.dirs:
             _try_write(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes"), "0")
 
@@ -191,8 +194,8 @@ class RunCgroup:
     def _distinct(self) -> list[str]:
         return list(dict.fromkeys(self.dirs.values()))
 
-    def events(self, since: dict[str, int] | None = None) -> dict[str, int]:
-        """What the limits did: memory kills and peak, forks refused (counters ``since`` an earlier reading)."""
+    def events(self) -> dict[str, int]:
+        """What the limits did: memory kills and peak, forks refused (counters since the cgroup was made)."""
         out: dict[str, int] = {}
         if self.version == 2:
             out["oom_kills"] = _key(os.path.join(self.dirs["memory"], "memory.events"), "oom_kill")
@@ -203,8 +206,7 @@ class RunCgroup:
             out["memory_peak"] = _number(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes"))
             out["memory_limit_hits"] = _number(os.path.join(self.dirs["memory"], "memory.failcnt"))
             out["forks_refused"] = _key(os.path.join(self.dirs["pids"], "pids.events"), "max")
-        since = since or {}
-        return {k: v - since.get(k, 0) if k != "memory_peak" else v for k, v in out.items() if v >= 0}
+        return {k: v for k, v in out.items() if v >= 0}
 
     def kill(self) -> None:
         """Kill everything still in the cgroup (cgroup.kill where the kernel has it)."""

@@ -39,6 +39,8 @@ class WarmSandbox:
 
     def __init__(self):
         self.cgroup = _sandbox_cgroup()
+        self.limits: tuple[int, int] | None = None  # (memory bytes, processes) the cgroup is set to
+        self.events: dict[str, int] = {}  # its counters after the last run
         prefix, extra_fds = bwrap_launch()
         argv = prefix + harness_argv(HARNESS_INSIDE)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -86,6 +88,10 @@ class WarmSandbox:
         if self.cgroup:
             self.cgroup.kill()
             self.cgroup.remove()
+
+
+def _since(events: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v if k == "memory_peak" else v - before.get(k, 0) for k, v in events.items()}
 
 
 def _sandbox_cgroup() -> RunCgroup | None:
@@ -170,11 +176,10 @@ def run_warm(
         box = pool.checkout()
         if box is None:
             return None
-        since = None
-        if box.cgroup:
+        if box.cgroup and box.limits != (memory_bytes, max_processes):
             try:  # the program's processes, plus pid 1 and the killer it forks after the run
                 box.cgroup.set_limits(memory_bytes=memory_bytes, max_processes=max_processes + 2, cpus=CGROUP_CPUS)
-                since = box.cgroup.events()
+                box.limits, box.events = (memory_bytes, max_processes), box.cgroup.events()
             except OSError:
                 box.close()
                 continue
@@ -184,7 +189,7 @@ def run_warm(
             continue
         # The deadline counts from the hand-over: starting a sandbox is not the run's time.
         deadline = time.monotonic() + timeout
-        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit), since=since)
+        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit))
     return None
 
 
@@ -210,9 +215,7 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, i
     return out_r, err_r, report_r
 
 
-def _collect(
-    pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran, since: dict | None
-) -> Ran:
+def _collect(pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran) -> Ran:
     """Read the run's output until the sandbox says it is done; a sandbox whose run did not end cleanly goes."""
     out_r, err_r, report_r = pipes
     streams = {out_r: ran.stdout, err_r: ran.stderr, report_r: ran.report}
@@ -227,8 +230,11 @@ def _collect(
 
     try:
         ran.timed_out, still_open = supervise(streams, deadline, done_fd=box.ctl.fileno(), on_done=on_done)
-        if box.cgroup:
-            ran.cgroup_version, ran.cgroup_events = box.cgroup.version, box.cgroup.events(since)
+        if box.cgroup:  # counters since the previous run's reading; v1's peak is reset for the next run
+            events = box.cgroup.events()
+            ran.cgroup_version, ran.cgroup_events = box.cgroup.version, _since(events, box.events)
+            box.events = events
+            box.cgroup.reset_peak()
         if ran.timed_out or still_open or ran.returncode is None:
             box.close()  # the whole sandbox goes, and whatever still runs in it
             drain(streams, still_open, 1.0)
