@@ -491,10 +491,7 @@ class TestEscapeCorpus:
 
 
 def drain_warm_pool() -> None:
-    pool = current_pool()
-    for box in pool.idle:
-        box.close()
-    pool.idle.clear()
+    current_pool().close_idle()
 
 
 @pytest.fixture

@@ -72,6 +72,19 @@ def test_tests_that_need_code_beside_the_program_stay_weak(tests):
     assert verdict_strength(tests=tests, style="humaneval", entry_point="f") == "weak"
 
 
+@pytest.mark.parametrize(
+    "tests",
+    [
+        "assert f(1) == pow(2, 3)\n",  # a builtin would be computed in the sandbox, where it can be replaced
+        "assert isinstance(f(1), int)\n",
+        "x = 1\nassert f(x) == 1\n",
+        "assert f(1) == 1\nprint('done')\n",
+    ],
+)
+def test_mbpp_tests_that_need_code_stay_weak(tests):
+    assert call_plan(tests=tests, style="asserts", entry_point="") is None
+
+
 VALUES = [
     None,
     True,

@@ -60,11 +60,12 @@ before this) is closed two ways. The seccomp filter (bwrap's, or under setpriv a
 installed after it dropped privileges) refuses SysV IPC and ``memfd_create``; and where the host lets us make
 cgroups (``cgroups.py``: v2, else v1; probed once; ``CODEPREF_SANDBOX_CGROUP=0`` turns them off) a run is in a
 cgroup limiting memory (``memory_mb``, everything charged), processes (which ``RLIMIT_NPROC`` does not hold
-for root) and CPU (one). A cold run gets a cgroup of its own, which the harness joins through an inherited
-``cgroup.procs`` descriptor before anything else; a warm sandbox lives in one, set to each run's limits
-before the hand-over. A run that the memory limit killed is an error. ``RunResult.details["limits"]`` says
-which limits held (``{"memory": "cgroup v1 + RLIMIT_AS", ..., "cgroup": "v1", "seccomp": ...}``, or
-``"cgroup": "none: why"``) and ``details["cgroup_events"]`` what they did (``oom_kills``, ``forks_refused``).
+for root) and, where ``CODEPREF_SANDBOX_CGROUP_CPUS`` asks, CPU. A cold run gets a cgroup of its own, which
+the harness joins through an inherited ``cgroup.procs`` descriptor before anything else; a warm sandbox lives
+in one, set to each run's limits before the hand-over. A run that the memory limit killed is an error.
+``RunResult.details["limits"]`` says which limits held (``{"memory": "cgroup v1 + RLIMIT_AS", ...,
+"cgroup": "v1", "seccomp": ...}``, or ``"cgroup": "none: why"``) and ``details["cgroup_events"]`` what they
+did (``oom_kills``, ``forks_refused``).
 
 The verdict: strong where the tests allow it, weak where not
 -------------------------------------------------------------

@@ -20,6 +20,7 @@ code) makes the whole test *weak*: it runs on the in-process path, whose verdict
 from __future__ import annotations
 
 import ast
+import builtins
 from dataclasses import dataclass
 
 # Pure functions the supervisor may apply to decoded outputs (plain data), by the name the test uses.
@@ -193,9 +194,11 @@ class _PlanBuilder:
         return ast.Call(ast.Name(name, ast.Load()), [self._rewrite(a) for a in node.args], keywords)
 
     def _is_function(self, name: str) -> bool:
+        """Whether a called name is the program's function. In MBPP any name but the safe functions, ``math``
+        and the other builtins: a builtin would be computed in the sandbox, where the program can replace it."""
         if self.candidate is not None:
             return name == self.candidate
-        return name not in SAFE_FUNCTIONS and name != "math"
+        return name not in SAFE_FUNCTIONS and name != "math" and not hasattr(builtins, name)
 
 
 def _is_literal(node: ast.expr) -> bool:

@@ -1,5 +1,6 @@
 """A cgroup per run, where this host lets us make one: memory (tmpfs, memfd and SysV shared memory included,
-which RLIMIT_AS does not count), processes (which RLIMIT_NPROC does not hold for root) and CPU.
+which RLIMIT_AS does not count), processes (which RLIMIT_NPROC does not hold for root) and, where
+``CODEPREF_SANDBOX_CGROUP_CPUS`` asks for it, CPU.
 
 Probed once per process (``cgroup_support``): cgroup v2 when a writable v2 hierarchy can give its children
 the memory and pids controllers (our own cgroup, or its parent when ours holds processes and the parent
@@ -18,6 +19,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+
+from training.sandbox.limits import cgroup_cpus
 
 V1_ROOT = "/sys/fs/cgroup"
 GROUP = "codepref-sandbox"
@@ -46,7 +49,32 @@ def cgroup_support() -> Support:
                 _support = Support(0, why="not root")
             else:
                 _support = _probe_v2() or _probe_v1() or Support(0, why="no writable cgroup hierarchy")
+                _sweep(_support)
         return _support
+
+
+STALE_SECONDS = 600
+
+
+def _sweep(support: Support) -> None:
+    """Remove run cgroups that processes gone before us left (killed before they could): only empty ones
+    can be removed at all, and only old ones are tried, so that one just made for a starting run is left."""
+    now = time.time()
+    for base in set(support.bases.values()):
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.name.startswith("run-") and now - entry.stat().st_mtime > STALE_SECONDS:
+                    os.rmdir(entry.path)
+            except OSError:
+                pass
+
+
+def _controllers() -> tuple[str, ...]:
+    return ("memory", "pids", "cpu") if cgroup_cpus() > 0 else ("memory", "pids")
 
 
 def _write(path: str, text: str) -> None:
@@ -91,7 +119,7 @@ def _probe_v2() -> Support | None:
             controllers = open(os.path.join(parent, "cgroup.controllers")).read().split()
             if not {"memory", "pids"} <= set(controllers):
                 continue
-            wanted = " ".join(f"+{c}" for c in ("memory", "pids", "cpu") if c in controllers)
+            wanted = " ".join(f"+{c}" for c in _controllers() if c in controllers)
             if parent == own_dir:
                 _write(os.path.join(parent, "cgroup.subtree_control"), wanted)
             elif not {"memory", "pids"} <= set(open(os.path.join(parent, "cgroup.subtree_control")).read().split()):
@@ -99,7 +127,7 @@ def _probe_v2() -> Support | None:
             base = os.path.join(parent, GROUP)
             os.makedirs(base, exist_ok=True)
             _write(os.path.join(base, "cgroup.subtree_control"), wanted)
-            support = Support(2, {c: base for c in ("memory", "pids", "cpu") if c in controllers})
+            support = Support(2, {c: base for c in _controllers() if c in controllers})
             RunCgroup.create(support, memory_bytes=64 << 20, max_processes=4, cpus=1.0).remove()
             return support
         except OSError:
@@ -109,7 +137,7 @@ def _probe_v2() -> Support | None:
 
 def _probe_v1() -> Support | None:
     bases = {}
-    for controller in ("memory", "pids", "cpu"):
+    for controller in _controllers():
         own = _own_path(controller)
         root = os.path.join(V1_ROOT, controller)
         if own is None or not os.path.isdir(root):

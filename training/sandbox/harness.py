@@ -1,9 +1,12 @@
 """The trusted runner that training/sandbox/ starts inside the sandbox: ``python -I -S -B harness.py <fd>``.
 
 It reads its job from the inherited file descriptor ``<fd>`` (a marshal'd dict written by the host, closed
-before any untrusted code runs), applies the resource limits, drops to the unprivileged uid when started as
-root, runs the program, then the test chunks one by one, and only then writes a one-line report carrying the
-per-run nonce to the report pipe. The host trusts nothing else: not the exit status, not stdout.
+before any untrusted code runs), joins the run's cgroup, applies the resource limits, drops to the unprivileged
+uid when started as root, installs the seccomp filter where bwrap did not, and runs the program. Then, on the
+strong path, it calls the function with each set of arguments it was given and writes the outputs (tagged
+JSON) to the report pipe, for the host to judge; on the weak path it runs the test chunks one by one and only
+then writes a one-line report carrying the per-run nonce. The host trusts nothing else: not the exit status,
+not stdout.
 
 Kept to builtins and ``resource`` so that it starts in a few milliseconds; everything the report depends on
 (``os.write``, ``os.getpid``, ``exec``, ``compile``) is bound before untrusted code can patch it.
@@ -315,7 +318,8 @@ def _drop_to(uid):
 def serve(ctl_fd, cgroup_fds=()):
     """A warm sandbox: pid 1 of a bwrap namespace, root, never running untrusted code itself.
 
-    For each ``run <uid>`` message on the control socket, carrying the job, stdout, stderr and report fds, it
+    It first joins the sandbox's cgroup (``cgroup_fds``), so that every runner is born in it. For each
+    ``run <uid>`` message on the control socket, carrying the job, stdout, stderr and report fds, it
     forks a runner (fresh namespaces, then ``run_job``), waits for it, kills every process left with the run's
     uid, reaps them all, and answers ``done <exit code>``. The host never reuses a sandbox after a timeout.
     """

@@ -17,7 +17,7 @@ from training.sandbox.cold import run_cold
 from training.sandbox.isolation import draw_uid, seccomp_filter
 from training.sandbox.job import SANDBOX_VERSION, RunResult, SandboxJob
 from training.sandbox.judge import judge
-from training.sandbox.limits import CGROUP_CPUS, outputs_limit, rlimits
+from training.sandbox.limits import cgroup_cpus, outputs_limit, rlimits
 from training.sandbox.program import program_source, split_tests
 from training.sandbox.protocol import HarnessJob, read_report
 from training.sandbox.streams import Ran
@@ -125,7 +125,7 @@ def _run_cgroup(job: SandboxJob) -> RunCgroup | None:
         return None
     try:  # one process more than the program's: the harness's trusted shim is in the cgroup too
         return RunCgroup.create(
-            support, memory_bytes=job.memory_mb << 20, max_processes=job.max_processes + 1, cpus=CGROUP_CPUS
+            support, memory_bytes=job.memory_mb << 20, max_processes=job.max_processes + 1, cpus=cgroup_cpus()
         )
     except OSError:
         return None

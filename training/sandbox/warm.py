@@ -6,6 +6,7 @@ not per run. Only as root: the harness in the sandbox must be root to give each 
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 from training.sandbox.cgroups import RunCgroup, cgroup_support
 from training.sandbox.isolation import HARNESS_INSIDE, SANDBOX_ENV, bwrap_launch, harness_argv, kill_bwrap
-from training.sandbox.limits import CGROUP_CPUS
+from training.sandbox.limits import cgroup_cpus
 from training.sandbox.protocol import HarnessJob
 from training.sandbox.streams import Ran, drain, supervise
 
@@ -99,7 +100,7 @@ def _sandbox_cgroup() -> RunCgroup | None:
     if not support.version:
         return None
     try:  # room for pid 1 and its start-up probe until the first run's limits
-        return RunCgroup.create(support, memory_bytes=256 << 20, max_processes=4, cpus=CGROUP_CPUS)
+        return RunCgroup.create(support, memory_bytes=256 << 20, max_processes=4, cpus=cgroup_cpus())
     except OSError:
         return None
 
@@ -115,6 +116,15 @@ class WarmPool:
         self.idle: list[WarmSandbox] = []
         self.broken = ""
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        atexit.register(self.close_idle)  # bwrap dies with us anyway; this also removes their cgroups
+
+    def close_idle(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for box in idle:
+            box.close()
 
     def checkout(self) -> WarmSandbox | None:
         with self.lock:
@@ -178,7 +188,7 @@ def run_warm(
             return None
         if box.cgroup and box.limits != (memory_bytes, max_processes):
             try:  # the program's processes, plus pid 1 and the killer it forks after the run
-                box.cgroup.set_limits(memory_bytes=memory_bytes, max_processes=max_processes + 2, cpus=CGROUP_CPUS)
+                box.cgroup.set_limits(memory_bytes=memory_bytes, max_processes=max_processes + 2, cpus=cgroup_cpus())
                 box.limits, box.events = (memory_bytes, max_processes), box.cgroup.events()
             except OSError:
                 box.close()
