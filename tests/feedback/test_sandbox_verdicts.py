@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,8 @@ from training.sandbox.calls import call_plan
 from training.sandbox.harness import _encode
 from training.sandbox.judge import judge
 from training.sandbox.values import BadValue, decode
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HUMANEVAL = '''
 METADATA = {"author": "jt", "dataset": "test"}
@@ -54,13 +58,33 @@ def test_mbpp_asserts_become_calls_of_each_named_function_and_keep_their_imports
     assert plan.setup == "import math\n"
 
 
+def test_arithmetic_on_literals_is_folded_and_outputs_can_be_indexed():
+    tests = (
+        "def check(candidate):\n    assert candidate(2 * 101) == [2, 101]\n    assert candidate(1024) == [2] * 10\n"
+        "    assert candidate(10)[5] == 252\n    assert sum(candidate(20)) == 2 ** 20\n"
+        "    assert candidate(300) % 1000 == 600\n    assert candidate(-3)[1:] == []\n"
+    )
+    plan = call_plan(tests=tests, style="humaneval", entry_point="f")
+    assert [c.args for c in plan.calls] == [(202,), (1024,), (10,), (20,), (300,), (-3,)]
+    outputs = [[2, 101], [2] * 10, [1, 10, 45, 120, 210, 252, 210, 120, 45, 10, 1], [1 << 19, 1 << 19], 1600, [7]]
+    nonce = b"ab" * 16
+    body = "[" + ",".join('["ok",' + _encode(v, 0) + "]" for v in outputs) + "]"
+    assert judge(_report(nonce, 6, body), nonce=nonce, plan=plan) == ("passed", "")
+    outputs[2] = [0]  # an index out of range fails the check, as the assert would have
+    body = "[" + ",".join('["ok",' + _encode(v, 0) + "]" for v in outputs) + "]"
+    assert judge(_report(nonce, 6, body), nonce=nonce, plan=plan)[0] == "failed"
+
+
 @pytest.mark.parametrize(
     "tests",
     [
+        "def check(candidate):\n    assert candidate(1) == [0] * 10 ** 6\n",  # too big to fold
+        "def check(candidate):\n    assert candidate(2 ** 5000) == 1\n",
+        "def check(candidate):\n    assert candidate(1) ** 2 == 4\n",  # a power of an output
         "def check(candidate):\n    for x in range(3):\n        assert candidate(x) == x\n",  # a loop
         "def check(candidate):\n    x = 3\n    assert candidate(x) == 3\n",  # a variable
         "def helper(x):\n    return x\n\ndef check(candidate):\n    assert candidate(1) == helper(1)\n",
-        "def check(candidate):\n    assert candidate(1) == 2 ** 3\n",  # expected computed by code
+        "def check(candidate):\n    assert candidate(1) == abs.__name__\n",  # expected computed by code
         "def check(candidate):\n    assert candidate(*[1, 2]) == 3\n",
         "def check(candidate):\n    assert candidate(1).real == 1\n",  # an attribute of the output
         "def check(candidate):\n    assert True\n",  # no call at all
@@ -234,3 +258,21 @@ def test_outputs_over_the_limit_are_not_judged():
     huge = "    return 'x' * (8 << 20) if a == 2 else a + b\n"
     result = run_program(add_job(huge, memory_mb=512))
     assert result.outcome == "error" and "outputs exceed" in result.stderr
+
+
+def test_the_strong_path_agrees_with_the_in_process_one_on_every_demo_completion():
+    """Every completion of the demo prompts whose tests are strong: same outcome both ways (167 of them)."""
+    rows = [json.loads(line) for line in (ROOT / "feedback" / "fixtures" / "demo_prompts.jsonl").open()]
+    jobs = [
+        SandboxJob(prompt=r["prompt"], completion=c["text"], tests=r["tests"], entry_point=r["entry_point"], timeout=5)
+        for r in rows
+        if r.get("tests")
+        and verdict_strength(tests=r["tests"], style="humaneval", entry_point=r["entry_point"]) == "strong"
+        for c in r["completions"]
+    ]
+    assert len(jobs) >= 150
+    strong = run_many(jobs, workers=2)
+    weak = run_many([replace(job, strong=False) for job in jobs], workers=2)
+    assert {r.verdict_strength for r in strong} == {"strong"} and {r.verdict_strength for r in weak} == {"weak"}
+    assert [r.outcome for r in strong] == [r.outcome for r in weak]
+    assert {r.outcome for r in strong} >= {"passed", "failed"}

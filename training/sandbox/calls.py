@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import operator
 from dataclasses import dataclass
 
 # Pure functions the supervisor may apply to decoded outputs (plain data), by the name the test uses.
@@ -29,7 +30,9 @@ SAFE_FUNCTIONS = frozenset(
     | {"sum", "min", "max", "any", "all"}
 )
 _MATH_FUNCTIONS = frozenset({"isclose"})
-_BIN_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div)
+_BIN_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)
+_FOLD_OPS = (*_BIN_OPS, ast.Pow)
+MAX_FOLDED_ITEMS = 100_000  # "[0] * n" and "'ab' * n" folded here, no bigger than this
 _OUT = "__codepref_output__"  # the name of a call's output inside a rewritten check
 
 
@@ -139,7 +142,7 @@ class _PlanBuilder:
         if len(self.calls) == first:
             # No call of the function: a constant assert ("assert True, 'debugging aid'") decides nothing,
             # anything else needs code.
-            if ast.literal_eval(node.test):
+            if constant(node.test):
                 return
             raise NotExpressible("an assert that is false without calling the function")
         ast.fix_missing_locations(expression)
@@ -154,8 +157,10 @@ class _PlanBuilder:
     def _rewrite(self, node: ast.expr) -> ast.expr:
         """A copy of the expression with each call of the function replaced by its output's name; raises
         NotExpressible on anything the supervisor will not evaluate."""
-        if _is_literal(node):
-            return node
+        try:
+            return ast.Constant(constant(node))  # a literal, or arithmetic on literals ("2 ** 20", "[2] * 10")
+        except NotExpressible:
+            pass
         if isinstance(node, ast.Call):
             return self._rewrite_call(node)
         if isinstance(node, ast.Compare):
@@ -165,7 +170,19 @@ class _PlanBuilder:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub | ast.UAdd):
             return ast.UnaryOp(node.op, self._rewrite(node.operand))
         if isinstance(node, ast.BinOp) and isinstance(node.op, _BIN_OPS):
-            return ast.BinOp(self._rewrite(node.left), node.op, self._rewrite(node.right))
+            first = len(self.calls)
+            rewritten = ast.BinOp(self._rewrite(node.left), node.op, self._rewrite(node.right))
+            if len(self.calls) == first:  # literals that would not fold: too big, or not numbers
+                raise NotExpressible("arithmetic on literals that does not fold")
+            return rewritten
+        if isinstance(node, ast.Subscript):  # an element or a slice of an output, at literal positions
+            index = node.slice
+            if isinstance(index, ast.Slice):
+                parts = (index.lower, index.upper, index.step)
+                index = ast.Constant(slice(*(constant(p) if p is not None else None for p in parts)))
+            else:
+                index = ast.Constant(constant(index))
+            return ast.Subscript(self._rewrite(node.value), index, ast.Load())
         raise NotExpressible(f"{type(node).__name__} in an assert")
 
     def _rewrite_call(self, node: ast.Call) -> ast.expr:
@@ -173,8 +190,8 @@ class _PlanBuilder:
         if isinstance(func, ast.Name) and self._is_function(func.id):
             if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
                 raise NotExpressible("a call with * or **")
-            args = tuple(ast.literal_eval(a) for a in node.args)
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            args = tuple(constant(a) for a in node.args)
+            kwargs = {k.arg: constant(k.value) for k in node.keywords}
             self.calls.append(Call(self.function or func.id, args, kwargs))
             return ast.Name(f"{_OUT}{len(self.calls) - 1}", ast.Load())
         if isinstance(func, ast.Name) and func.id in SAFE_FUNCTIONS:
@@ -201,12 +218,49 @@ class _PlanBuilder:
         return name not in SAFE_FUNCTIONS and name != "math" and not hasattr(builtins, name)
 
 
-def _is_literal(node: ast.expr) -> bool:
+def constant(node: ast.expr) -> object:
+    """The value of a literal, or of arithmetic on literals (folded here, bounded); NotExpressible otherwise."""
     try:
-        ast.literal_eval(node)
+        return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+        pass
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = constant(node.operand)
+        if isinstance(value, int | float | complex):
+            return -value if isinstance(node.op, ast.USub) else +value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _FOLD_OPS):
+        return _fold(node.op, constant(node.left), constant(node.right))
+    raise NotExpressible(f"{type(node).__name__} is not a literal")
+
+
+def _fold(op: ast.operator, left: object, right: object) -> object:
+    numbers = isinstance(left, int | float) and isinstance(right, int | float)
+    sequence = isinstance(left, list | tuple | str) and isinstance(right, int) and not isinstance(right, bool)
+    try:
+        if numbers and isinstance(op, ast.Pow):
+            if abs(right) > 1024 or (isinstance(left, int) and abs(left).bit_length() > 64):
+                raise NotExpressible("a power too large to fold")
+            return left**right
+        if numbers:
+            return _ARITHMETIC[type(op)](left, right)
+        if sequence and isinstance(op, ast.Mult) and len(left) * max(right, 0) <= MAX_FOLDED_ITEMS:
+            return left * right
+        if type(left) is type(right) and isinstance(left, list | tuple | str) and isinstance(op, ast.Add):
+            if len(left) + len(right) <= MAX_FOLDED_ITEMS:
+                return left + right
+    except (ArithmeticError, TypeError, ValueError):
+        pass
+    raise NotExpressible(f"{type(op).__name__} on these literals")
+
+
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
 
 
 def output_name(index: int) -> str:

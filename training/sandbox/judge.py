@@ -25,6 +25,14 @@ _FUNCTIONS = {name: getattr(builtins, name) for name in SAFE_FUNCTIONS}
 _FUNCTIONS["math.isclose"] = math.isclose
 _NUMBERS = (int, float, complex)
 _ORDERING = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
 
 
 class Unjudgeable(ValueError):
@@ -73,7 +81,7 @@ def judge(report: bytes, *, nonce: bytes, plan: CallPlan) -> tuple[str | None, s
     for check in plan.checks:
         try:
             held = bool(evaluate(check.expression, outputs))
-        except (Unjudgeable, ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+        except (Unjudgeable, ArithmeticError, LookupError, TypeError, ValueError, RecursionError, MemoryError) as exc:
             return "failed", f"AssertionError (judged outside the sandbox): {check.source}: {type(exc).__name__}"
         if not held:
             got = ", ".join(_short(outputs[n.id]) for n in _output_names(check.expression))
@@ -130,9 +138,9 @@ def evaluate(node: ast.expr, outputs: dict[str, object]) -> object:
         return -operand if isinstance(node.op, ast.USub) else +operand
     if isinstance(node, ast.BinOp):
         left, right = _numbers(evaluate(node.left, outputs)), _numbers(evaluate(node.right, outputs))
-        ops = {ast.Add: lambda: left + right, ast.Sub: lambda: left - right}
-        ops |= {ast.Mult: lambda: left * right, ast.Div: lambda: left / right}
-        return ops[type(node.op)]()
+        return _ARITHMETIC[type(node.op)](left, right)
+    if isinstance(node, ast.Subscript):
+        return evaluate(node.value, outputs)[node.slice.value]
     return ast.literal_eval(node)
 
 
