@@ -186,6 +186,9 @@ def test_the_judge_passes_only_matching_outputs_of_every_call():
     assert judge(_report(nonce, 5, custom), nonce=nonce, plan=plan)[0] == "failed"
     exited = right.replace('["ok",5]', '["exit","SystemExit: 0"]')
     assert judge(_report(nonce, 5, exited), nonce=nonce, plan=plan)[0] == "error"
+    huge = right.replace('["ok",5]', '["ok",' + _encode(10**5000, 0) + "]")  # too long for repr() in a note
+    outcome, note = judge(_report(nonce, 5, huge), nonce=nonce, plan=plan)
+    assert outcome == "failed" and "too long to show" in note
 
 
 def test_the_judge_refuses_reports_that_are_not_whole():

@@ -91,12 +91,15 @@ def judge(report: bytes, *, nonce: bytes, plan: CallPlan) -> tuple[str | None, s
 
 def _describe(plan: CallPlan, index: int) -> str:
     call = plan.calls[index]
-    args = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs.items()]
+    args = [_short(a) for a in call.args] + [f"{k}={_short(v)}" for k, v in call.kwargs.items()]
     return _short_text(f"{call.function}({', '.join(args)})")
 
 
 def _short(value: object) -> str:
-    return _short_text(repr(value))
+    try:
+        return _short_text(repr(value))
+    except ValueError:  # an int beyond the digits repr() writes
+        return f"a {type(value).__name__} too long to show"
 
 
 def _short_text(text: str) -> str:

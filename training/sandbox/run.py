@@ -145,7 +145,10 @@ def _strong_outcome(ran: Ran, orders: HarnessJob, plan: CallPlan, *, timeout: fl
     report = bytes(ran.report.head)
     if ran.report.total > len(report):
         return "error", f"the outputs exceed {len(report)} bytes: not judged"
-    outcome, problem = judge(report, nonce=orders.nonce, plan=plan)
+    try:
+        outcome, problem = judge(report, nonce=orders.nonce, plan=plan)
+    except Exception as exc:  # noqa: BLE001 - a value no check foresaw: not passed, and the batch goes on
+        return "error", f"the supervisor could not judge the outputs ({type(exc).__name__}): not passed"
     if outcome is not None:
         return outcome, problem
     reported, _ = read_report(report, nonce=orders.nonce, expected_asserts=-1)
