@@ -223,3 +223,16 @@ def test_pairs_formed_after_the_tests_ran_are_decided_by_strong_verdicts_only(pr
     weak = pairs_form(completions=[tested("c\n", "passed", "weak"), tested("d\n", "failed", "weak")])
     mixed = pairs_form(completions=[tested("e\n", "passed", "strong"), tested("f\n", "failed", "weak")])
     assert [p.decided_by_tests for p in strong + weak + mixed] == [True, False, False]
+
+
+def test_the_migration_undecides_pairs_that_verdicts_of_unknown_strength_decided(pair):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("feedback.migrations.0005_sandbox_verdict_strength")
+    Pair.objects.filter(pk=pair.pk).update(decided_by_tests=True)
+    migration.forget_unproven_decisions(apps, None)
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is False
+    completions_run_tests(completion_ids=[pair.completion_a_id, pair.completion_b_id])  # what run_tests does
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
