@@ -12,9 +12,13 @@ Both sides run the same programs (HumanEval-style ``check(candidate)`` and MBPP-
   ``multiprocessing.Manager`` for the result list and a forked ``multiprocessing.Process`` that makes a temporary
   directory, swallows I/O and ``exec``s the program under a ``setitimer`` timeout, no isolation, driven by a
   thread pool (bigcode-evaluation-harness and many others reuse the same code);
-- ``lean``: the same without the Manager (a Pipe instead), a stricter lower bound on what no isolation costs.
+- ``lean``: the same without the Manager (a Pipe instead), a stricter lower bound on what no isolation costs;
+- ``before``: the sandbox as it was before issue 11: warm, the in-process (weak) verdict, no cgroup per run;
+  ``sandbox`` is the strong verdict (outputs judged outside the sandbox) with a cgroup per run where the host
+  gives one, and ``ratio sandbox/before`` is what trusted verdicts and hard limits cost.
 
-Prints solutions per second of each and the ratios, and fails unless every outcome on every side is a pass.
+Prints solutions per second of each and the ratios, and fails unless every outcome on every side is a pass
+(and every sandbox verdict in the batch strong).
 Target (issue 3): sandbox >= 0.5 x baseline on 2 cores. The machine is shared while the project is built:
 figures are noisy, compare the ratios of one run.
 """
@@ -36,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.sandbox import SandboxJob, isolation_available, program_source, run_many  # noqa: E402
+from training.sandbox import SandboxJob, cgroups, isolation_available, program_source, run_many  # noqa: E402
+from training.sandbox.warm import current_pool  # noqa: E402
 
 # (prompt, correct completion, tests, style, entry point)
 PROBLEMS = [
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="solutions per side")
     parser.add_argument("--workers", type=int, default=2, help="concurrent runs per side")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per solution")
+    parser.add_argument("--pairs", type=int, default=2, help="alternated before/sandbox measurements")
     args = parser.parse_args(argv)
     multiprocessing.set_start_method("fork", force=True)  # what the harnesses get on Linux
     batch = jobs(args.n, args.timeout)
@@ -242,15 +248,41 @@ def main(argv: list[str] | None = None) -> int:
     baseline_rate, baseline = _timed("baseline", pooled(_baseline_one), batch)
     lean_rate, lean = _timed("lean", pooled(_lean_one), batch)
 
-    def sandboxed(warm: bool):
-        return lambda b: [r.passed for r in run_many([replace(job, warm=warm) for job in b], workers=args.workers)]
+    strengths: set[str] = set()
 
-    sandbox_rate, results = _timed("sandbox", sandboxed(True), batch)
+    def sandboxed(warm: bool, strong: bool = True):
+        def run(b):
+            results = run_many([replace(job, warm=warm, strong=strong) for job in b], workers=args.workers)
+            if strong:
+                strengths.update(r.verdict_strength for r in results)
+            return [r.passed for r in results]
+
+        return run
+
+    limits = cgroups.cgroup_support()
+    print(f"cgroup per run: {f'v{limits.version}' if limits.version else f'none ({limits.why})'}")
+
+    def switch(cgroup: bool) -> None:
+        cgroups._support = limits if cgroup else cgroups.Support(0, why="off for the 'before' side")
+        current_pool().close_idle()  # warm sandboxes keep the cgroup (or none) they started with: start afresh
+        run_many(batch[: 2 * args.workers], workers=args.workers)  # start-up is paid once per 1000 runs
+
+    ratios = []
+    for _ in range(args.pairs):  # alternated, so that a change in the shared machine's load hits both sides
+        switch(cgroup=False)
+        before_rate, before = _timed("before", sandboxed(True, strong=False), batch)
+        switch(cgroup=True)
+        sandbox_rate, results = _timed("sandbox", sandboxed(True), batch)
+        ratios.append(sandbox_rate / before_rate)
+    print(f"ratio sandbox/before:   {' '.join(f'{r:.2f}' for r in ratios)} (strong verdicts + cgroup vs neither)")
     cold_rate, cold = _timed("cold", sandboxed(False), batch)
     print(f"ratio sandbox/baseline: {sandbox_rate / baseline_rate:.2f} (target >= 0.5)")
     print(f"ratio sandbox/lean:     {sandbox_rate / lean_rate:.2f}")
     print(f"ratio cold/baseline:    {cold_rate / baseline_rate:.2f} (a new bwrap and interpreter per solution)")
-    every = list(zip(baseline, lean, results, cold, strict=True))
+    if strengths != {"strong"}:
+        print(f"verdict strengths in the batch: {sorted(strengths)}; expected strong only")
+        return 1
+    every = list(zip(baseline, lean, before, results, cold, strict=True))
     if not all(all(outcomes) for outcomes in every):
         print(f"outcomes differ or fail for jobs {[i for i, o in enumerate(every) if not all(o)][:20]}")
         return 1

@@ -160,6 +160,10 @@ class CompletionQuerySet(models.QuerySet):
 
 
 class Completion(models.Model):
+    class VerdictStrength(models.TextChoices):
+        STRONG = "strong", "strong (judged outside the sandbox)"
+        WEAK = "weak", "weak (in-process report)"
+
     class Outcome(models.TextChoices):
         NOT_RUN = "not_run", "not run"
         PASSED = "passed", "passed"
@@ -181,6 +185,10 @@ class Completion(models.Model):
     test_stderr = models.TextField(blank=True)
     isolation = models.CharField(max_length=32, blank=True)
     sandbox_version = models.CharField(max_length=32, blank=True)
+    # "strong": judged outside the sandbox from the outputs it returned; "weak": the in-process report, which
+    # code written against the harness can forge. Only strong verdicts decide pairs (decided_by_tests).
+    verdict_strength = models.CharField(max_length=8, choices=VerdictStrength.choices, blank=True)
+    test_details = models.JSONField(default=dict, blank=True, help_text="Which sandbox limits held; cgroup events.")
     tested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -14,7 +14,9 @@ the per-prompt passing and degenerate counts of both models (``paired``) are wha
 
 Writes eval.json (headline numbers plus every prompt's counts and a sample completion per policy), result.json
 (the headline numbers: {"pass@1": {"policy": x, "parent": y}, "pass@k": {"k": {"policy": .., "parent": ..}},
-"reward_accuracy": z, "degenerate_rate": {"policy": .., "parent": ..}, "paired": {"prompt_ids": [..],
+"reward_accuracy": z, "degenerate_rate": {"policy": .., "parent": ..}, "pass@1_strong": {..} (prompts whose
+verdicts were judged outside the sandbox only; weak verdicts count in pass@k as they are, and
+"weak_verdict_prompts" says how many there were), "paired": {"prompt_ids": [..],
 "n_samples": n, "passed": {"policy": [..], "parent": [..]}, "degenerate": {...}}, ...}), metrics.jsonl and
 run_info.json to --output_dir.
 """
@@ -86,7 +88,8 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
     results = run_many(jobs, workers=args.sandbox_workers)
     out = []
     for i, (p, texts) in enumerate(zip(prompts, completions, strict=True)):
-        outcomes = [r.outcome for r in results[i * args.n_samples : (i + 1) * args.n_samples]]
+        mine = results[i * args.n_samples : (i + 1) * args.n_samples]
+        outcomes = [r.outcome for r in mine]
         degenerate = [degenerate_reason(p["prompt"], text, p["test_style"]) for text in texts]
         out.append(
             {
@@ -94,6 +97,8 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
                 "n": len(outcomes),
                 "passed": sum(o == "passed" for o in outcomes),
                 "outcomes": outcomes,
+                # strong: judged outside the sandbox; weak: the in-process report (forgeable), counted all the same
+                "verdict_strength": "strong" if mine and all(r.verdict_strength == "strong" for r in mine) else "weak",
                 "degenerate": degenerate,
                 "sample": texts[0][:SAMPLE_CHARS] if texts else "",
             }
@@ -105,6 +110,11 @@ def summarize(per_prompt: list[dict], ks: Sequence[int]) -> dict[int, float | No
     if not per_prompt:
         return {k: None for k in ks}
     return {k: sum(pass_at_k(p["n"], p["passed"], k) for p in per_prompt) / len(per_prompt) for k in ks}
+
+
+def strong_only(rows: list[dict]) -> list[dict]:
+    """The prompts whose verdicts were all judged outside the sandbox."""
+    return [row for row in rows if row.get("verdict_strength") == "strong"]
 
 
 def paired_counts(prompts: list[dict], by_model: dict[str, list[dict]], n_samples: int) -> dict:
@@ -175,6 +185,8 @@ def run(args: EvaluateArguments) -> dict:
             "reward_pairs": reward["pairs"],
             "reward_margin": reward["mean_margin"],
             "degenerate_rate": degenerate_rates(by_model),
+            "pass@1_strong": {role: summarize(strong_only(rows), [1])[1] for role, rows in by_model.items()},
+            "weak_verdict_prompts": {role: len(rows) - len(strong_only(rows)) for role, rows in by_model.items()},
             "paired": paired_counts(prompts, by_model, args.n_samples),
             "prompts": len(prompts),
             "n_samples": args.n_samples,

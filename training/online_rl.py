@@ -79,7 +79,12 @@ class RewardModelScore:
 
 
 class TestsPass:
-    """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests."""
+    """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests.
+
+    Only strong verdicts (judged outside the sandbox, ``training.sandbox.calls``) are rewards: a prompt whose
+    tests would take the weak path gets None, like one without tests, and is not run, because a pass that the
+    program can forge from inside its process would teach the policy the forgery (``self.weak`` counts them).
+    """
 
     __name__ = "tests"
 
@@ -92,9 +97,10 @@ class TestsPass:
         self.workers = workers
         self.runs = 0
         self.passes = 0
+        self.weak = 0
 
     def __call__(self, prompts, completions, tests=None, test_style=None, entry_point=None, **kwargs):
-        from training.sandbox import SandboxJob, run_many
+        from training.sandbox import SandboxJob, run_many, verdict_strength
 
         n = len(completions)
         tests = tests or [""] * n
@@ -103,6 +109,9 @@ class TestsPass:
         jobs, where = [], []
         for i in range(n):
             if styles[i] == "none" or not (tests[i] or "").strip():
+                continue
+            if verdict_strength(tests=tests[i], style=styles[i], entry_point=entry_points[i] or "") != "strong":
+                self.weak += 1
                 continue
             jobs.append(
                 SandboxJob(
@@ -195,6 +204,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             "mean_reward_first": curve[0]["reward"] if curve else None,
             "mean_reward_last": curve[-1]["reward"] if curve else None,
             "tests_runs": tests_reward.runs if tests_reward else 0,
+            "tests_weak_skipped": tests_reward.weak if tests_reward else 0,  # no reward: forgeable verdicts
             "tests_pass_rate": (tests_reward.passes / tests_reward.runs)
             if tests_reward and tests_reward.runs
             else None,

@@ -269,8 +269,17 @@ class PromptAdmin(admin.ModelAdmin):
 @admin.register(Completion)
 class CompletionAdmin(admin.ModelAdmin):
     Media = TextMedia
-    list_display = ("id", "prompt", "model_version", "outcome", "text_preview", "test_duration", "created_at")
-    list_filter = ("outcome", "model_version", "prompt__language", "isolation")
+    list_display = (
+        "id",
+        "prompt",
+        "model_version",
+        "outcome",
+        "verdict_strength",
+        "text_preview",
+        "test_duration",
+        "created_at",
+    )
+    list_filter = ("outcome", "verdict_strength", "model_version", "prompt__language", "isolation")
     search_fields = ("text", "prompt__external_id", "model_version__name")
     list_select_related = ("prompt", "model_version")
     raw_id_fields = ("prompt", "model_version")
@@ -286,6 +295,8 @@ class CompletionAdmin(admin.ModelAdmin):
         "test_duration",
         "stdout_display",
         "stderr_display",
+        "verdict_strength",
+        "test_details",
         "isolation",
         "sandbox_version",
         "tested_at",

@@ -56,6 +56,9 @@ def pairs_form(
 
 
 def _decided_by_tests(a: Completion, b: Completion) -> bool:
+    """One side passed and the other did not, both by strong verdicts (judged outside the sandbox)."""
+    if a.verdict_strength != Completion.VerdictStrength.STRONG or b.verdict_strength != a.verdict_strength:
+        return False
     outcomes = {a.outcome, b.outcome}
     return Completion.Outcome.PASSED in outcomes and len(outcomes) == 2 and Completion.Outcome.NOT_RUN not in outcomes
 

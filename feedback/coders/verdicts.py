@@ -1,8 +1,9 @@
 """Running completions' unit tests in the sandbox, and storing the trusted outcome on each Completion.
 
 The running itself is training/sandbox/ (no Django there: training uses it for rewards and pass@k). Here:
-which completions to run, the limits from ``settings.CODEPREF``, storing outcome, output and the sandbox's
-version, and flagging the pairs that the tests decide (one side passed, the other did not).
+which completions to run, the limits from ``settings.CODEPREF``, storing outcome, output, the sandbox's
+version, the verdict's strength and which limits held, and flagging the pairs that the tests decide (one side
+passed, the other did not, both judged outside the sandbox: strong verdicts only).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 # Languages the sandbox can run; completions of other prompts keep the outcome "not run".
 RUNNABLE_LANGUAGES = frozenset({"python"})
 NOT_PASSED = (Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT)
+STRONG = Completion.VerdictStrength.STRONG
 
 
 def _runnable(completion: Completion) -> bool:
@@ -87,12 +89,24 @@ def completions_run_tests(
             completion.test_stderr = result.stderr
             completion.isolation = result.isolation
             completion.sandbox_version = result.sandbox_version
+            completion.verdict_strength = result.verdict_strength
+            completion.test_details = result.details
             completion.tested_at = tested_at
             counts[result.outcome] += 1
             isolation = result.isolation
         Completion.objects.bulk_update(
             chunk,
-            ["outcome", "test_duration", "test_stdout", "test_stderr", "isolation", "sandbox_version", "tested_at"],
+            [
+                "outcome",
+                "test_duration",
+                "test_stdout",
+                "test_stderr",
+                "isolation",
+                "sandbox_version",
+                "verdict_strength",
+                "test_details",
+                "tested_at",
+            ],
         )
         if progress:
             progress(len(chunk))
@@ -121,8 +135,9 @@ def _is_current(completion: Completion) -> bool:
 def pairs_refresh_decided_by_tests(*, completion_ids: Iterable[int]) -> int:
     """Set ``decided_by_tests`` on the pairs touching these completions; returns how many are now decided.
 
-    A pair is decided when one side passed and the other failed, errored or timed out; a side not run
-    decides nothing.
+    A pair is decided when one side passed and the other failed, errored or timed out, both by strong
+    verdicts (judged outside the sandbox); a side not run, or judged by the in-process report that code under
+    test can forge, decides nothing.
     """
     ids = list(completion_ids)
     if not ids:
@@ -131,6 +146,7 @@ def pairs_refresh_decided_by_tests(*, completion_ids: Iterable[int]) -> int:
     passed = Q(completion_a__outcome=Completion.Outcome.PASSED, completion_b__outcome__in=NOT_PASSED) | Q(
         completion_b__outcome=Completion.Outcome.PASSED, completion_a__outcome__in=NOT_PASSED
     )
+    passed &= Q(completion_a__verdict_strength=STRONG, completion_b__verdict_strength=STRONG)
     with transaction.atomic():
         decided = set(touching.filter(passed).values_list("pk", flat=True))
         Pair.objects.filter(pk__in=decided, decided_by_tests=False).update(decided_by_tests=True)

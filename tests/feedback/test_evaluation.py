@@ -163,3 +163,76 @@ def test_the_command_names_bad_ids(db, ids, message):
 def test_the_command_needs_to_be_told_which(db):
     with pytest.raises(CommandError, match="one of the arguments --all --untested --ids is required"):
         call_command("run_tests", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+# --- issue 11: only verdicts judged outside the sandbox decide pairs -----------------------------------------
+
+# Wrong, then swaps the harness's test chunks for "pass" (and empties its calls) through gc: judged in process,
+# this passed and its pairs were marked decided_by_tests.
+GC_FORGERY = WRONG + (
+    "import gc\nfor o in gc.get_objects():\n"
+    "    if type(o) is list and o and all(type(t) is tuple and len(t) == 3 for t in o):\n"
+    "        if all(type(t[0]) is str and type(t[2]) is int for t in o):\n"
+    "            o[:] = [('pass\\n', 1, sum(t[2] for t in o))]\n"
+    "        elif all(type(t[0]) is str and type(t[1]) is tuple for t in o):\n"
+    "            o[:] = []\n"
+)
+WEAK_TESTS = "def check(candidate):\n    for x in (0, 2):\n        assert candidate(x) == 2 * x\n"
+
+
+def test_verdicts_store_their_strength_and_the_limits_that_held(pair):
+    completions_run_tests(completion_ids=[pair.completion_a_id, pair.completion_b_id])
+    for completion in Completion.objects.filter(pk__in=[pair.completion_a_id, pair.completion_b_id]):
+        assert completion.verdict_strength == "strong"
+        assert {"memory", "pids", "cpu", "seccomp"} <= set(completion.test_details["limits"])
+    assert "judged outside the sandbox" in Completion.objects.get(pk=pair.completion_b_id).test_stderr
+
+
+def test_a_gc_forged_pass_is_not_stored_as_passed_and_decides_no_pair(prompt):
+    forger = factories.CompletionFactory(prompt=prompt, text=GC_FORGERY)
+    honest_wrong = factories.CompletionFactory(prompt=prompt, text="    return x\n")
+    pair = factories.PairFactory(prompt=prompt, completion_a=forger, completion_b=honest_wrong)
+    counts = completions_run_tests(completion_ids=[forger.pk, honest_wrong.pk])
+    forger.refresh_from_db()
+    assert forger.outcome in ("failed", "error") and forger.verdict_strength == "strong"
+    assert counts["passed"] == 0 and counts["pairs_decided"] == 0
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is False
+
+
+def test_weak_verdicts_decide_no_pair_even_when_one_side_passed(db):
+    weak = factories.PromptFactory(text=PROMPT, tests=WEAK_TESTS, entry_point="double")
+    right = factories.CompletionFactory(prompt=weak, text=RIGHT)
+    forger = factories.CompletionFactory(prompt=weak, text=GC_FORGERY)
+    wrong = factories.CompletionFactory(prompt=weak, text=WRONG)
+    pairs = [factories.PairFactory(prompt=weak, completion_a=right, completion_b=other) for other in (forger, wrong)]
+    counts = completions_run_tests(completion_ids=[right.pk, forger.pk, wrong.pk])
+    stored = {c.pk: (c.outcome, c.verdict_strength) for c in Completion.objects.filter(prompt=weak)}
+    assert stored[right.pk] == ("passed", "weak") and stored[wrong.pk] == ("failed", "weak")
+    assert stored[forger.pk][1] == "weak"
+    assert counts["pairs_decided"] == 0
+    assert not any(Pair.objects.get(pk=p.pk).decided_by_tests for p in pairs)
+
+
+def test_pairs_formed_after_the_tests_ran_are_decided_by_strong_verdicts_only(prompt):
+    from feedback.coders.pairing import pairs_form
+
+    def tested(text: str, outcome: str, strength: str) -> Completion:
+        return factories.CompletionFactory(prompt=prompt, text=text, outcome=outcome, verdict_strength=strength)
+
+    strong = pairs_form(completions=[tested("a\n", "passed", "strong"), tested("b\n", "failed", "strong")])
+    weak = pairs_form(completions=[tested("c\n", "passed", "weak"), tested("d\n", "failed", "weak")])
+    mixed = pairs_form(completions=[tested("e\n", "passed", "strong"), tested("f\n", "failed", "weak")])
+    assert [p.decided_by_tests for p in strong + weak + mixed] == [True, False, False]
+
+
+def test_the_migration_undecides_pairs_that_verdicts_of_unknown_strength_decided(pair):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("feedback.migrations.0005_sandbox_verdict_strength")
+    Pair.objects.filter(pk=pair.pk).update(decided_by_tests=True)
+    migration.forget_unproven_decisions(apps, None)
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is False
+    completions_run_tests(completion_ids=[pair.completion_a_id, pair.completion_b_id])  # what run_tests does
+    assert Pair.objects.get(pk=pair.pk).decided_by_tests is True

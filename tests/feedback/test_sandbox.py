@@ -14,7 +14,10 @@ import pytest
 
 from training import sandbox
 from training.sandbox import SANDBOX_VERSION, SandboxJob, isolation_available, run_many, run_program
-from training.sandbox.isolation import SETPRIV, UID_BASE
+from training.sandbox import isolation as sandbox_isolation
+from training.sandbox import run as sandbox_run
+from training.sandbox.cgroups import cgroup_support
+from training.sandbox.isolation import BWRAP, SETPRIV, UID_BASE
 from training.sandbox.protocol import read_report
 from training.sandbox.warm import current_pool
 
@@ -80,6 +83,43 @@ PROMPTS = {
 
 
 CORRECT = PROMPTS["add"][4]
+WRONG = PROMPTS["add"][5]
+
+# Finds the harness's list of test chunks and replaces it with one "pass" chunk carrying the expected assert
+# count; finds the list of calls (strong path) and empties it. Judged in process, this wrong solution passes.
+GC_FORGERY = """import gc
+for o in gc.get_objects():
+    if type(o) is list and o and all(type(t) is tuple and len(t) == 3 for t in o):
+        if all(type(t[0]) is str and type(t[2]) is int for t in o):
+            o[:] = [("pass\\n", 1, sum(t[2] for t in o))]
+        elif all(type(t[0]) is str and type(t[1]) is tuple for t in o):
+            o[:] = []
+"""
+# 2.5 GB that RLIMIT_AS never sees: memfds written through write() (each under the 16 MB file size limit), and
+# SysV segments attached, filled and detached 64 MB at a time.
+MEMFD_HOG = """import os
+fds = [os.memfd_create("hog") for _ in range(160)]
+for fd in fds:
+    os.write(fd, b"x" * (15 << 20))
+"""
+SHM_HOG = """import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+libc.shmdt.argtypes = [ctypes.c_void_p]
+for _ in range(40):
+    shmid = libc.shmget(0, 64 << 20, 0o1600)
+    if shmid < 0:
+        raise PermissionError(ctypes.get_errno(), "shmget")
+    addr = libc.shmat(shmid, None, 0)
+    ctypes.memset(addr, 1, 64 << 20)
+    libc.shmdt(addr)
+"""
+
+
+def sysv_segments() -> int:
+    """SysV shared memory segments in this (the host's) IPC namespace."""
+    return len(Path("/proc/sysvipc/shm").read_text().splitlines()) - 1
 
 
 def job(name: str, completion: str | None = None, **options) -> SandboxJob:
@@ -95,9 +135,9 @@ def run(name: str, completion: str | None = None, **options) -> sandbox.RunResul
 
 def bwrap_works() -> bool:
     """Independently of the module: can bubblewrap make a network namespace here?"""
-    if not os.access("/usr/bin/bwrap", os.X_OK):
+    if not os.access(BWRAP, os.X_OK):
         return False
-    command = ["/usr/bin/bwrap", "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "/usr/bin/true"]
+    command = [BWRAP, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "/usr/bin/true"]
     if os.geteuid() != 0:
         command.insert(1, "--unshare-user")
     return subprocess.run(command, capture_output=True).returncode == 0
@@ -412,6 +452,81 @@ class TestEscapeCorpus:
         result = run("add", CORRECT + "open('big', 'wb').write(b'x' * (64 << 20))\n")
         assert result.outcome == "error"
         assert "File too large" in result.stderr
+
+    # --- issue 11: forged passes and memory that RLIMIT_AS does not count --------------------------------------
+
+    def test_emptying_the_harness_lists_through_gc_does_not_pass_a_strong_verdict(self):
+        # In process, this swaps the test chunks for "pass" with the right assert count, and empties the calls.
+        result = run("add", WRONG + GC_FORGERY)
+        assert result.verdict_strength == "strong"
+        assert not result.passed and result.outcome in ("failed", "error")
+
+    def test_the_gc_forgery_against_weak_tests_is_labelled_weak(self):
+        result = run("add", WRONG + GC_FORGERY, strong=False)
+        assert result.verdict_strength == "weak"  # whatever it says, it decides no pair (test_evaluation.py)
+
+    def test_memfd_holding_2_5_gb_is_refused(self):
+        result = run("add", CORRECT + MEMFD_HOG, memory_mb=1024, timeout=5)
+        assert result.outcome == "error"
+        assert "PermissionError: [Errno 1]" in result.stderr and "memfd_create" in result.stderr
+
+    def test_sysv_shared_memory_holding_2_5_gb_is_refused_and_nothing_is_left(self):
+        before = sysv_segments()
+        result = run("add", CORRECT + SHM_HOG, memory_mb=1024, timeout=5)
+        assert result.outcome == "error"
+        assert "PermissionError: [Errno 1] shmget" in result.stderr
+        assert sysv_segments() <= before
+
+    def test_the_result_says_which_limits_held(self):
+        result = run("add")
+        limits = result.details["limits"]
+        assert limits["seccomp"].startswith("refuses SysV IPC, memfd_create")
+        if cgroup_support().version:
+            version = f"cgroup v{cgroup_support().version}"
+            assert limits["cgroup"] == f"v{cgroup_support().version}"
+            assert limits["memory"].startswith(version) and limits["pids"].startswith(version)
+            assert result.details["cgroup_events"]["oom_kills"] == 0
+        else:
+            assert limits["cgroup"].startswith("none: ") and "only" in limits["memory"]
+
+
+def drain_warm_pool() -> None:
+    current_pool().close_idle()
+
+
+@pytest.fixture
+def fresh_warm_pool():
+    """Warm sandboxes started inside the test (with its filter), and none of them left for the next tests."""
+    drain_warm_pool()
+    yield
+    drain_warm_pool()
+
+
+@pytest.mark.skipif(not cgroup_support().version, reason=f"no cgroup here: {cgroup_support().why}")
+@pytest.mark.parametrize("isolation, warm", [("bubblewrap", True), ("bubblewrap", False), ("setpriv", False)])
+def test_behind_seccomp_the_cgroup_kills_memory_that_rlimit_as_does_not_count(
+    isolation, warm, monkeypatch, fresh_warm_pool
+):
+    """With memfd let through the filter, 2.5 GB of it under a 256 MB cgroup: killed, not passed. (memfds die
+    with their process; SysV segments would outlive a run outside bwrap's IPC namespace.)"""
+    if isolation == "bubblewrap" and not BUBBLEWRAP:
+        pytest.skip("needs bubblewrap")
+    if isolation == "setpriv" and (os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK)):
+        pytest.skip("setpriv needs root and /usr/bin/setpriv")
+    real = sandbox_isolation.seccomp_filter
+    monkeypatch.setattr(sandbox_isolation, "seccomp_filter", lambda **_: real(refuse_memory=False))
+    monkeypatch.setattr(sandbox_run, "seccomp_filter", lambda **_: real(refuse_memory=False))
+    if warm and os.geteuid() != 0:
+        pytest.skip("warm sandboxes need root")
+    result = run("add", CORRECT + MEMFD_HOG, memory_mb=256, warm=warm, isolation=isolation)
+    assert result.outcome == "error", result.stderr
+    assert result.details["cgroup_events"]["oom_kills"] >= 1
+    assert "the memory limit (256 MB, cgroup) killed" in result.stderr
+    if warm:  # the sandbox's cgroup takes the next run's limits (1024 MB: 300 MB fit), its counters afresh
+        after = run("add", CORRECT + MEMFD_HOG.replace("range(160)", "range(20)"), isolation=isolation)
+        assert after.passed, after.stderr
+        assert after.details["cgroup_events"]["memory_peak"] > 256 << 20
+        assert after.details["cgroup_events"]["oom_kills"] == 0
 
 
 @pytest.mark.parametrize("fallback", ["setpriv", "rlimits"])

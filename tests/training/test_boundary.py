@@ -261,6 +261,7 @@ def test_evaluation_runs_what_the_model_wrote_as_a_completion_of_the_original_pr
         handle.remove()
     assert result["sample"] == prompt["reference_solution"]  # a completion of the prompt as stored
     assert result["outcomes"] == ["passed", "passed"]  # run as the original prompt + completion
+    assert result["verdict_strength"] == "strong"  # judged outside the sandbox
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -102,6 +102,10 @@ def test_the_evaluation_reports_pass_at_1_for_the_policy_and_its_parent(cycle):
     assert first["policy"]["n"] == first["parent"]["n"] == 4
     assert set(first["policy"]["outcomes"]) <= {"passed", "failed", "error", "timeout"}
     assert set(first["policy"]["degenerate"]) <= {"", "empty", "unparseable", "repetitive"}
+    # The example prompts' tests are literal asserts: every verdict strong, pass@1 over strong ones the same.
+    assert first["policy"]["verdict_strength"] == "strong"
+    assert evaluation["weak_verdict_prompts"] == {"policy": 0, "parent": 0}
+    assert evaluation["pass@1_strong"] == evaluation["pass@1"]
 
 
 @pytest.mark.slow

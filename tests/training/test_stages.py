@@ -261,6 +261,24 @@ def test_the_tests_reward_is_one_for_a_pass_zero_for_a_failure_and_none_without_
     assert (reward.runs, reward.passes) == (2, 1)
 
 
+def test_the_tests_reward_is_none_for_tests_whose_verdict_would_be_weak():
+    """A pass judged in process can be forged (issue 11); as a reward, the policy would learn the forgery."""
+    from training.online_rl import TestsPass
+
+    weak = "def check(candidate):\n    for x in (1, 2):\n        assert candidate(x) == x + 1\n"
+    strong = "def check(candidate):\n    assert candidate(1) == 2\n"
+    reward = TestsPass(stops=["\ndef "], timeout=10)
+    rewards = reward(
+        prompts=["def inc(x):\n"] * 2,
+        completions=["    return x + 1\n"] * 2,
+        tests=[weak, strong],
+        test_style=["humaneval", "humaneval"],
+        entry_point=["inc", "inc"],
+    )
+    assert rewards == [None, 1.0]
+    assert (reward.runs, reward.passes, reward.weak) == (1, 1, 1)
+
+
 def _stage_argv(stage: str, snapshot: Path, out: Path, model: Path, *extra: str) -> list[str]:
     return [
         "--config",

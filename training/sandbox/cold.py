@@ -23,8 +23,18 @@ from training.sandbox.protocol import HarnessJob
 from training.sandbox.streams import Capture, Ran, drain, exited, supervise
 
 
-def run_cold(job: HarnessJob, *, isolation: str, uid: int, deadline: float, output_limit: int) -> Ran | str:
-    """What the run left behind, or a message saying why the sandbox did not start."""
+def run_cold(
+    job: HarnessJob,
+    *,
+    isolation: str,
+    uid: int,
+    deadline: float,
+    output_limit: int,
+    report_limit: int,
+    cgroup_fds: list[int],
+) -> Ran | str:
+    """What the run left behind, or a message saying why the sandbox did not start. ``cgroup_fds`` (the
+    caller's to close) are the run's cgroup.procs, which the harness joins first."""
     workdir = None if isolation == "bubblewrap" else tempfile.mkdtemp(prefix="codepref-sandbox-")
     try:
         argv, job, extra_fds = _command(job, isolation=isolation, uid=uid, workdir=workdir)
@@ -37,6 +47,8 @@ def run_cold(job: HarnessJob, *, isolation: str, uid: int, deadline: float, outp
             workdir=workdir,
             deadline=deadline,
             output_limit=output_limit,
+            report_limit=report_limit,
+            cgroup_fds=cgroup_fds,
         )
     finally:
         if workdir:
@@ -72,9 +84,11 @@ def _launch(
     workdir: str | None,
     deadline: float,
     output_limit: int,
+    report_limit: int,
+    cgroup_fds: list[int],
 ) -> Ran | str:
     report_r, report_w = os.pipe()
-    job_fd = replace(job, report_fd=report_w).fd()
+    job_fd = replace(job, report_fd=report_w, cgroup_fds=list(cgroup_fds)).fd()
     proc = None
     try:
         try:
@@ -83,7 +97,7 @@ def _launch(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(job_fd, report_w, *extra_fds),
+                pass_fds=(job_fd, report_w, *extra_fds, *cgroup_fds),
                 start_new_session=True,
                 env=SANDBOX_ENV,
                 cwd=workdir or "/",
@@ -93,7 +107,7 @@ def _launch(
         finally:
             for fd in (job_fd, report_w, *extra_fds):
                 os.close(fd)
-        ran = Ran.start(output_limit)
+        ran = Ran.start(output_limit, report_limit)
         streams = {proc.stdout.fileno(): ran.stdout, proc.stderr.fileno(): ran.stderr, report_r: ran.report}
         ran.timed_out, still_open = _watch(proc, streams, deadline)
         _stop(proc, isolation=isolation, uid=uid, leftovers=ran.timed_out or bool(still_open))

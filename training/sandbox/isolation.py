@@ -49,24 +49,46 @@ def _interpreter_dirs() -> list[str]:
     return sorted(d for d in dirs if d != "/usr" and not d.startswith("/usr/"))
 
 
-# Syscalls a test program has no use for, refused by a seccomp filter under bubblewrap: creating user namespaces
-# (clone/unshare with CLONE_NEWUSER: a uid-less program would get capabilities in one, and with them much more
-# of the kernel to attack), joining namespaces, the kernel keyring, eBPF, perf, userfaultfd and io_uring.
-# clone3 answers ENOSYS, because its flags sit in a struct a filter cannot read; glibc then falls back to clone.
+# Syscalls a test program has no use for, refused by a seccomp filter (bwrap's under bubblewrap, the harness's
+# own under setpriv and rlimits): creating user namespaces (clone/unshare with CLONE_NEWUSER: a uid-less program
+# would get capabilities in one, and with them much more of the kernel to attack), joining namespaces, the
+# kernel keyring, eBPF, perf, userfaultfd and io_uring; and memory that RLIMIT_AS does not count: SysV shared
+# memory, semaphores and message queues, memfd_create and memfd_secret (2.5 GB held through each under a 1 GB
+# limit, before this filter). clone3 answers ENOSYS, because its flags sit in a struct a filter cannot read;
+# glibc then falls back to clone.
 _SYSCALLS = {
-    # machine: (audit arch, x32 bit or 0, clone, unshare, clone3, refused)
-    "x86_64": (0xC000003E, 0x40000000, 56, 272, 435, (308, 248, 249, 250, 321, 298, 323, 425, 426, 427)),
-    "aarch64": (0xC00000B7, 0, 220, 97, 435, (268, 217, 218, 219, 280, 241, 282, 425, 426, 427)),
+    # machine: (audit arch, x32 bit or 0, clone, unshare, clone3, refused, refused as memory outside RLIMIT_AS)
+    "x86_64": (
+        0xC000003E,
+        0x40000000,
+        56,
+        272,
+        435,
+        (308, 248, 249, 250, 321, 298, 323, 425, 426, 427),  # setns, keyring, bpf, perf, userfaultfd, io_uring
+        (29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71)  # shm{get,at,ctl,dt}, sem{get,op,ctl,timedop}, msg*
+        + (319, 447),  # memfd_create, memfd_secret
+    ),
+    "aarch64": (
+        0xC00000B7,
+        0,
+        220,
+        97,
+        435,
+        (268, 217, 218, 219, 280, 241, 282, 425, 426, 427),
+        (194, 195, 196, 197, 190, 191, 192, 193, 186, 187, 188, 189) + (279, 447),
+    ),
 }
 _CLONE_NEWUSER = 0x10000000
 
 
-def seccomp_filter() -> bytes | None:
-    """The classic-BPF program for ``bwrap --seccomp``, or None on a machine without a table here."""
+def seccomp_filter(*, refuse_memory: bool = True) -> bytes | None:
+    """The classic-BPF program for ``bwrap --seccomp`` and the harness, or None on a machine without a table
+    here. ``refuse_memory=False`` lets SysV IPC and memfd through (for tests of the cgroup behind it)."""
     table = _SYSCALLS.get(os.uname().machine)
     if table is None:
         return None
-    arch, x32_bit, clone, unshare, clone3, refused = table
+    arch, x32_bit, clone, unshare, clone3, refused, memory = table
+    refused = refused + memory if refuse_memory else refused
     ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
     allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
     # (code, jump if true -> label, jump if false -> label, k); labels resolved below

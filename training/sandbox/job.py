@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from training.sandbox.limits import MAX_PROCESSES
 
 # Bump whenever the harness, the limits or the isolation could change a verdict: stored outcomes with another
 # version are re-run by ``manage.py run_tests --all``.
-SANDBOX_VERSION = "1.0"
+SANDBOX_VERSION = "2.0"
 
 OUTCOMES = ("passed", "failed", "error", "timeout")
 ISOLATIONS = ("bubblewrap", "setpriv", "rlimits")
@@ -22,7 +22,7 @@ class SandboxJob:
     ``style="asserts"``: ``tests`` is MBPP's assert lines (plus any setup statements), each counted.
     A bad style or entry point is not refused here: the run reports it as an "error" outcome, like any other
     broken test data. ``isolation`` and ``warm`` override what the host gives and ``CODEPREF_SANDBOX_WARM``
-    (for tests and benches).
+    (for tests and benches), and ``strong=False`` the in-process verdict.
     """
 
     prompt: str
@@ -36,6 +36,7 @@ class SandboxJob:
     max_processes: int = MAX_PROCESSES
     isolation: str | None = None
     warm: bool | None = None
+    strong: bool = True  # judge outside the sandbox where the tests allow it; False forces the weak path
 
     def __post_init__(self):
         if self.timeout <= 0:
@@ -52,6 +53,10 @@ class RunResult:
     stderr: str
     isolation: str  # "bubblewrap" | "setpriv" | "rlimits"
     sandbox_version: str
+    # "strong": the sandbox returned outputs and the host judged them (calls.py); "weak": the harness's
+    # in-process report decided, which code written against the harness can forge.
+    verdict_strength: str = "weak"
+    details: dict = field(default_factory=dict)  # "limits": which limits held; "cgroup_events"; "calls"
 
     @property
     def passed(self) -> bool:

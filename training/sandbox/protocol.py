@@ -7,7 +7,7 @@ import hmac
 import marshal
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from training.sandbox.limits import TMPFS_MB
 
@@ -27,6 +27,10 @@ class HarnessJob:
     shim: bool = False  # fork a trusted parent for the program first
     report_fd: int = -1  # where the report goes, in a cold run (a warm run hands the pipe over with the job)
     tmpfs_bytes: int = TMPFS_MB << 20
+    calls: list[tuple[str, tuple, dict]] | None = None  # the strong path: compute these, the host judges
+    setup: str = ""  # the tests' imports, run before the calls
+    cgroup_fds: list[int] = field(default_factory=list)  # cgroup.procs to join, in a cold run
+    seccomp: bytes | None = None  # a filter for the harness to install (bwrap installs its own)
 
     def fd(self) -> int:
         """A fresh file descriptor holding the job, for the harness to inherit."""

@@ -6,7 +6,7 @@ import os
 import selectors
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from training.sandbox.limits import EXIT_GRACE_SECONDS
 
@@ -58,10 +58,12 @@ class Ran:
     stdout: Capture
     stderr: Capture
     report: Capture
+    cgroup_version: int = 0  # the cgroup the run was in (0: none), and what its limits did
+    cgroup_events: dict = field(default_factory=dict)
 
     @classmethod
-    def start(cls, output_limit: int) -> Ran:
-        return cls(None, False, Capture(output_limit), Capture(output_limit), Capture(REPORT_LIMIT))
+    def start(cls, output_limit: int, report_limit: int = REPORT_LIMIT) -> Ran:
+        return cls(None, False, Capture(output_limit), Capture(output_limit), Capture(report_limit))
 
 
 def exited(pid: int) -> bool:

@@ -6,6 +6,7 @@ not per run. Only as root: the harness in the sandbox must be root to give each 
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -14,7 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from training.sandbox.cgroups import RunCgroup, cgroup_support
 from training.sandbox.isolation import HARNESS_INSIDE, SANDBOX_ENV, bwrap_launch, harness_argv, kill_bwrap
+from training.sandbox.limits import cgroup_cpus
 from training.sandbox.protocol import HarnessJob
 from training.sandbox.streams import Ran, drain, supervise
 
@@ -28,15 +31,29 @@ def warm_wanted() -> bool:
 
 
 class WarmSandbox:
-    """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it."""
+    """A bwrap sandbox whose pid 1 is the harness in ``--serve`` mode, and the socket that drives it.
+
+    Where the host gives cgroups, the whole sandbox lives in one, which pid 1 joins before anything else, and
+    whose limits are set to each run's before the hand-over: runs are one at a time, so this is a cgroup per
+    run without a migration per run (on cgroup v1 a migration costs some 10 ms of RCU grace periods).
+    """
 
     def __init__(self):
+        self.cgroup = _sandbox_cgroup()
+        self.limits: tuple[int, int] | None = None  # (memory bytes, processes) the cgroup is set to
+        self.events: dict[str, int] = {}  # its counters after the last run
         prefix, extra_fds = bwrap_launch()
         argv = prefix + harness_argv(HARNESS_INSIDE)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
+            cgroup_fds = self.cgroup.procs_fds() if self.cgroup else []
+        except OSError:
+            self.cgroup.remove()
+            self.cgroup, cgroup_fds = None, []
+        extra_fds += cgroup_fds
+        try:
             self.proc = subprocess.Popen(
-                argv + ["--serve", str(theirs.fileno())],
+                argv + ["--serve", str(theirs.fileno()), ",".join(map(str, cgroup_fds))],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -47,6 +64,8 @@ class WarmSandbox:
             )
         except OSError:
             ours.close()
+            if self.cgroup:
+                self.cgroup.remove()
             raise
         finally:
             theirs.close()
@@ -67,6 +86,23 @@ class WarmSandbox:
     def close(self) -> None:
         kill_bwrap(self.proc)
         self.ctl.close()
+        if self.cgroup:
+            self.cgroup.kill()
+            self.cgroup.remove()
+
+
+def _since(events: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: v if k == "memory_peak" else v - before.get(k, 0) for k, v in events.items()}
+
+
+def _sandbox_cgroup() -> RunCgroup | None:
+    support = cgroup_support()
+    if not support.version:
+        return None
+    try:  # room for pid 1 and its start-up probe until the first run's limits
+        return RunCgroup.create(support, memory_bytes=256 << 20, max_processes=4, cpus=cgroup_cpus())
+    except OSError:
+        return None
 
 
 class WarmPool:
@@ -80,6 +116,15 @@ class WarmPool:
         self.idle: list[WarmSandbox] = []
         self.broken = ""
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        atexit.register(self.close_idle)  # bwrap dies with us anyway; this also removes their cgroups
+
+    def close_idle(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for box in idle:
+            box.close()
 
     def checkout(self) -> WarmSandbox | None:
         with self.lock:
@@ -124,7 +169,16 @@ def current_pool() -> WarmPool:
         return _pool
 
 
-def run_warm(job: HarnessJob, *, uid: int, timeout: float, output_limit: int) -> Ran | None:
+def run_warm(
+    job: HarnessJob,
+    *,
+    uid: int,
+    timeout: float,
+    output_limit: int,
+    report_limit: int,
+    memory_bytes: int,
+    max_processes: int,
+) -> Ran | None:
     """Run in a warm sandbox; None when there is none to be had (the caller then starts a cold one)."""
     pool = current_pool()
     job = replace(job, uid=uid)  # the runner drops to it; the sandbox kills what is left of it after the run
@@ -132,12 +186,20 @@ def run_warm(job: HarnessJob, *, uid: int, timeout: float, output_limit: int) ->
         box = pool.checkout()
         if box is None:
             return None
+        if box.cgroup and box.limits != (memory_bytes, max_processes):
+            try:  # the program's processes, plus pid 1 and the killer it forks after the run
+                box.cgroup.set_limits(memory_bytes=memory_bytes, max_processes=max_processes + 2, cpus=cgroup_cpus())
+                box.limits, box.events = (memory_bytes, max_processes), box.cgroup.events()
+            except OSError:
+                box.close()
+                continue
         pipes = _hand_over(box, job, uid)
         if pipes is None:  # the sandbox died while idle: another one
             box.close()
             continue
         # The deadline counts from the hand-over: starting a sandbox is not the run's time.
-        return _collect(pool, box, pipes, deadline=time.monotonic() + timeout, output_limit=output_limit)
+        deadline = time.monotonic() + timeout
+        return _collect(pool, box, pipes, deadline=deadline, ran=Ran.start(output_limit, report_limit))
     return None
 
 
@@ -163,12 +225,9 @@ def _hand_over(box: WarmSandbox, job: HarnessJob, uid: int) -> tuple[int, int, i
     return out_r, err_r, report_r
 
 
-def _collect(
-    pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, output_limit: int
-) -> Ran:
+def _collect(pool: WarmPool, box: WarmSandbox, pipes: tuple[int, int, int], *, deadline: float, ran: Ran) -> Ran:
     """Read the run's output until the sandbox says it is done; a sandbox whose run did not end cleanly goes."""
     out_r, err_r, report_r = pipes
-    ran = Ran.start(output_limit)
     streams = {out_r: ran.stdout, err_r: ran.stderr, report_r: ran.report}
 
     def on_done() -> None:
@@ -181,6 +240,11 @@ def _collect(
 
     try:
         ran.timed_out, still_open = supervise(streams, deadline, done_fd=box.ctl.fileno(), on_done=on_done)
+        if box.cgroup:  # counters since the previous run's reading; v1's peak is reset for the next run
+            events = box.cgroup.events()
+            ran.cgroup_version, ran.cgroup_events = box.cgroup.version, _since(events, box.events)
+            box.events = events
+            box.cgroup.reset_peak()
         if ran.timed_out or still_open or ran.returncode is None:
             box.close()  # the whole sandbox goes, and whatever still runs in it
             drain(streams, still_open, 1.0)
