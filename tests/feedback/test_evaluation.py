@@ -230,7 +230,7 @@ def test_the_migration_undecides_pairs_that_verdicts_of_unknown_strength_decided
 
     from django.apps import apps
 
-    migration = importlib.import_module("feedback.migrations.0005_sandbox_verdict_strength")
+    migration = importlib.import_module("feedback.migrations.0007_sandbox_verdict_strength")
     Pair.objects.filter(pk=pair.pk).update(decided_by_tests=True)
     migration.forget_unproven_decisions(apps, None)
     assert Pair.objects.get(pk=pair.pk).decided_by_tests is False
