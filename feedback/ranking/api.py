@@ -160,7 +160,7 @@ class PairSkipView(_RankingView):
 class ReportCreateView(_RankingView):
     @extend_schema(
         operation_id="reports_create",
-        summary="Report a pair: broken, harmful, or containing personal data",
+        summary="Report a pair: broken, harmful, personal data, wrong language, duplicate, or other (with a note)",
         description="201 for a new report; 200 when you already made the same report on this pair.",
         request=serializers.ReportRequestSerializer,
         responses={
