@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from . import health
+from .datasets import views as dataset_views
 from .ranking import views
 
 urlpatterns = [
@@ -10,6 +11,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("rank/", include("feedback.ranking.urls")),
+    path("me/", dataset_views.me, name="me"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -106,7 +106,8 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
     context.update(
         notice=notice,
         error=error,
-        votes_done=selectors.votes_of(request.user).count(),
+        progress=(progress := selectors.progress_of(request.user)),
+        votes_done=progress["total"],
         reveal=_reveal_of(request, reveal_vote),
     )
     fragment = wants_fragment(request)
