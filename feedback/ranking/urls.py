@@ -11,4 +11,5 @@ urlpatterns = [
     path("skip/", views.skip, name="rank-skip"),
     path("report/", views.report, name="rank-report"),
     path("terms/", terms, name="rank-terms"),
+    path("guidelines/", views.guidelines, name="rank-guidelines"),
 ]

@@ -138,6 +138,10 @@ def _form_error(form) -> str:
     return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
 
+def guidelines(request):
+    return render(request, "feedback/guidelines.html")
+
+
 @terms_accepted
 def rank(request):
     return _render_rank(request)

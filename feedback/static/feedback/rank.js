@@ -125,6 +125,17 @@
     if (!busy) send(form, event.submitter);
   });
 
+  // The "?" overlay listing the keys: a <dialog> outside the swapped fragment.
+  const keysDialog = document.querySelector("[data-keys-dialog]");
+
+  function showKeys() {
+    if (keysDialog && !keysDialog.open && keysDialog.showModal) keysDialog.showModal();
+  }
+
+  root.addEventListener("click", function (event) {
+    if (event.target instanceof Element && event.target.closest("[data-keys-open]")) showKeys();
+  });
+
   function typing(target) {
     return target instanceof HTMLElement && (target.isContentEditable || target.closest("input, textarea, select"));
   }
@@ -133,6 +144,12 @@
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (typing(event.target)) {
       if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    if (keysDialog && keysDialog.open) return; // the dialog handles Esc itself
+    if (event.key === "?") {
+      event.preventDefault();
+      showKeys();
       return;
     }
     if (event.repeat || busy) return;
