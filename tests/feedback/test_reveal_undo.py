@@ -262,3 +262,14 @@ def test_the_api_undoes_once_and_answers_409_when_too_late(api, ranker):
     late = api.post(f"/api/v1/votes/{second}/undo/")
     assert late.status_code == 409
     assert "10 seconds" in late.json()["error"]
+
+
+def test_a_hostile_model_name_in_the_reveal_is_escaped(client, ranker):
+    hostile = factories.ModelVersionFactory(name='<img src=x onerror="alert(1)">')
+    pair = factories.PairWithOutcomesFactory(completion_a__model_version=hostile)
+    page = client.get(reverse("rank")).content.decode()
+    html = client.post(
+        reverse("rank-vote"), {"pair": pair.pk, "choice": "left", "key": form_key(page)}, **FETCH
+    ).content.decode()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html

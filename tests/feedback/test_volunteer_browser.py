@@ -349,6 +349,7 @@ def volunteer_pages(page, live_server, ranker_name: str):
         ("login", go("/accounts/login/")),
         ("signup", go("/accounts/signup/")),
         ("password-reset", go("/accounts/password/reset/")),
+        ("password-reset-done", go("/accounts/password/reset/done/")),
         ("not-found", go("/no/such/page/")),
         ("guidelines", go("/rank/guidelines/")),
         ("rank", sign_in),
@@ -395,12 +396,17 @@ def test_the_terms_page_passes_axe(browser, live_server):
 def test_no_page_logs_a_csp_violation_or_an_error_and_each_is_photographed(browser, live_server, ranker, viewport):
     make_pairs(3)
     page, watch = new_page(browser, viewport)
-    seen = {}
+    seen, misfits = {}, {}
     for name, open_page in volunteer_pages(page, live_server, "rita"):
         open_page()
         seen[name] = watch.csp()
         shot(page, name)
+        if viewport is PHONE:
+            found = page.evaluate(MEASURE)
+            misfits[name] = found["wide"] + found["small"]
     assert seen == {name: [] for name in seen}
+    # On the phone every page fits the screen and every tap target is at least 44x44 px.
+    assert misfits == {name: [] for name in misfits}
     # The 404 page's own status is logged as a console error by Chromium; nothing else may be.
     assert [error for error in watch.errors if "404" not in error] == []
     page.context.close()
