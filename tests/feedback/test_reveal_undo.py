@@ -273,3 +273,15 @@ def test_a_hostile_model_name_in_the_reveal_is_escaped(client, ranker):
     ).content.decode()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+def test_undo_works_as_a_plain_form_too(client, ranker):
+    pair = named_pair()
+    page = client.get(reverse("rank")).content.decode()
+    client.post(reverse("rank-vote"), {"pair": pair.pk, "choice": "left", "key": form_key(page)})
+    vote = Vote.objects.get()
+    response = client.post(reverse("rank-undo"), {"vote": vote.pk})
+    assert response.status_code == 302 and response["Location"] == reverse("rank")
+    after = client.get(reverse("rank")).content.decode()
+    assert "Vote undone" in after and shown_pair(after) == pair.pk
+    assert not Vote.objects.exists()

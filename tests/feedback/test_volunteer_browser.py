@@ -370,12 +370,16 @@ def axe_serious(page) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
-def test_axe_finds_no_serious_or_critical_violation_on_any_volunteer_page(browser, live_server, ranker, viewport):
+@pytest.mark.parametrize(
+    ("viewport", "scheme"), [(DESKTOP, "light"), (PHONE, "light"), (DESKTOP, "dark")], ids=["1280", "390", "1280-dark"]
+)
+def test_axe_finds_no_serious_or_critical_violation_on_any_volunteer_page(
+    browser, live_server, ranker, viewport, scheme
+):
     make_pairs(3)
     # axe is injected as an inline script, which the site's CSP rightly blocks: this context bypasses it (the
     # test below checks the CSP on the same pages).
-    page, watch = new_page(browser, viewport, bypass_csp=True)
+    page, watch = new_page(browser, viewport, bypass_csp=True, color_scheme=scheme)
     found = {}
     for name, open_page in volunteer_pages(page, live_server, "rita"):
         open_page()
