@@ -116,13 +116,15 @@ def copy_sql(*, ordered: bool = True) -> str:
         'rejected_outcome', CASE WHEN agg.w_b > agg.w_a THEN ca.outcome ELSE cb.outcome END,
         'chosen_model', CASE WHEN agg.w_b > agg.w_a THEN mb.name ELSE ma.name END,
         'rejected_model', CASE WHEN agg.w_b > agg.w_a THEN ma.name ELSE mb.name END,
-        'snapshot_version', 1, 'label', 'preferred', 'decided_by_tests', p.decided_by_tests)
+        'snapshot_version', 1, 'label', 'preferred', 'decided_by_tests', p.decided_by_tests,
+        'rationales', agg.rationales)
     FROM feedback_pair p
     JOIN (SELECT v.pair_id, count(*) AS n, sum(coalesce(vol.trust, 1.0)) AS w,
                  sum(CASE WHEN v.choice = 'a' THEN coalesce(vol.trust, 1.0) ELSE 0 END) AS w_a,
                  sum(CASE WHEN v.choice = 'b' THEN coalesce(vol.trust, 1.0) ELSE 0 END) AS w_b,
                  sum(CASE WHEN v.choice = 'tie' THEN coalesce(vol.trust, 1.0) ELSE 0 END) AS w_tie,
-                 sum(CASE WHEN v.choice = 'both_bad' THEN coalesce(vol.trust, 1.0) ELSE 0 END) AS w_bad
+                 sum(CASE WHEN v.choice = 'both_bad' THEN coalesce(vol.trust, 1.0) ELSE 0 END) AS w_bad,
+                 coalesce(array_agg(v.rationale ORDER BY v.id) FILTER (WHERE v.rationale <> ''), '{}') AS rationales
           FROM feedback_vote v LEFT JOIN feedback_volunteer vol ON vol.user_id = v.volunteer_id
           GROUP BY v.pair_id) agg ON agg.pair_id = p.id
     JOIN feedback_prompt pr ON pr.id = p.prompt_id

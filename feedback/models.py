@@ -331,6 +331,9 @@ class Flag(models.Model):
         BROKEN = "broken", "broken"
         HARMFUL = "harmful", "harmful"
         PERSONAL_DATA = "personal_data", "contains personal data"
+        WRONG_LANGUAGE = "wrong_language", "wrong language"
+        DUPLICATE = "duplicate", "duplicate"
+        OTHER = "other", "other (say what in the note)"
 
     class State(models.TextChoices):
         OPEN = "open", "open"

@@ -336,6 +336,7 @@ CODEPREF = {
     "ASSIGNMENT_TTL_SECONDS": env_int("CODEPREF_ASSIGNMENT_TTL_SECONDS", 30 * 60),
     "MAX_PAIRS_PER_PROMPT": env_int("CODEPREF_MAX_PAIRS_PER_PROMPT", 6),
     "SHOW_TEST_OUTCOMES": env_bool("CODEPREF_SHOW_TEST_OUTCOMES", False),
+    "UNDO_SECONDS": env_int("CODEPREF_UNDO_SECONDS", 10),  # a volunteer may take back their last vote this long
     "CONTRIBUTION_LICENCE": env_str("CODEPREF_CONTRIBUTION_LICENCE", "CC-BY-4.0"),
     "CONTRIBUTION_LICENCE_URL": env_str(
         "CODEPREF_CONTRIBUTION_LICENCE_URL", "https://creativecommons.org/licenses/by/4.0/"

@@ -3,10 +3,10 @@
 The platform writes snapshots with it (feedback/datasets/) and the training pipeline reads them with it
 (training/data.py); no Django here, and pyarrow only where a schema is asked for. A snapshot folder::
 
-    preference/{train,test}.jsonl, .parquet   PREFERENCE_COLUMNS: prompt, chosen, rejected + metadata
+    preference/{train,test}.jsonl, .parquet   PREFERENCE_COLUMNS: prompt, chosen, rejected + metadata (rationales)
     unpaired/{train,test}.jsonl, .parquet     UNPAIRED_COLUMNS: prompt, completion, label (KTO) + metadata
     prompts/{train,test}.jsonl                PROMPT_COLUMNS: one row per prompt (tests for rewards, pass@k)
-    votes/{train,test}.jsonl                  VOTE_COLUMNS: every vote, volunteers as salted pseudonyms
+    votes/{train,test}.jsonl                  VOTE_COLUMNS: every vote and its rationale, volunteers as pseudonyms
     hf/preference, hf/unpaired                DatasetDict(train, test).save_to_disk
     README.md                                 a Hugging Face dataset card
     manifest.json                             MANIFEST_KEYS: counts, sha256 and size of each file, filters, ...
@@ -30,7 +30,7 @@ TEST_STYLES = ("humaneval", "asserts", "none")
 MANIFEST = "manifest.json"
 CARD = "README.md"
 
-# (column, Arrow type) in file order; the types are pyarrow's factory names.
+# (column, Arrow type) in file order; the types are pyarrow's factory names ("list_string": a list of strings).
 _PREFERENCE = (
     ("prompt", "string"),
     ("chosen", "string"),
@@ -48,6 +48,7 @@ _PREFERENCE = (
     ("snapshot_version", "int32"),
     ("label", "string"),
     ("decided_by_tests", "bool_"),
+    ("rationales", "list_string"),  # the volunteers' one-line reasons, masked, in vote order ("" left out)
 )
 _UNPAIRED = (
     ("prompt", "string"),
@@ -65,7 +66,7 @@ _TYPED_PARTS = {"preference": _PREFERENCE, "unpaired": _UNPAIRED}
 PREFERENCE_COLUMNS = tuple(name for name, _type in _PREFERENCE)
 UNPAIRED_COLUMNS = tuple(name for name, _type in _UNPAIRED)
 PROMPT_COLUMNS = ("prompt_id", "prompt", "language", "tests", "test_style", "entry_point", "reference_solution")
-VOTE_COLUMNS = ("pair_id", "prompt_id", "annotator", "choice", "shown_left", "weight", "time_taken_ms")
+VOTE_COLUMNS = ("pair_id", "prompt_id", "annotator", "choice", "shown_left", "weight", "time_taken_ms", "rationale")
 COLUMNS = {
     "preference": PREFERENCE_COLUMNS,
     "unpaired": UNPAIRED_COLUMNS,
@@ -116,7 +117,9 @@ def arrow_schemas() -> dict:
     """The pyarrow schema of each part that has Parquet files."""
     import pyarrow as pa
 
+    def arrow_type(kind: str):
+        return pa.list_(pa.string()) if kind == "list_string" else getattr(pa, kind)()
+
     return {
-        part: pa.schema([(name, getattr(pa, kind)()) for name, kind in columns])
-        for part, columns in _TYPED_PARTS.items()
+        part: pa.schema([(name, arrow_type(kind)) for name, kind in columns]) for part, columns in _TYPED_PARTS.items()
     }

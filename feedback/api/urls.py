@@ -14,6 +14,7 @@ urlpatterns = [
     path("pairs/next/", ranking.PairNextView.as_view(), name="api-pair-next"),
     path("pairs/<int:pair_id>/skip/", ranking.PairSkipView.as_view(), name="api-pair-skip"),
     path("votes/", ranking.VoteCreateView.as_view(), name="api-votes"),
+    path("votes/<int:vote_id>/undo/", ranking.VoteUndoView.as_view(), name="api-vote-undo"),
     path("reports/", ranking.ReportCreateView.as_view(), name="api-reports"),
     # Datasets (maintainers)
     path("datasets/", datasets.DatasetListView.as_view(), name="api-datasets"),

@@ -183,7 +183,8 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
             SUM(CASE WHEN v.choice = 'a' THEN 1 ELSE 0 END) AS n_a,
             SUM(CASE WHEN v.choice = 'b' THEN 1 ELSE 0 END) AS n_b,
             SUM(CASE WHEN v.choice = 'tie' THEN 1 ELSE 0 END) AS n_tie,
-            SUM(CASE WHEN v.choice = 'both_bad' THEN 1 ELSE 0 END) AS n_bad"""
+            SUM(CASE WHEN v.choice = 'both_bad' THEN 1 ELSE 0 END) AS n_bad,
+            {_rationales(postgres)} AS rationales"""
     votes = f"{t['vote']} v LEFT JOIN {t['volunteer']} vol ON vol.user_id = v.volunteer_id"
     if postgres:
         # Per pair, its few votes through the vote(pair_id) index: rows stream in order from the first one.
@@ -195,7 +196,7 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
     sql = f"""
         SELECT p.id, p.prompt_id, pr.text, pr.language, pr.content_hash, p.completion_a_id, p.completion_b_id,
             p.decided_by_tests, ca.text, cb.text, ca.outcome, cb.outcome, ca.model_version_id, cb.model_version_id,
-            agg.n, agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad
+            agg.n, agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad, agg.rationales
         FROM {t["pair"]} p
         JOIN {t["prompt"]} pr ON pr.id = p.prompt_id
         JOIN {t["completion"]} ca ON ca.id = p.completion_a_id
@@ -205,6 +206,13 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
         ORDER BY p.prompt_id, p.id
     """
     return sql, params
+
+
+def _rationales(postgres: bool) -> str:
+    """The pair's non-empty rationales in vote order: an array on PostgreSQL, a JSON array's text on SQLite."""
+    if postgres:
+        return "COALESCE(array_agg(v.rationale ORDER BY v.id) FILTER (WHERE v.rationale <> ''), '{}')"
+    return "json_group_array(v.rationale) FILTER (WHERE v.rationale <> '')"
 
 
 def _pair_filters(options: SnapshotOptions, t: dict[str, str]) -> tuple[list[str], list]:
@@ -250,7 +258,7 @@ def votes_sql(pairs_table: str) -> str:
     t = _tables()
     return f"""
         SELECT s.pair_id, s.prompt_id, s.label, v.volunteer_id, v.choice, v.left_is_a, v.time_taken_ms,
-            COALESCE(vol.trust, 1.0), pr.content_hash
+            COALESCE(vol.trust, 1.0), pr.content_hash, v.rationale
         FROM {pairs_table} s
         JOIN {t["vote"]} v ON v.pair_id = s.pair_id
         JOIN {t["prompt"]} pr ON pr.id = s.prompt_id

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 
 from feedback.models import ModelVersion, Pair
@@ -158,8 +159,8 @@ class _PairPass:
         current, prompt_text, split = self.prompt
         agreement_sum = self.agreement_sum
         for row in batch:
-            (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome,
-             b_outcome, a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad) = row  # fmt: skip
+            (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome, b_outcome,
+             a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, why) = row  # fmt: skip
             if votes < min_votes:
                 dropped["min_votes"] += 1
                 continue
@@ -195,7 +196,7 @@ class _PairPass:
             pairs[split].append(
                 (prompt_text, chosen, rejected, pair_id, prompt_id, language, votes, margin, agreement, chosen_outcome,
                  rejected_outcome, models.get(chosen_model, ""), models.get(rejected_model, ""), version,
-                 _KINDS[label], bool(by_tests))
+                 _KINDS[label], bool(by_tests), _masked_rationales(why, mask))
             )  # fmt: skip
         self.considered += len(batch)
         self.prompt, self.agreement_sum = (current, prompt_text, split), agreement_sum
@@ -225,12 +226,19 @@ class _PairPass:
         }
 
 
+def _masked_rationales(rationales, mask) -> list[str]:
+    """A pair's rationales (a list, or SQLite's JSON text of one), each masked like every other text."""
+    if isinstance(rationales, str):
+        rationales = orjson.loads(rationales)
+    return [mask(text) for text in rationales or ()]
+
+
 def _unpaired(pairs: list[tuple]) -> list[tuple]:
     """KTO rows of preference rows: the preferred completion is desirable, the other not; both-bad gives two
     undesirable examples; a tie says neither is better, not whether either is good, so it gives none."""
     rows = []
     for (prompt, chosen, rejected, pair_id, prompt_id, language, _votes, _margin, _agreement, chosen_outcome,
-         rejected_outcome, chosen_model, rejected_model, version, kind, _by_tests) in pairs:  # fmt: skip
+         rejected_outcome, chosen_model, rejected_model, version, kind, _by_tests, _why) in pairs:  # fmt: skip
         if kind != "tie":
             rows.append((prompt, chosen, kind != "both_bad", pair_id, prompt_id, language, chosen_outcome,
                          chosen_model, version))  # fmt: skip
@@ -257,12 +265,13 @@ def prompts_write(job: RowContext) -> None:
 def votes_write(job: RowContext) -> None:
     """Every vote on the kept pairs, volunteers as pseudonyms, choices in the exported pair's terms."""
     writers = job.outputs.split_writers("votes")
+    mask = job.masker.mask  # the rationales were masked (and counted) in the pairs pass already
     names: dict[int, str] = {}
     splits: dict[str, str] = {}
     batches = job.reader.batches(votes_sql(job.reader.table), [job.last_vote_id], name="votes")
     for batch in batches:
         rows: dict[str, list[tuple]] = {split: [] for split in SPLITS}
-        for pair_id, prompt_id, label, user_id, choice, left_is_a, taken, weight, chash in batch:
+        for pair_id, prompt_id, label, user_id, choice, left_is_a, taken, weight, chash, why in batch:
             annotator = names.get(user_id)
             if annotator is None:
                 annotator = names[user_id] = pseudonym(user_id)
@@ -275,7 +284,8 @@ def votes_write(job: RowContext) -> None:
             a_role, b_role = ("rejected", "chosen") if label == "b" else ("chosen", "rejected")
             relative = {"a": a_role, "b": b_role}.get(choice, choice)
             rows[split].append(
-                (pair_id, prompt_id, annotator, relative, a_role if left_is_a else b_role, float(weight), taken)
-            )
+                (pair_id, prompt_id, annotator, relative, a_role if left_is_a else b_role, float(weight), taken,
+                 mask(why, count=False))
+            )  # fmt: skip
         for split, split_rows in rows.items():
             writers[split].write(split_rows)

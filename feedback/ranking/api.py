@@ -20,6 +20,8 @@ from feedback.models import Flag, Vote
 
 from . import serializers, services
 from .claims import ShownPair, assignment_claim_next_shown
+from .reveal import vote_reveal
+from .undo import vote_id_checked, vote_undo
 from .votes import pair_id_checked, vote_record
 
 ERRORS = {**errors(e400="Bad or missing fields, or a pair not yours."), **AUTH_ERRORS}
@@ -115,7 +117,30 @@ class VoteCreateView(_RankingView):
         )
         body = vote_body(result.vote)
         body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
+        body["reveal"] = vote_reveal(vote_id=result.vote.pk, user=request.user)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class VoteUndoView(_RankingView):
+    @extend_schema(
+        operation_id="votes_undo",
+        summary="Undo your vote within a few seconds of casting it",
+        description=(
+            "Removes the vote (CODEPREF_UNDO_SECONDS after it, 10 by default); the pair is yours to rank again "
+            "and comes back as your next pair. 409 once the window has passed or when a dataset snapshot "
+            "already holds the vote."
+        ),
+        request=None,
+        responses={
+            200: serializers.UndoSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Too late, or already in a dataset."),
+            **ERRORS,
+        },
+    )
+    def post(self, request, vote_id: int):
+        pair_id = vote_undo(user=request.user, vote_id=vote_id_checked(vote_id))
+        body = {"vote": vote_id, "pair": pair_id, "next": pair_body(assignment_claim_next_shown(user=request.user))}
+        return Response(body)
 
 
 class PairSkipView(_RankingView):
@@ -138,7 +163,7 @@ class PairSkipView(_RankingView):
 class ReportCreateView(_RankingView):
     @extend_schema(
         operation_id="reports_create",
-        summary="Report a pair: broken, harmful, or containing personal data",
+        summary="Report a pair: broken, harmful, personal data, wrong language, duplicate, or other (with a note)",
         description="201 for a new report; 200 when you already made the same report on this pair.",
         request=serializers.ReportRequestSerializer,
         responses={

@@ -19,6 +19,10 @@ class VoteForm(forms.Form):
     rationale = forms.CharField(max_length=MAX_RATIONALE_LENGTH, required=False, strip=True)
 
 
+class UndoForm(forms.Form):
+    vote = forms.IntegerField(min_value=1)
+
+
 class SkipForm(forms.Form):
     pair = forms.IntegerField(min_value=1)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import date, timedelta
+
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from feedback.models import Assignment, Pair, Vote
 
@@ -63,3 +67,23 @@ def assignment_shown(assignment_id: int) -> Assignment:
 
 def votes_of(user) -> QuerySet[Vote]:
     return Vote.objects.filter(volunteer=user)
+
+
+def progress_of(user, *, today: date | None = None) -> dict:
+    """``today`` / ``total`` votes and the ``streak``: days in a row with a vote, up to today (or up to
+    yesterday while today has none yet, so a streak does not read 0 before the day's first vote)."""
+    today = today or timezone.localdate()
+    days = list(
+        Vote.objects.filter(volunteer=user)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("-day")
+        .values_list("day", "n")[:400]
+    )
+    total = Vote.objects.filter(volunteer=user).count() if len(days) == 400 else sum(n for _, n in days)
+    counts = dict(days)
+    streak, day = 0, today if today in counts else today - timedelta(days=1)
+    while day in counts:
+        streak, day = streak + 1, day - timedelta(days=1)
+    return {"today": counts.get(today, 0), "total": total, "streak": streak}

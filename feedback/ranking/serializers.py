@@ -43,6 +43,36 @@ class VoteRequestSerializer(serializers.Serializer):
     )
 
 
+class RevealSideSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The model version that wrote this side.")
+    outcome = serializers.CharField(allow_null=True, help_text="Its unit tests' verdict; null without tests.")
+    outcome_label = serializers.CharField(allow_blank=True)
+    passes = serializers.BooleanField(
+        allow_null=True, help_text="null when the prompt has no tests or they did not run."
+    )
+
+
+class RevealSerializer(serializers.Serializer):
+    """Shown only after the vote: the pair is blind until then."""
+
+    vote = serializers.IntegerField()
+    pair = serializers.IntegerField()
+    choice = serializers.ChoiceField(choices=SCREEN_CHOICES)
+    has_tests = serializers.BooleanField()
+    left = RevealSideSerializer()
+    right = RevealSideSerializer()
+    undo_until = serializers.DateTimeField(
+        allow_null=True, help_text="POST votes/{id}/undo/ until then; null when it cannot be undone."
+    )
+    undo_blocked = serializers.CharField(allow_blank=True, help_text="Why the vote cannot be undone, if so.")
+
+
+class UndoSerializer(serializers.Serializer):
+    vote = serializers.IntegerField()
+    pair = serializers.IntegerField(help_text="The pair, yours to rank again (it is your next pair).")
+    next = PairSerializer(allow_null=True)
+
+
 class VoteSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     pair = serializers.IntegerField()
@@ -53,6 +83,7 @@ class VoteSerializer(serializers.Serializer):
     )
     created_at = serializers.DateTimeField()
     next = PairSerializer(allow_null=True, help_text="Your next pair, or null when none is left for you.")
+    reveal = RevealSerializer(help_text="Which model wrote each side and whether it passes its tests.")
 
 
 class SkipSerializer(serializers.Serializer):

@@ -37,7 +37,8 @@ def pair_skip(*, user, pair_id: int) -> Assignment:
 
 
 def pair_report(*, user, pair_id: int, reason: str, note: str = "", move_on: bool = False) -> tuple[Flag, bool]:
-    """Report a pair (broken / harmful / personal data); the same report twice is stored once.
+    """Report a pair (broken / harmful / personal data / wrong language / duplicate / other, which needs a
+    note); the same report twice is stored once.
 
     ``move_on``: a reported pair is not one to rank, so it is also skipped (unless already voted on), in the
     same transaction. Returns the report and whether it is new.
@@ -49,6 +50,8 @@ def pair_report(*, user, pair_id: int, reason: str, note: str = "", move_on: boo
         raise ServiceError(f"note must be at most {MAX_NOTE_LENGTH} characters")
     if "\x00" in note:
         raise ServiceError("note must not contain NUL characters")
+    if reason == Flag.Reason.OTHER and not note:
+        raise ServiceError("a report for another reason needs a note saying what is wrong")
     pair_id = pair_id_checked(pair_id)
     pair = Pair.objects.filter(pk=pair_id).only("id", "prompt_id").first()
     if pair is None:

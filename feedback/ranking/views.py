@@ -7,12 +7,14 @@ instead of a redirect, so the page moves on without a reload.
 
 from __future__ import annotations
 
+import math
 import uuid
 from math import ceil
 
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
@@ -23,7 +25,9 @@ from feedback.models import Assignment, Flag
 
 from . import highlight, selectors, services
 from .claims import assignment_claim_next
-from .forms import ReportForm, SkipForm, VoteForm
+from .forms import SCREEN_CHOICES, ReportForm, SkipForm, UndoForm, VoteForm
+from .reveal import vote_reveal
+from .undo import vote_undo
 from .votes import vote_record
 
 PARTIAL_HEADERS = {"HTTP_X_REQUESTED_WITH": "fetch", "HTTP_HX_REQUEST": "true"}
@@ -82,12 +86,33 @@ def _next_assignment(user) -> Assignment | None:
     return selectors.assignment_shown(assignment.pk)
 
 
-def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200):
+# The session key holding the last vote's id between a vote's redirect and the page that reveals it.
+REVEAL_SESSION_KEY = "reveal_vote"
+
+
+def _reveal_of(request, vote_id: int | None) -> dict | None:
+    """The reveal of the vote just made: passed in after a fetch vote, or left in the session by a form POST."""
+    if vote_id is None:
+        vote_id = request.session.pop(REVEAL_SESSION_KEY, None)
+    if not isinstance(vote_id, int):
+        return None
+    reveal = vote_reveal(vote_id=vote_id, user=request.user)
+    if reveal is not None:
+        reveal["choice_label"] = dict(SCREEN_CHOICES)[reveal["choice"]]
+        until = reveal["undo_until"]
+        reveal["undo_left"] = math.ceil((until - timezone.now()).total_seconds()) if until else 0
+        reveal["sides"] = ((reveal["left"], "A", "left"), (reveal["right"], "B", "right"))
+    return reveal
+
+
+def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200, reveal_vote: int | None = None):
     context = _pair_context(_next_assignment(request.user))
     context.update(
         notice=notice,
         error=error,
-        votes_done=selectors.votes_of(request.user).count(),
+        progress=(progress := selectors.progress_of(request.user)),
+        votes_done=progress["total"],
+        reveal=_reveal_of(request, reveal_vote),
     )
     fragment = wants_fragment(request)
     response = render(request, "feedback/_pair.html" if fragment else "feedback/rank.html", context, status=status)
@@ -98,11 +123,13 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
     return response
 
 
-def _done(request, notice: str):
+def _done(request, notice: str, *, reveal_vote: int | None = None):
     """After a successful action: the next pair's fragment for fetch, else a redirect (post/redirect/get)."""
     if wants_fragment(request):
-        return _render_rank(request, notice=notice)
+        return _render_rank(request, notice=notice, reveal_vote=reveal_vote)
     messages.success(request, notice)
+    if reveal_vote is not None:
+        request.session[REVEAL_SESSION_KEY] = reveal_vote
     return redirect("rank")
 
 
@@ -113,6 +140,10 @@ def _refused(request, error: str, status: int = 400):
 
 def _form_error(form) -> str:
     return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+
+
+def guidelines(request):
+    return render(request, "feedback/guidelines.html")
 
 
 @terms_accepted
@@ -144,7 +175,24 @@ def vote(request):
         return _refused(request, str(exc), status=409)
     except ServiceError as exc:
         return _refused(request, str(exc))
-    return _done(request, "Vote saved." if result.created else "That vote was already saved.")
+    return _done(
+        request, "Vote saved." if result.created else "That vote was already saved.", reveal_vote=result.vote.pk
+    )
+
+
+@require_POST
+@terms_accepted
+def undo(request):
+    form = UndoForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, _form_error(form))
+    try:
+        vote_undo(user=request.user, vote_id=form.cleaned_data["vote"])
+    except Conflict as exc:
+        return _refused(request, str(exc), status=409)
+    except ServiceError as exc:
+        return _refused(request, str(exc))
+    return _done(request, "Vote undone: the pair is back for you to rank again.")
 
 
 @require_POST

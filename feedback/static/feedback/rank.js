@@ -1,7 +1,8 @@
 // The ranking page without reloads. Every action is a plain form POST that works without this file;
 // here the same POST goes through fetch() with "X-Requested-With: fetch", and the server answers with
 // the next pair's HTML fragment (already escaped server-side), which replaces the old one.
-// Keys: 1 2 3 4 vote, s skips, d toggles the diff; ignored while typing in a text box.
+// Keys: 1 2 3 4 vote, s skips, u undoes the last vote (while its window lasts), d toggles the diff,
+// ? shows the keys; ignored while typing in a text box.
 (function () {
   "use strict";
 
@@ -9,6 +10,29 @@
   if (!root || !window.fetch || !window.FormData) return;
 
   let busy = false;
+  let undoTimer = null;
+
+  // The undo button lasts as long as the server's window (data-undo-left seconds), counted down here.
+  function startUndoCountdown() {
+    if (undoTimer) window.clearInterval(undoTimer);
+    undoTimer = null;
+    const form = root.querySelector("form[data-undo-left]");
+    if (!form) return;
+    const deadline = Date.now() + 1000 * Number(form.dataset.undoLeft || 0);
+    const count = form.querySelector("[data-undo-count]");
+    function tick() {
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      if (left <= 0) {
+        window.clearInterval(undoTimer);
+        undoTimer = null;
+        form.remove();
+        return;
+      }
+      if (count) count.textContent = "(" + left + " s)";
+    }
+    undoTimer = window.setInterval(tick, 250);
+    tick();
+  }
 
   function setBusy(on) {
     busy = on;
@@ -48,6 +72,7 @@
     }
     const top = root.getBoundingClientRect().top + window.scrollY - 16;
     if (window.scrollY > top) window.scrollTo({ top: Math.max(0, top) });
+    startUndoCountdown();
   }
 
   function formBody(form, submitter) {
@@ -91,11 +116,24 @@
     afterSwap();
   }
 
+  startUndoCountdown();
+
   root.addEventListener("submit", function (event) {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-fetch")) return;
     event.preventDefault();
     if (!busy) send(form, event.submitter);
+  });
+
+  // The "?" overlay listing the keys: a <dialog> outside the swapped fragment.
+  const keysDialog = document.querySelector("[data-keys-dialog]");
+
+  function showKeys() {
+    if (keysDialog && !keysDialog.open && keysDialog.showModal) keysDialog.showModal();
+  }
+
+  root.addEventListener("click", function (event) {
+    if (event.target instanceof Element && event.target.closest("[data-keys-open]")) showKeys();
   });
 
   function typing(target) {
@@ -106,6 +144,12 @@
     if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
     if (typing(event.target)) {
       if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    if (keysDialog && keysDialog.open) return; // the dialog handles Esc itself
+    if (event.key === "?") {
+      event.preventDefault();
+      showKeys();
       return;
     }
     if (event.repeat || busy) return;
