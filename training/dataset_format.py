@@ -48,6 +48,7 @@ _PREFERENCE = (
     ("snapshot_version", "int32"),
     ("label", "string"),
     ("decided_by_tests", "bool_"),
+    ("label_source", "string"),  # "tests" / "maintainer" (a gold pair's known answer) or "votes"
 )
 _UNPAIRED = (
     ("prompt", "string"),

@@ -19,6 +19,7 @@ from feedback.models import Flag, Vote
 
 from . import serializers, services
 from .claims import ShownPair, assignment_claim_next_shown
+from .onboarding import vote_feedback
 from .votes import pair_id_checked, vote_record
 
 ERRORS = {**errors(e400="Bad or missing fields, or a pair not yours."), **AUTH_ERRORS}
@@ -111,6 +112,7 @@ class VoteCreateView(_RankingView):
             rationale=data.get("rationale", ""),
         )
         body = vote_body(result.vote)
+        body["feedback"] = vote_feedback(user=request.user, result=result)
         body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

@@ -10,4 +10,5 @@ urlpatterns = [
     path("skip/", views.skip, name="rank-skip"),
     path("report/", views.report, name="rank-report"),
     path("terms/", terms, name="rank-terms"),
+    path("quality/", views.quality, name="rank-quality"),
 ]

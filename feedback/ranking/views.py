@@ -17,13 +17,15 @@ from django.views.decorators.http import require_POST
 
 from feedback.accounts.views import terms_accepted
 from feedback.errors import Conflict, ServiceError
-from feedback.models import Assignment, Flag
+from feedback.models import Assignment, Flag, Volunteer
 
 from . import highlight, selectors, services
 from .claims import assignment_claim_next
 from .forms import ReportForm, SkipForm, VoteForm
+from .onboarding import gold_missed, vote_feedback
 from .votes import vote_record
 
+GOLD_FEEDBACK_KEY = "codepref_gold_feedback"
 PARTIAL_HEADERS = {"HTTP_X_REQUESTED_WITH": "fetch", "HTTP_HX_REQUEST": "true"}
 
 
@@ -78,12 +80,13 @@ def _next_assignment(user) -> Assignment | None:
     return selectors.assignment_shown(assignment.pk)
 
 
-def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200):
+def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200, gold_feedback=None):
     context = _pair_context(_next_assignment(request.user))
     context.update(
         notice=notice,
         error=error,
         votes_done=selectors.votes_of(request.user).count(),
+        gold_feedback=gold_feedback or request.session.pop(GOLD_FEEDBACK_KEY, None),
     )
     fragment = wants_fragment(request)
     response = render(request, "feedback/_pair.html" if fragment else "feedback/rank.html", context, status=status)
@@ -94,11 +97,13 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
     return response
 
 
-def _done(request, notice: str):
+def _done(request, notice: str, *, gold_feedback: dict | None = None):
     """After a successful action: the next pair's fragment for fetch, else a redirect (post/redirect/get)."""
     if wants_fragment(request):
-        return _render_rank(request, notice=notice)
+        return _render_rank(request, notice=notice, gold_feedback=gold_feedback)
     messages.success(request, notice)
+    if gold_feedback:
+        request.session[GOLD_FEEDBACK_KEY] = gold_feedback  # shown once, on the page redirected to
     return redirect("rank")
 
 
@@ -135,7 +140,15 @@ def vote(request):
         return _refused(request, str(exc), status=409)
     except ServiceError as exc:
         return _refused(request, str(exc))
-    return _done(request, "Vote saved." if result.created else "That vote was already saved.")
+    feedback = vote_feedback(user=request.user, result=result)
+    return _done(request, "Vote saved." if result.created else "That vote was already saved.", gold_feedback=feedback)
+
+
+@terms_accepted
+def quality(request):
+    """The volunteer's quality checks: trust, and the gold pairs they missed with the known answer and why."""
+    volunteer = Volunteer.objects.filter(user=request.user).first()
+    return render(request, "feedback/quality.html", {"volunteer": volunteer, "missed": gold_missed(request.user)})
 
 
 @require_POST
