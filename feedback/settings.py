@@ -367,12 +367,12 @@ CODEPREF.update(
         # Trust: smoothed accuracy (Beta prior) on gold answers plus agreement with final labels, as 2p - 1.
         "QC_TRUST_PRIOR_ALPHA": env_float("CODEPREF_QC_TRUST_PRIOR_ALPHA", 4.0),
         "QC_TRUST_PRIOR_BETA": env_float("CODEPREF_QC_TRUST_PRIOR_BETA", 2.0),
-        "QC_AGREEMENT_WEIGHT": env_float("CODEPREF_QC_AGREEMENT_WEIGHT", 0.5),  # one agreement vs one gold answer
+        "QC_AGREEMENT_WEIGHT": env_float("CODEPREF_QC_AGREEMENT_WEIGHT", 1.0),  # one agreement vs one gold answer
         "QC_TRUST_THRESHOLD": env_float("CODEPREF_QC_TRUST_THRESHOLD", 0.2),  # below: votes leave snapshots
         # Anomaly flags on votes (flagged votes count QC_FLAGGED_VOTE_WEIGHT of their weight).
         "QC_READ_MS_BASE": env_int("CODEPREF_QC_READ_MS_BASE", 1500),
         "QC_READ_MS_PER_CHAR": env_float("CODEPREF_QC_READ_MS_PER_CHAR", 2.0),
-        "QC_SAME_SIDE_RUN": env_int("CODEPREF_QC_SAME_SIDE_RUN", 8),
+        "QC_SAME_SIDE_RUN": env_int("CODEPREF_QC_SAME_SIDE_RUN", 10),
         "QC_ONE_CHOICE_RUN": env_int("CODEPREF_QC_ONE_CHOICE_RUN", 10),
         "QC_MAX_VOTES_PER_MINUTE": env_int("CODEPREF_QC_MAX_VOTES_PER_MINUTE", 12),
         "QC_DAILY_CAP": env_int("CODEPREF_QC_DAILY_CAP", 500),

@@ -11,7 +11,7 @@ from django.db.models import Q
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt, whitespace_normalised
 
-from .verdicts import gold_explanation_from_tests, tests_winner
+from .verdicts import gold_explanation_from_tests, winner_by_tests
 
 PAIRING_POLICIES = ("self", "arena")
 
@@ -50,9 +50,9 @@ def pairs_form(
 
 
 def _pair_of(prompt: Prompt, a: Completion, b: Completion) -> Pair:
-    """A new pair; gold at once when the tests already decide it (``verdicts.tests_winner``)."""
+    """A new pair; gold at once when the tests already decide it (``verdicts.winner_by_tests``)."""
     pair = Pair(prompt=prompt, language=prompt.language, completion_a=a, completion_b=b)
-    winner = tests_winner(a, b)
+    winner = winner_by_tests(a, b)
     if winner:
         won, lost = (a, b) if winner == "a" else (b, a)
         pair.decided_by_tests, pair.state = True, Pair.State.GOLD

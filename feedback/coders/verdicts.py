@@ -136,7 +136,7 @@ def is_decisive_failure(completion: Completion) -> bool:
     return False
 
 
-def tests_winner(a: Completion, b: Completion) -> str:
+def winner_by_tests(a: Completion, b: Completion) -> str:
     """ "a" or "b" when one side passed and the other failed decisively; "" when the tests do not decide."""
     if a.outcome == Completion.Outcome.PASSED and is_decisive_failure(b):
         return "a"
@@ -186,7 +186,7 @@ def pairs_refresh_decided_by_tests(*, completion_ids: Iterable[int]) -> int:
             )  # fmt: skip
         )
         for pair in pairs:
-            winner = tests_winner(pair.completion_a, pair.completion_b)
+            winner = winner_by_tests(pair.completion_a, pair.completion_b)
             decided += bool(winner)
             _pair_gold_from_tests(pair, winner)
     return decided

@@ -180,7 +180,7 @@ def vote_weight_sql(options: SnapshotOptions) -> tuple[str, str]:
     """
     counts = "vol.suspended_at IS NULL"
     if not options.quality_control:
-        return "1.0", counts
+        return "CAST(1.0 AS DOUBLE PRECISION)", counts  # a float, as the trust column is (not a numeric)
     threshold = float(settings.CODEPREF["QC_TRUST_THRESHOLD"])  # a number from settings, not input
     return "COALESCE(v.qc_weight, vol.trust, 1.0)", f"{counts} AND COALESCE(vol.trust, 1.0) >= {threshold!r}"
 

@@ -3,7 +3,9 @@
 A volunteer's accuracy is smoothed by a Beta(alpha, beta) prior over two kinds of evidence: answers on gold
 pairs (right or wrong against the known answer, each counting 1) and agreement with the final label of the
 non-gold pairs they voted on (each counting ``agreement_weight``; the label is computed without their own vote,
-so nobody agrees with themselves). The weight is ``2 * accuracy - 1`` clipped to [0, 1]: a coin-flipper (0.5)
+so nobody agrees with themselves; each comparison counts by that label's margin, so an even split of the others
+tells nothing). The weight
+is ``2 * accuracy - 1`` clipped to [0, 1]: a coin-flipper (0.5)
 weighs nothing, a perfect judge 1. Labels and trust depend on each other, so they are computed in turns
 (``ROUNDS``), starting from the gold evidence alone.
 
@@ -181,10 +183,11 @@ def _agreements(votes, result: TrustResult) -> dict[tuple[int, str | None], tupl
         others = list(sums[vote.pair])
         others[CHOICE_INDEX[vote.choice]] -= result.vote_weights[vote.id]
         label = label_pair(*others, 1)
-        if label is None:
-            continue
-        agreed = float(label.label == vote.choice)
+        if label is None or label.margin <= 0.0:
+            continue  # no label without this vote, or an even split of the others: nothing to agree with
+        # A comparison counts as much as the others were sure: one against a near-even split says little.
+        agreed = label.margin * (label.label == vote.choice)
         for key in ((vote.volunteer, None), (vote.volunteer, vote.language)):
             out[key][0] += agreed
-            out[key][1] += 1.0
+            out[key][1] += label.margin
     return {key: (a, c) for key, (a, c) in out.items()}

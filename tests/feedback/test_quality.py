@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from feedback.accounts.moderation import volunteers_suspend
 from feedback.coders.importing import prompts_import
 from feedback.coders.moderation import content_hide
-from feedback.coders.verdicts import is_decisive_failure, pairs_refresh_decided_by_tests, tests_winner
+from feedback.coders.verdicts import is_decisive_failure, pairs_refresh_decided_by_tests, winner_by_tests
 from feedback.datasets.agreement import agreement_report
 from feedback.datasets.anomalies import AnomalyLimits, VoteSeen, votes_flag
 from feedback.datasets.quality import quality_recompute
@@ -105,7 +105,7 @@ def test_pairs_formed_from_tested_completions_are_gold_at_once():
     formed = {(p.completion_a_id, p.completion_b_id): p for p in pairs_form(completions=[good, bad, slow])}
     assert formed[(good.pk, bad.pk)].state == "gold" and formed[(good.pk, bad.pk)].gold_choice == "a"
     assert formed[(good.pk, slow.pk)].state == "open" and not formed[(good.pk, slow.pk)].decided_by_tests
-    assert tests_winner(slow, bad) == ""
+    assert winner_by_tests(slow, bad) == ""
 
 
 # --- gold in assignment: onboarding first, then at the gold rate ----------------------------------------------
@@ -158,14 +158,15 @@ def test_the_api_shows_a_gold_pair_like_any_other_and_gives_feedback_only_while_
         ).json()  # fmt: skip
         answers.append(body["feedback"])
         shown = body["next"]
-        assert set(shown) == plain
-    assert answers[0] == {
-        "gold": True,
-        "agreed": False,
-        "answer": "left" if wrong == "right" else "right",
-        "explanation": gold[0].gold_explanation if shown else answers[0]["explanation"],
-        "onboarding_left": 1,
-    }
+        assert shown is None or set(shown) == plain
+        if n == 0:
+            assert answers[0] == {
+                "gold": True,
+                "agreed": False,
+                "answer": "left" if wrong == "right" else "right",
+                "explanation": gold[0].gold_explanation,
+                "onboarding_left": 1,
+            }
     assert answers[1]["gold"] and answers[1]["agreed"] is False and answers[1]["onboarding_left"] == 0
     assert answers[2] is None  # after onboarding nothing tells a gold pair from another
 
@@ -255,7 +256,8 @@ def test_vote_weights_come_from_quality_control_and_low_trust_or_suspended_voter
     _vote(pair, meh, "b")  # not assessed yet: the volunteer's trust
     _vote(pair, low, "a", weight=0.1)  # below the threshold: left out
     _vote(pair, gone, "a", weight=1.0)
-    volunteers_suspend(volunteer_ids=[gone.volunteer.pk], by=maintainer.__class__.objects.get(pk=maintainer.pk))
+    maintainer.is_staff = True
+    volunteers_suspend(volunteer_ids=[gone.volunteer.pk], by=maintainer)
     snapshot = snapshot_build(filters={"drop_ties": False}).snapshot
     (row,) = rows_of(snapshot, "preference")
     assert (row["votes"], row["label"], row["chosen"]) == (2, "preferred", pair.completion_b.text)
