@@ -7,7 +7,10 @@ vote path, from rows it read).
   sides are drawn at random per hand-out, so an honest judge's runs are short);
 - ``one_choice``: part of a run of at least ``one_choice_run`` identical tie / both-bad answers;
 - ``rate``: more than ``max_votes_per_minute`` votes in the minute up to this one;
-- ``cap``: past ``daily_cap`` votes in one UTC day.
+- ``cap``: past ``daily_cap`` votes in one UTC day;
+- ``length_bias``: of at least ``length_bias_votes`` votes for a side on pairs of unequal length, a share of at
+  least ``length_bias_share`` for the longer one, or for the shorter one (a judge of the code does not pick by
+  length alone); every such vote is flagged.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-FLAGS = ("fast", "same_side", "one_choice", "rate", "cap")
+FLAGS = ("fast", "same_side", "one_choice", "rate", "cap", "length_bias")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class AnomalyLimits:
     one_choice_run: int
     max_votes_per_minute: int
     daily_cap: int
+    length_bias_votes: int = 10
+    length_bias_share: float = 0.9
 
     @classmethod
     def from_settings(cls, conf: dict) -> AnomalyLimits:
@@ -38,6 +43,8 @@ class AnomalyLimits:
             one_choice_run=int(conf["QC_ONE_CHOICE_RUN"]),
             max_votes_per_minute=int(conf["QC_MAX_VOTES_PER_MINUTE"]),
             daily_cap=int(conf["QC_DAILY_CAP"]),
+            length_bias_votes=int(conf["QC_LENGTH_BIAS_VOTES"]),
+            length_bias_share=float(conf["QC_LENGTH_BIAS_SHARE"]),
         )
 
     def reading_floor_ms(self, characters: int) -> float:
@@ -53,6 +60,7 @@ class VoteSeen:
     time_taken_ms: int | None
     at: datetime
     characters: int
+    longer: str = ""  # the screen side showing the longer completion ("left" / "right"), "" when equally long
 
 
 def votes_flag(votes: Sequence[VoteSeen], limits: AnomalyLimits) -> list[set[str]]:
@@ -75,7 +83,19 @@ def votes_flag(votes: Sequence[VoteSeen], limits: AnomalyLimits) -> list[set[str
         days[day] = days.get(day, 0) + 1
         if days[day] > limits.daily_cap:
             flags[i].add("cap")
+    _length_bias(votes, flags, limits)
     return flags
+
+
+def _length_bias(votes: Sequence[VoteSeen], flags: list[set[str]], limits: AnomalyLimits) -> None:
+    sided = [i for i, vote in enumerate(votes) if vote.longer and vote.screen in ("left", "right")]
+    if not sided or len(sided) < limits.length_bias_votes:
+        return
+    longer = sum(votes[i].screen == votes[i].longer for i in sided) / len(sided)
+    share = limits.length_bias_share - 1e-9  # 9 of 10 is a share of 0.9, whatever the float rounding
+    if longer >= share or 1.0 - longer >= share:
+        for i in sided:
+            flags[i].add("length_bias")
 
 
 def _runs(votes: Sequence[VoteSeen], flags: list[set[str]], counts, length: int, flag: str) -> None:

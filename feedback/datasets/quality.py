@@ -39,6 +39,7 @@ class _Row:
     language: str
     gold: str
     characters: int
+    longer: str  # the screen side of the longer completion, "" when equally long
 
 
 def _rows() -> list[_Row]:
@@ -64,7 +65,10 @@ def _rows() -> list[_Row]:
         chunk_size=5000
     ):
         screen = Vote(choice=choice, left_is_a=left_is_a).screen_choice
-        rows.append(_Row(vote_id, volunteer, pair, choice, screen, ms, at, language, gold or "", chars_a + chars_b))
+        longer = "" if chars_a == chars_b else ("left" if (chars_a > chars_b) == left_is_a else "right")
+        rows.append(
+            _Row(vote_id, volunteer, pair, choice, screen, ms, at, language, gold or "", chars_a + chars_b, longer)
+        )
     return rows
 
 
@@ -76,7 +80,7 @@ def _flags(rows: list[_Row], limits: AnomalyLimits) -> tuple[dict[int, set[str]]
     flags: dict[int, set[str]] = {}
     evidence: dict[int, dict] = {}
     for volunteer, own in by_volunteer.items():
-        seen = [VoteSeen(r.screen, r.ms, r.at, r.characters) for r in own]
+        seen = [VoteSeen(r.screen, r.ms, r.at, r.characters, r.longer) for r in own]
         own_flags = votes_flag(seen, limits)
         counts: Counter[str] = Counter()
         for row, found in zip(own, own_flags, strict=True):

@@ -337,7 +337,8 @@ def test_recompute_stores_weights_flags_and_evidence_and_lists_flagged_volunteer
     assert stats["flagged_volunteers"] == 1 and stats["votes"] == 16
     honest_v, bot_v = Volunteer.objects.get(user=honest), Volunteer.objects.get(user=bot)
     assert (honest_v.gold_votes, honest_v.gold_correct) == (8, 8)
-    assert honest_v.trust == pytest.approx(2 * (4 + 8) / (6 + 8) - 1, abs=1e-6)
+    alpha, beta = settings.CODEPREF["QC_TRUST_PRIOR_ALPHA"], settings.CODEPREF["QC_TRUST_PRIOR_BETA"]
+    assert honest_v.trust == pytest.approx(2 * (alpha + 8) / (alpha + beta + 8) - 1, abs=1e-6)  # 8 of 8 gold right
     assert (bot_v.gold_correct, bot_v.qc_flagged) == (4, True)
     assert bot_v.qc_evidence["flags"] == {"fast": 8, "same_side": 8}
     assert bot_v.qc_evidence["longest_run"] == {"choice": "left", "length": 8}
@@ -461,3 +462,15 @@ def test_the_volunteer_sees_the_gold_pairs_they_missed_and_why(client, volunteer
     assert f'data-missed-pair="{missed.pk}"' in page and f'data-missed-pair="{right.pk}"' not in page
     assert "you chose <em>left</em>, the known answer was <em>right</em>" in page
     assert "passes the prompt&#x27;s unit tests" in page
+
+
+@pytest.mark.parametrize(("longer_picks", "flagged"), [(10, True), (9, True), (8, False), (1, True), (2, False)])
+def test_picking_by_length_alone_is_flagged(longer_picks, flagged):
+    seen = []
+    for n in range(10):
+        longer = "left" if n % 2 else "right"
+        other = "right" if longer == "left" else "left"
+        seen.append(VoteSeen(longer if n < longer_picks else other, 60_000, T0 + timedelta(minutes=5 * n), 10, longer))
+    seen.append(VoteSeen("left", 60_000, T0 + timedelta(hours=2), 10, ""))  # equally long: not counted
+    flags = votes_flag(seen, LIMITS)
+    assert [("length_bias" in f) for f in flags] == [flagged] * 10 + [False]

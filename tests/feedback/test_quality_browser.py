@@ -62,7 +62,9 @@ def test_onboarding_shows_after_each_gold_vote_whether_you_agreed_and_why(browse
         assert "passes the prompt's unit tests; the other one fails them (AssertionError: double(3) == 5" in text
         if not right_answer:
             answer = "left" if a_on_left else "right"
-            assert f"The known answer was the {answer} side." in text
+            assert f"On the pair you just ranked, the known answer was the {answer} side." in text
+        else:
+            assert "You agreed with the known answer on the pair you just ranked." in text
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "onboarding-feedback.png"), full_page=True)
         if n < 2:
@@ -94,7 +96,7 @@ def test_onboarding_feedback_without_javascript(browser, live_server, ranker, se
         page.click(f"button[name=choice][value={wrong}]")
     feedback = page.locator("[data-gold-feedback]")
     assert feedback.get_attribute("data-agreed") == "false"
-    assert "The known answer was the" in feedback.inner_text()
+    assert f"the known answer was the {'left' if wrong == 'right' else 'right'} side" in feedback.inner_text()
     page.reload()  # shown once
     assert page.locator("[data-gold-feedback]").count() == 0
     context.close()
