@@ -213,7 +213,7 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
     sql = f"""
         SELECT p.id, p.prompt_id, pr.text, pr.language, pr.content_hash, p.completion_a_id, p.completion_b_id,
             p.decided_by_tests, ca.text, cb.text, ca.outcome, cb.outcome, ca.model_version_id, cb.model_version_id,
-            agg.n, agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad,
+            COALESCE(agg.n, 0), agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad,
             p.gold_choice, p.gold_source
         FROM {t["pair"]} p
         JOIN {t["prompt"]} pr ON pr.id = p.prompt_id

@@ -162,7 +162,6 @@ class _PairPass:
              b_outcome, a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, gold,
              gold_source) = row  # fmt: skip
             if gold:  # a known answer (the tests', or a maintainer's) labels the pair, whatever the votes say
-                votes = votes or 0
                 if votes:
                     count(n_a, n_b, n_tie, n_bad)
                 label, margin, agreement, source = gold, 1.0, 1.0, gold_source or "maintainer"
