@@ -97,6 +97,7 @@ def test_onboarding_feedback_without_javascript(browser, live_server, ranker, se
     feedback = page.locator("[data-gold-feedback]")
     assert feedback.get_attribute("data-agreed") == "false"
     assert f"the known answer was the {'left' if wrong == 'right' else 'right'} side" in feedback.inner_text()
+    assert page.get_attribute("[data-gold-feedback] a", "href") == "/rank/quality/"
     page.reload()  # shown once
     assert page.locator("[data-gold-feedback]").count() == 0
     context.close()
