@@ -55,6 +55,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", type=int, default=100_000, help="Pairs loaded (six per prompt).")
     parser.add_argument("--rounds", type=int, default=1, help="Alternating baseline/API runs; medians reported.")
     parser.add_argument(
+        "--gold-fraction",
+        type=float,
+        default=0.1,
+        help="Share of the pairs loaded as gold (a known answer): quality control's gold pairs are handed out at "
+        "CODEPREF_QC_GOLD_RATE and for each new volunteer's onboarding. 0: no gold pairs.",
+    )
+    parser.add_argument(
         "--configs",
         nargs="+",
         default=["gthread:2x8"],
@@ -84,7 +91,7 @@ def _code(rng: random.Random, name: str, size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load(pairs: int, volunteers: int, baseline_users: int) -> dict:
+def load(pairs: int, volunteers: int, baseline_users: int, gold_fraction: float = 0.0) -> dict:
     """Fill the (migrated) database through Django's connection: COPY for the bulk, the ORM for accounts."""
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -128,11 +135,13 @@ def load(pairs: int, volunteers: int, baseline_users: int) -> dict:
             for b in ids[i + 1 :]:
                 if pair_id < pairs:
                     pair_id += 1
-                    pair_rows.append(
-                        models.Pair(
-                            id=pair_id, prompt_id=prompt_id, language="python", completion_a_id=a, completion_b_id=b
-                        )
+                    pair = models.Pair(
+                        id=pair_id, prompt_id=prompt_id, language="python", completion_a_id=a, completion_b_id=b
                     )
+                    if rng.random() < gold_fraction:  # quality control's gold: a known answer, as the tests give
+                        pair.state, pair.gold_choice, pair.gold_source = models.Pair.State.GOLD, "a", "tests"
+                        pair.decided_by_tests, pair.gold_explanation = True, "A passes the tests; B fails them."
+                    pair_rows.append(pair)
     for rows in (prompt_rows, completion_rows, pair_rows):
         _copy(connection, rows)
     with connection.cursor() as cursor:
@@ -619,8 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback.settings")
     print(
         f"vote path: {args.concurrency} volunteers, {args.seconds:g} s per run (after {args.warmup:g} s warm-up), "
-        f"{args.rounds} round(s), {args.pairs:,} pairs; gunicorn {' | '.join(args.configs)} "
-        f"(gthread workers take an equal share of the connections)",
+        f"{args.rounds} round(s), {args.pairs:,} pairs ({args.gold_fraction:.0%} gold); "
+        f"gunicorn {' | '.join(args.configs)} (gthread workers take an equal share of the connections)",
         flush=True,
     )
 
@@ -641,7 +650,8 @@ def main(argv: list[str] | None = None) -> int:
         migrated = time.perf_counter()
         # Room for 10,000 baseline transactions a second: each voter votes on each pair at most once.
         sweeps = int(args.rounds * args.seconds * 10_000 / max(args.pairs, 1)) + 2
-        data = load(args.pairs, args.concurrency, baseline_users=args.concurrency * sweeps)
+        data = load(args.pairs, args.concurrency, baseline_users=args.concurrency * sweeps,
+                    gold_fraction=args.gold_fraction)  # fmt: skip
         users = data["base_users"]
         voters = [
             BaselineVoter(i, args.concurrency, users[i :: args.concurrency], data["pairs"])

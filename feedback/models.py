@@ -64,6 +64,18 @@ class Volunteer(models.Model):
         default=True, help_text="Shown by username on the public contributors leaderboard (the volunteer can opt out)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Quality control (feedback/datasets/quality/): computed off the vote path by the recompute task.
+    trust_by_language = models.JSONField(
+        default=dict, db_default={}, blank=True, help_text="language -> weight (computed)."
+    )
+    gold_votes = models.PositiveIntegerField(default=0, db_default=0, help_text="Votes on gold pairs (computed).")
+    gold_correct = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Of which agreed with the known answer."
+    )
+    trust_computed_at = models.DateTimeField(null=True, blank=True)
+    qc_flagged = models.BooleanField(default=False, db_default=False, help_text="Anomalous voting (see qc_evidence).")
+    qc_evidence = models.JSONField(default=dict, db_default={}, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True, help_text="Suspended: votes leave snapshots.")
 
     def __str__(self) -> str:
         return str(self.user)
@@ -90,6 +102,7 @@ class Prompt(models.Model):
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
     content_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden by a moderator: out of assignment.")
 
     class Meta:
         ordering = ["id"]
@@ -191,6 +204,7 @@ class Completion(models.Model):
     test_details = models.JSONField(default=dict, blank=True, help_text="Which sandbox limits held; cgroup events.")
     tested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    hidden_at = models.DateTimeField(null=True, blank=True, help_text="Hidden by a moderator: out of assignment.")
 
     objects = CompletionQuerySet.as_manager()
 
@@ -221,6 +235,13 @@ class Pair(models.Model):
         OPEN = "open", "open"
         COMPLETE = "complete", "complete"
         RETIRED = "retired", "retired"
+        # Known answer (gold_choice): shown to volunteers only as a quality check, labelled by that answer.
+        GOLD = "gold", "gold"
+
+    class GoldSource(models.TextChoices):
+        NONE = "", "not gold"
+        TESTS = "tests", "the unit tests"
+        MAINTAINER = "maintainer", "a maintainer"
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
     language = models.CharField(max_length=32, db_index=True)  # the prompt's, kept here for the pick's index
@@ -236,6 +257,10 @@ class Pair(models.Model):
     gold_choice = models.CharField(
         max_length=16, blank=True, help_text="Known answer (a/b/tie/both_bad) for gold pairs."
     )
+    gold_source = models.CharField(max_length=16, choices=GoldSource.choices, blank=True, default="", db_default="")
+    gold_explanation = models.TextField(
+        blank=True, default="", db_default="", help_text="Shown to a volunteer after a gold vote."
+    )
     last_vote_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -250,6 +275,7 @@ class Pair(models.Model):
         indexes = [
             # Serves "open pairs, fewest claims first" without a sort.
             models.Index(fields=["claims_count", "shuffle_key"], condition=Q(state="open"), name="pair_open_pick"),
+            models.Index(fields=["claims_count", "shuffle_key"], condition=Q(state="gold"), name="pair_gold_pick"),
         ]
 
     def __str__(self) -> str:
@@ -303,6 +329,11 @@ class Vote(models.Model):
     rationale = models.CharField(max_length=280, blank=True)
     time_taken_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set off the vote path by quality control; NULL (not assessed yet) counts at the volunteer's trust.
+    qc_weight = models.FloatField(null=True, blank=True, help_text="Weight in aggregation (computed).")
+    qc_flags = models.CharField(
+        max_length=200, blank=True, default="", db_default="", help_text="Anomaly flags (computed)."
+    )
 
     class Meta:
         ordering = ["id"]

@@ -407,3 +407,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},  # axes: lock-outs only
 }
+
+# --- quality control (issue 12: gold pairs, trust, anomaly flags, adaptive k) --------------------------------
+CODEPREF.update(
+    {
+        "QC_GOLD_RATE": env_float("CODEPREF_QC_GOLD_RATE", 0.1),  # share of hand-outs that are gold pairs
+        "QC_ONBOARDING_PAIRS": env_int("CODEPREF_QC_ONBOARDING_PAIRS", 3),  # a new volunteer's first pairs: gold
+        # Trust: smoothed accuracy (Beta prior) on gold answers plus agreement with final labels, as 2p - 1. The
+        # prior (mean 2/3, worth 15 answers) keeps an honest newcomer's few unlucky answers from excluding them.
+        "QC_TRUST_PRIOR_ALPHA": env_float("CODEPREF_QC_TRUST_PRIOR_ALPHA", 10.0),
+        "QC_TRUST_PRIOR_BETA": env_float("CODEPREF_QC_TRUST_PRIOR_BETA", 5.0),
+        "QC_AGREEMENT_WEIGHT": env_float("CODEPREF_QC_AGREEMENT_WEIGHT", 1.0),  # one agreement vs one gold answer
+        "QC_TRUST_THRESHOLD": env_float("CODEPREF_QC_TRUST_THRESHOLD", 0.2),  # below: votes leave snapshots
+        # Anomaly flags on votes (flagged votes count QC_FLAGGED_VOTE_WEIGHT of their weight).
+        "QC_READ_MS_BASE": env_int("CODEPREF_QC_READ_MS_BASE", 1500),
+        "QC_READ_MS_PER_CHAR": env_float("CODEPREF_QC_READ_MS_PER_CHAR", 2.0),
+        "QC_SAME_SIDE_RUN": env_int("CODEPREF_QC_SAME_SIDE_RUN", 10),
+        "QC_ONE_CHOICE_RUN": env_int("CODEPREF_QC_ONE_CHOICE_RUN", 10),
+        "QC_MAX_VOTES_PER_MINUTE": env_int("CODEPREF_QC_MAX_VOTES_PER_MINUTE", 12),
+        "QC_DAILY_CAP": env_int("CODEPREF_QC_DAILY_CAP", 500),
+        # Picking the longer (or the shorter) side in at least this share of this many votes is flagged.
+        "QC_LENGTH_BIAS_VOTES": env_int("CODEPREF_QC_LENGTH_BIAS_VOTES", 10),
+        "QC_LENGTH_BIAS_SHARE": env_float("CODEPREF_QC_LENGTH_BIAS_SHARE", 0.9),
+        "QC_FLAGGED_VOTE_WEIGHT": env_float("CODEPREF_QC_FLAGGED_VOTE_WEIGHT", 0.1),
+        "QC_FLAGGED_SHARE": env_float("CODEPREF_QC_FLAGGED_SHARE", 0.3),  # share of flagged votes that flags one
+        # Adaptive k: pairs whose votes agree less than this get QC_EXTRA_VOTES more, up to QC_MAX_VOTES_PER_PAIR.
+        "QC_LOW_AGREEMENT": env_float("CODEPREF_QC_LOW_AGREEMENT", 0.6),
+        "QC_EXTRA_VOTES": env_int("CODEPREF_QC_EXTRA_VOTES", 2),
+        "QC_MAX_VOTES_PER_PAIR": env_int("CODEPREF_QC_MAX_VOTES_PER_PAIR", 7),
+    }
+)

@@ -49,6 +49,7 @@ _PREFERENCE = (
     ("label", "string"),
     ("decided_by_tests", "bool_"),
     ("rationales", "list_string"),  # the volunteers' one-line reasons, masked, in vote order ("" left out)
+    ("label_source", "string"),  # "tests" / "maintainer" (a gold pair's known answer) or "votes"
 )
 _UNPAIRED = (
     ("prompt", "string"),

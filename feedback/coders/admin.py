@@ -18,6 +18,7 @@ from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt
 
 from .importing import prompts_import
+from .moderation import content_hide
 from .parsing import ImportFailed, decode_jsonl
 from .registry import model_version_activate
 from .seed_settings import fim_template_clean, stop_sequences_clean
@@ -169,8 +170,24 @@ class PromptImportForm(forms.Form):
         return upload
 
 
+class HideActions:
+    """Moderation: hide (out of assignment and exports, nothing deleted) or show again; each logged."""
+
+    actions = ("hide_selected", "show_selected")
+
+    @admin.action(description="Hide selected (out of assignment and exports; logged)")
+    def hide_selected(self, request, queryset):
+        retired = sum(content_hide(obj=obj, by=request.user) for obj in queryset)
+        self.message_user(request, f"Hidden; {retired} pair(s) retired.", messages.SUCCESS)
+
+    @admin.action(description="Show selected again (logged)")
+    def show_selected(self, request, queryset):
+        restored = sum(content_hide(obj=obj, by=request.user, hide=False) for obj in queryset)
+        self.message_user(request, f"Shown again; {restored} pair(s) back.", messages.SUCCESS)
+
+
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(HideActions, admin.ModelAdmin):
     Media = TextMedia
     change_list_template = "admin/feedback/prompt/change_list.html"
     list_display = (
@@ -185,7 +202,7 @@ class PromptAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_display_links = ("id", "external_id")
-    list_filter = ("language", "source", "test_style")
+    list_filter = ("language", "source", "test_style", ("hidden_at", admin.EmptyFieldListFilter))
     search_fields = ("text", "external_id")
     readonly_fields = ("content_hash", "completions_link", "created_at")
     fields = (
@@ -267,7 +284,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 @admin.register(Completion)
-class CompletionAdmin(admin.ModelAdmin):
+class CompletionAdmin(HideActions, admin.ModelAdmin):
     Media = TextMedia
     list_display = (
         "id",
@@ -279,7 +296,14 @@ class CompletionAdmin(admin.ModelAdmin):
         "test_duration",
         "created_at",
     )
-    list_filter = ("outcome", "verdict_strength", "model_version", "prompt__language", "isolation")
+    list_filter = (
+        "outcome",
+        "verdict_strength",
+        "model_version",
+        "prompt__language",
+        "isolation",
+        ("hidden_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("text", "prompt__external_id", "model_version__name")
     list_select_related = ("prompt", "model_version")
     raw_id_fields = ("prompt", "model_version")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, transaction
 
 from feedback import dispatch
-from feedback.models import Completion, ModelVersion, Prompt, content_hash, prompt_hash
+from feedback.models import Completion, ModelVersion, Pair, Prompt, content_hash, prompt_hash
+from feedback.ranking.services import pair_gold_author
 
 from .pairing import pairs_form
 from .parsing import ImportFailed, LineError, ParsedLine, parse_line
@@ -32,6 +33,7 @@ class ImportReport:
     prompts_present: int = 0
     completions_added: int = 0
     pairs_formed: int = 0
+    gold_pairs: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
     new_completion_ids: list[int] = field(default_factory=list)
 
@@ -40,13 +42,15 @@ class ImportReport:
         self.prompts_present += other.prompts_present
         self.completions_added += other.completions_added
         self.pairs_formed += other.pairs_formed
+        self.gold_pairs += other.gold_pairs
         self.new_completion_ids.extend(other.new_completion_ids)
 
     def summary(self) -> str:
         return (
             f"{self.prompts_added} prompts added, {self.prompts_present} already present, "
             f"{self.completions_added} completions added, {self.pairs_formed} pairs formed, "
-            f"{len(self.bad_lines)} bad lines"
+            + (f"{self.gold_pairs} gold pairs, " if self.gold_pairs else "")
+            + f"{len(self.bad_lines)} bad lines"
         )
 
     def bad_line_messages(self, limit: int = MAX_BAD_LINES_SHOWN) -> list[str]:
@@ -179,7 +183,32 @@ class _Store:
         tally.completions_added = len(tally.new_completion_ids)
         for completions in by_prompt.values():
             tally.pairs_formed += len(pairs_form(completions=completions, max_pairs=self.max_pairs))
+        for line, digest in zip(batch, digests, strict=True):
+            if line.gold:
+                tally.gold_pairs += self._gold(line, prompts[digest], by_prompt.get(prompts[digest].pk, []))
         return tally
+
+    def _gold(self, line: ParsedLine, prompt: Prompt, completions: list[Completion]) -> int:
+        """The line's gold pairs: formed if the cap left them out, then given their known answer."""
+        by_key = {(c.model_version_id, c.text_hash): c for c in completions}
+        made = 0
+        for first, second, answer, explanation in line.gold:
+            sides = []
+            for model, text in (line.completions[first], line.completions[second]):
+                sides.append(by_key.get((self.versions[model].pk, content_hash(text))))
+            if None in sides or sides[0].pk == sides[1].pk:
+                continue  # the two texts are one completion: nothing to compare
+            a, b = sorted(sides, key=lambda c: c.pk)
+            pair, _ = Pair.objects.get_or_create(
+                completion_a=a, completion_b=b, defaults={"prompt": prompt, "language": prompt.language}
+            )
+            choice = {"tie": "tie", "both_bad": "both_bad"}.get(answer)
+            if choice is None:
+                better = sides[0] if answer == "first" else sides[1]
+                choice = "a" if better.pk == a.pk else "b"
+            pair_gold_author(pair_id=pair.pk, choice=choice, explanation=explanation)
+            made += 1
+        return made
 
     def _load_versions(self, names: set[str]) -> None:
         missing = names - self.versions.keys()

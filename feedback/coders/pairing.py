@@ -11,6 +11,8 @@ from django.db.models import Q
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt, whitespace_normalised
 
+from .verdicts import gold_explanation_from_tests, winner_by_tests
+
 PAIRING_POLICIES = ("self", "arena")
 
 
@@ -41,26 +43,22 @@ def pairs_form(
             continue
         if cross_model_only and a.model_version_id == b.model_version_id:
             continue
-        formed.append(
-            Pair(
-                prompt=prompt,
-                language=prompt.language,
-                completion_a=a,
-                completion_b=b,
-                decided_by_tests=_decided_by_tests(a, b),
-            )
-        )
+        formed.append(_pair_of(prompt, a, b))
         room -= 1
     Pair.objects.bulk_create(formed, ignore_conflicts=True)
     return formed
 
 
-def _decided_by_tests(a: Completion, b: Completion) -> bool:
-    """One side passed and the other did not, both by strong verdicts (judged outside the sandbox)."""
-    if a.verdict_strength != Completion.VerdictStrength.STRONG or b.verdict_strength != a.verdict_strength:
-        return False
-    outcomes = {a.outcome, b.outcome}
-    return Completion.Outcome.PASSED in outcomes and len(outcomes) == 2 and Completion.Outcome.NOT_RUN not in outcomes
+def _pair_of(prompt: Prompt, a: Completion, b: Completion) -> Pair:
+    """A new pair; gold at once when the tests already decide it by strong verdicts (``verdicts.winner_by_tests``)."""
+    pair = Pair(prompt=prompt, language=prompt.language, completion_a=a, completion_b=b)
+    winner = winner_by_tests(a, b)
+    if winner:
+        won, lost = (a, b) if winner == "a" else (b, a)
+        pair.decided_by_tests, pair.state = True, Pair.State.GOLD
+        pair.gold_choice, pair.gold_source = winner, Pair.GoldSource.TESTS
+        pair.gold_explanation = gold_explanation_from_tests(won, lost)
+    return pair
 
 
 def pairing_policy_check(policy: str) -> str:

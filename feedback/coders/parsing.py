@@ -4,7 +4,9 @@ Three line layouts are understood, told apart by their fields:
 
 - the project's own: ``{"id", "prompt", "suffix"?, "language", "tests"?, "entry_point"?,
   "completions": [{"model", "text"}]}`` (``suffix``: fill-in-the-middle, the code after the gap; a completion
-  goes between prompt and suffix)
+  goes between prompt and suffix), optionally with maintainer-authored gold pairs:
+  ``"gold": [{"pair": [i, j], "answer", "explanation"?}]``, where i and j index ``completions`` and ``answer`` is
+  ``first`` / ``second`` (which of the two is better), ``tie`` or ``both_bad``
 - HumanEval as published: ``task_id``, ``prompt``, ``entry_point``, ``canonical_solution``, ``test``
 - MBPP as published: ``task_id``, ``text``, ``code``, ``test_list`` (``test_setup_code``,
   ``challenge_test_list`` optional; the "sanitized" release's ``prompt`` / ``test_imports`` also work)
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -47,6 +49,7 @@ class ParsedLine:
     number: int
     prompt: dict  # Prompt field values
     completions: list[tuple[str, str]]  # (model name, text)
+    gold: list[tuple[int, int, str, str]] = field(default_factory=list)  # (i, j, answer, explanation)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -127,7 +130,39 @@ def _parse_own(obj: dict, number: int) -> ParsedLine:
         "source": "codepref",
         "external_id": external_id,
     }
-    return ParsedLine(number, prompt, completions)
+    gold = _gold(obj["gold"], len(completions)) if "gold" in obj else []
+    return ParsedLine(number, prompt, completions, gold)
+
+
+GOLD_ANSWERS = ("first", "second", "tie", "both_bad")
+MAX_GOLD_EXPLANATION = 2000
+
+
+def _gold(value, completions: int) -> list[tuple[int, int, str, str]]:
+    """Maintainer-authored gold pairs of one line: indexes into its completions, the answer, the explanation."""
+    if not isinstance(value, list):
+        raise LineError(
+            f'"gold" must be a list of {{"pair", "answer", "explanation"}} objects, got {_json_type(value)}'
+        )
+    gold = []
+    for index, item in enumerate(value):
+        where = f"gold[{index}]"
+        if not isinstance(item, dict):
+            raise LineError(f"{where} must be an object, got {_json_type(item)}")
+        pair, answer, explanation = item.get("pair"), item.get("answer"), item.get("explanation", "")
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < completions for i in pair)
+            or pair[0] == pair[1]
+        ):
+            raise LineError(f"{where}.pair must be two different indexes into completions (0 to {completions - 1})")
+        if answer not in GOLD_ANSWERS:
+            raise LineError(f"{where}.answer must be one of {', '.join(GOLD_ANSWERS)}")
+        if not isinstance(explanation, str) or len(explanation) > MAX_GOLD_EXPLANATION:
+            raise LineError(f"{where}.explanation must be a string of at most {MAX_GOLD_EXPLANATION} characters")
+        gold.append((pair[0], pair[1], answer, explanation.strip()))
+    return gold
 
 
 def _parse_humaneval(obj: dict, number: int) -> ParsedLine:
@@ -270,6 +305,7 @@ def _refuse_nul_characters(parsed: ParsedLine) -> None:
     # PostgreSQL cannot store NUL in text; catching it here keeps --strict's promise of "checked first".
     texts = [value for value in parsed.prompt.values() if isinstance(value, str)]
     texts += [part for pair in parsed.completions for part in pair]
+    texts += [explanation for *_pair, explanation in parsed.gold]
     if any("\x00" in text for text in texts):
         raise LineError("contains a NUL character (\\u0000), which cannot be stored")
 

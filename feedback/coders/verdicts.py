@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Languages the sandbox can run; completions of other prompts keep the outcome "not run".
 RUNNABLE_LANGUAGES = frozenset({"python"})
-NOT_PASSED = (Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT)
 STRONG = Completion.VerdictStrength.STRONG
 
 
@@ -132,26 +131,106 @@ def _is_current(completion: Completion) -> bool:
     return completion.sandbox_version == SANDBOX_VERSION
 
 
+# An error of the sandbox itself (tests it could not split, a sandbox that would not start) is its whole stderr,
+# starting with this; a program that broke its harness (no report) has its own output before the sandbox's note.
+SANDBOX_TROUBLE = "[sandbox]"
+
+
+def is_decisive_failure(completion: Completion) -> bool:
+    """Whether this completion's verdict is a real failure of its code, so a pair of it and a passing one
+    is decided (and gold): tests that ran and failed, or the program raising; never a timeout (the machine
+    may have been slow) nor an error of the sandbox itself (isolation, harness, test split).
+
+    Only a strong verdict (judged outside the sandbox) can be decisive. The one place that says what decides a
+    pair: pairing, the verdict refresh and gold all ask here.
+    """
+    if completion.verdict_strength != STRONG:
+        return False  # judged in process: code under test could have forged the report
+    if completion.outcome == Completion.Outcome.FAILED:
+        return True
+    if completion.outcome == Completion.Outcome.ERROR:
+        return not (completion.test_stderr or "").startswith(SANDBOX_TROUBLE)
+    return False
+
+
+def winner_by_tests(a: Completion, b: Completion) -> str:
+    """ "a" or "b" when one side passed and the other failed decisively, both by strong verdicts; "" when the
+    tests do not decide."""
+    if a.verdict_strength != STRONG or b.verdict_strength != STRONG:
+        return ""
+    if a.outcome == Completion.Outcome.PASSED and is_decisive_failure(b):
+        return "a"
+    if b.outcome == Completion.Outcome.PASSED and is_decisive_failure(a):
+        return "b"
+    return ""
+
+
+def gold_explanation_from_tests(winner: Completion, loser: Completion) -> str:
+    """What a volunteer who missed this gold pair is told."""
+    tail = [line for line in (loser.test_stderr or "").splitlines() if line.strip()][-1:]
+    why = f" ({tail[0][:200]})" if tail else ""
+    return (
+        "The preferred completion passes the prompt's unit tests; the other one "
+        f"{'fails them' if loser.outcome == Completion.Outcome.FAILED else 'raises an error'}{why}."
+    )
+
+
+_VERDICT_FIELDS = ("id", "outcome", "test_stderr", "verdict_strength")
+
+
 def pairs_refresh_decided_by_tests(*, completion_ids: Iterable[int]) -> int:
     """Set ``decided_by_tests`` on the pairs touching these completions; returns how many are now decided.
 
-    A pair is decided when one side passed and the other failed, errored or timed out, both by strong
-    verdicts (judged outside the sandbox); a side not run, or judged by the in-process report that code under
-    test can forge, decides nothing.
+    A pair is decided when one side passed and the other failed decisively (``is_decisive_failure``), both by
+    strong verdicts (judged outside the sandbox); a side not run, timed out, stopped by the sandbox or judged by
+    the in-process report that code under test can forge decides nothing. A decided pair becomes gold (state
+    ``gold``, its known answer from the tests): labelled by the tests and shown to volunteers only as a quality
+    check. A pair no longer decided goes back to the volunteers (maintainer-authored gold stays gold).
     """
     ids = list(completion_ids)
     if not ids:
         return 0
     touching = Pair.objects.filter(Q(completion_a_id__in=ids) | Q(completion_b_id__in=ids))
-    passed = Q(completion_a__outcome=Completion.Outcome.PASSED, completion_b__outcome__in=NOT_PASSED) | Q(
-        completion_b__outcome=Completion.Outcome.PASSED, completion_a__outcome__in=NOT_PASSED
-    )
-    passed &= Q(completion_a__verdict_strength=STRONG, completion_b__verdict_strength=STRONG)
+    decided = 0
     with transaction.atomic():
-        decided = set(touching.filter(passed).values_list("pk", flat=True))
-        Pair.objects.filter(pk__in=decided, decided_by_tests=False).update(decided_by_tests=True)
-        touching.exclude(pk__in=decided).filter(decided_by_tests=True).update(decided_by_tests=False)
-    return len(decided)
+        pairs = list(
+            touching.select_for_update(of=("self",))
+            .select_related("completion_a", "completion_b")
+            .only(
+                "id",
+                "state",
+                "votes_count",
+                "votes_wanted",
+                "gold_source",
+                "decided_by_tests",
+                *(f"completion_{side}__{name}" for side in "ab" for name in _VERDICT_FIELDS),
+            )  # fmt: skip
+        )
+        for pair in pairs:
+            winner = winner_by_tests(pair.completion_a, pair.completion_b)
+            decided += bool(winner)
+            _pair_gold_from_tests(pair, winner)
+    return decided
+
+
+def _pair_gold_from_tests(pair: Pair, winner: str) -> None:
+    if winner:
+        won, lost = (pair.completion_a, pair.completion_b) if winner == "a" else (pair.completion_b, pair.completion_a)
+        fields = {"decided_by_tests": True}
+        if pair.gold_source != Pair.GoldSource.MAINTAINER:
+            fields.update(gold_choice=winner, gold_source=Pair.GoldSource.TESTS,
+                          gold_explanation=gold_explanation_from_tests(won, lost))  # fmt: skip
+            if pair.state != Pair.State.RETIRED:
+                fields["state"] = Pair.State.GOLD
+        Pair.objects.filter(pk=pair.pk).update(**fields)
+    elif pair.decided_by_tests or pair.gold_source == Pair.GoldSource.TESTS:
+        fields = {"decided_by_tests": False}
+        if pair.gold_source == Pair.GoldSource.TESTS:
+            fields.update(gold_choice="", gold_source="", gold_explanation="")
+            if pair.state == Pair.State.GOLD:
+                full = pair.votes_count >= pair.votes_wanted
+                fields["state"] = Pair.State.COMPLETE if full else Pair.State.OPEN
+        Pair.objects.filter(pk=pair.pk).update(**fields)
 
 
 def completion_ids_to_test(*, which: str) -> Iterable[int]:

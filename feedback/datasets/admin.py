@@ -155,3 +155,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if path_ is None:
             raise Http404("no such file in this snapshot")
         return FileResponse(open(path_, "rb"), as_attachment=True, filename=path_.name)  # noqa: SIM115
+
+
+# Quality control: the volunteer admin with trust, flags and evidence, and the agreement page.
+from . import quality_admin  # noqa: E402, F401

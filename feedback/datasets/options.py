@@ -24,6 +24,8 @@ class SnapshotOptions:
     only_decided_by_tests: bool
     only_human_decided: bool
     test_fraction: float
+    # Weigh votes by quality control (trust, flags, onboarding; low-trust volunteers left out); off: 1 each.
+    quality_control: bool = True
 
     @classmethod
     def defaults(cls) -> SnapshotOptions:

@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from feedback.models import Completion, Flag, Pair, Prompt, Volunteer, Vote
@@ -169,12 +170,27 @@ def _tables() -> dict[str, str]:
     }
 
 
+def vote_weight_sql(options: SnapshotOptions) -> tuple[str, str]:
+    """(a vote's weight, the condition for a vote to count) as SQL over ``v`` (vote) and ``vol`` (volunteer).
+
+    With quality control (the default) a vote weighs what quality control set on it (``qc_weight``: the voter's
+    trust in the pair's language, down-weighted for anomaly flags, 0 while onboarding), or the voter's trust
+    while not yet assessed; votes of volunteers whose trust is below ``QC_TRUST_THRESHOLD`` are left out.
+    Without it every vote weighs 1. A suspended volunteer's votes are left out either way (nothing is deleted).
+    """
+    counts = "vol.suspended_at IS NULL"
+    if not options.quality_control:
+        return "CAST(1.0 AS DOUBLE PRECISION)", counts  # a float, as the trust column is (not a numeric)
+    threshold = float(settings.CODEPREF["QC_TRUST_THRESHOLD"])  # a number from settings, not input
+    return "COALESCE(v.qc_weight, vol.trust, 1.0)", f"{counts} AND COALESCE(vol.trust, 1.0) >= {threshold!r}"
+
+
 def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
-    """Every pair with votes (up to the watermark, the first parameter) that passes the database-side filters,
-    with its texts and per-choice vote weights and counts, in (prompt, pair) order."""
+    """Every pair with votes (up to the watermark, the first parameter) or a known answer (gold) that passes the
+    database-side filters, with its texts and per-choice vote weights and counts, in (prompt, pair) order."""
     t = _tables()
     where, params = _pair_filters(options, t)
-    weight = "COALESCE(vol.trust, 1.0)"
+    weight, counts = vote_weight_sql(options)
     sums = f"""COUNT(*) AS n,
             SUM(CASE WHEN v.choice = 'a' THEN {weight} ELSE 0.0 END) AS w_a,
             SUM(CASE WHEN v.choice = 'b' THEN {weight} ELSE 0.0 END) AS w_b,
@@ -188,15 +204,18 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
     votes = f"{t['vote']} v LEFT JOIN {t['volunteer']} vol ON vol.user_id = v.volunteer_id"
     if postgres:
         # Per pair, its few votes through the vote(pair_id) index: rows stream in order from the first one.
-        aggregate = f"""JOIN LATERAL (SELECT {sums} FROM {votes} WHERE v.pair_id = p.id AND v.id <= %s
-            GROUP BY v.pair_id) agg ON true"""
+        aggregate = f"""LEFT JOIN LATERAL (SELECT {sums} FROM {votes} WHERE v.pair_id = p.id AND v.id <= %s
+            AND {counts} GROUP BY v.pair_id) agg ON true"""
     else:
-        aggregate = f"""JOIN (SELECT v.pair_id, {sums} FROM {votes} WHERE v.id <= %s GROUP BY v.pair_id) agg
-            ON agg.pair_id = p.id"""
+        aggregate = f"""LEFT JOIN (SELECT v.pair_id, {sums} FROM {votes} WHERE v.id <= %s AND {counts}
+            GROUP BY v.pair_id) agg ON agg.pair_id = p.id"""
+    # A gold pair is labelled by its known answer, with or without votes.
+    where.append("(agg.n IS NOT NULL OR p.gold_choice <> '')")
     sql = f"""
         SELECT p.id, p.prompt_id, pr.text, pr.language, pr.content_hash, p.completion_a_id, p.completion_b_id,
             p.decided_by_tests, ca.text, cb.text, ca.outcome, cb.outcome, ca.model_version_id, cb.model_version_id,
-            agg.n, agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad, agg.rationales
+            COALESCE(agg.n, 0), agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad,
+            agg.rationales, p.gold_choice, p.gold_source
         FROM {t["pair"]} p
         JOIN {t["prompt"]} pr ON pr.id = p.prompt_id
         JOIN {t["completion"]} ca ON ca.id = p.completion_a_id
@@ -253,16 +272,17 @@ def prompts_sql(pairs_table: str) -> str:
     """
 
 
-def votes_sql(pairs_table: str) -> str:
-    """Every vote (up to the watermark, the one parameter) on the kept pairs, with its voter's trust."""
+def votes_sql(pairs_table: str, options: SnapshotOptions) -> str:
+    """Every vote that counts (up to the watermark, the one parameter) on the kept pairs, with its weight."""
     t = _tables()
+    weight, counts = vote_weight_sql(options)
     return f"""
         SELECT s.pair_id, s.prompt_id, s.label, v.volunteer_id, v.choice, v.left_is_a, v.time_taken_ms,
-            COALESCE(vol.trust, 1.0), pr.content_hash, v.rationale
+            {weight}, pr.content_hash, v.rationale
         FROM {pairs_table} s
         JOIN {t["vote"]} v ON v.pair_id = s.pair_id
         JOIN {t["prompt"]} pr ON pr.id = s.prompt_id
         LEFT JOIN {t["volunteer"]} vol ON vol.user_id = v.volunteer_id
-        WHERE v.id <= %s
+        WHERE v.id <= %s AND {counts}
         ORDER BY s.prompt_id, s.pair_id, v.id
     """

@@ -159,20 +159,27 @@ class _PairPass:
         current, prompt_text, split = self.prompt
         agreement_sum = self.agreement_sum
         for row in batch:
-            (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome, b_outcome,
-             a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, why) = row  # fmt: skip
-            if votes < min_votes:
-                dropped["min_votes"] += 1
-                continue
-            count(n_a, n_b, n_tie, n_bad)
-            result = label_pair(w_a, w_b, w_tie, w_bad, votes)
-            if result is None:
-                dropped["no_weight"] += 1
-                continue
-            label, _votes, _weight, margin, agreement = result
-            if agreement < min_agreement:
-                dropped["min_agreement"] += 1
-                continue
+            (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome,
+             b_outcome, a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, why, gold,
+             gold_source) = row  # fmt: skip
+            if gold:  # a known answer (the tests', or a maintainer's) labels the pair, whatever the votes say
+                if votes:
+                    count(n_a, n_b, n_tie, n_bad)
+                label, margin, agreement, source = gold, 1.0, 1.0, gold_source or "maintainer"
+            else:
+                if votes < min_votes:
+                    dropped["min_votes"] += 1
+                    continue
+                count(n_a, n_b, n_tie, n_bad)
+                result = label_pair(w_a, w_b, w_tie, w_bad, votes)
+                if result is None:
+                    dropped["no_weight"] += 1
+                    continue
+                label, _votes, _weight, margin, agreement = result
+                if agreement < min_agreement:
+                    dropped["min_agreement"] += 1
+                    continue
+                source = "votes"
             labels[label] += 1
             agreement_sum += agreement
             if table is not None:
@@ -196,7 +203,7 @@ class _PairPass:
             pairs[split].append(
                 (prompt_text, chosen, rejected, pair_id, prompt_id, language, votes, margin, agreement, chosen_outcome,
                  rejected_outcome, models.get(chosen_model, ""), models.get(rejected_model, ""), version,
-                 _KINDS[label], bool(by_tests), _masked_rationales(why, mask))
+                 _KINDS[label], bool(by_tests), _masked_rationales(why, mask), source)
             )  # fmt: skip
         self.considered += len(batch)
         self.prompt, self.agreement_sum = (current, prompt_text, split), agreement_sum
@@ -238,7 +245,7 @@ def _unpaired(pairs: list[tuple]) -> list[tuple]:
     undesirable examples; a tie says neither is better, not whether either is good, so it gives none."""
     rows = []
     for (prompt, chosen, rejected, pair_id, prompt_id, language, _votes, _margin, _agreement, chosen_outcome,
-         rejected_outcome, chosen_model, rejected_model, version, kind, _by_tests, _why) in pairs:  # fmt: skip
+         rejected_outcome, chosen_model, rejected_model, version, kind, *_rest) in pairs:  # fmt: skip
         if kind != "tie":
             rows.append((prompt, chosen, kind != "both_bad", pair_id, prompt_id, language, chosen_outcome,
                          chosen_model, version))  # fmt: skip
@@ -268,7 +275,7 @@ def votes_write(job: RowContext) -> None:
     mask = job.masker.mask  # the rationales were masked (and counted) in the pairs pass already
     names: dict[int, str] = {}
     splits: dict[str, str] = {}
-    batches = job.reader.batches(votes_sql(job.reader.table), [job.last_vote_id], name="votes")
+    batches = job.reader.batches(votes_sql(job.reader.table, job.options), [job.last_vote_id], name="votes")
     for batch in batches:
         rows: dict[str, list[tuple]] = {split: [] for split in SPLITS}
         for pair_id, prompt_id, label, user_id, choice, left_is_a, taken, weight, chash, why in batch:

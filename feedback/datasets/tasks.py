@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from feedback.datasets.quality import quality_recompute
 from feedback.datasets.services import snapshot_build
 from feedback.retries import TRANSIENT_ERRORS
 
@@ -23,3 +24,9 @@ def build_snapshot(self, slot: str | None = None, filters: dict | None = None, s
     A redelivered or retried message carries the same task id and finds the row its first run claimed.
     """
     return snapshot_build(slot=slot, filters=filters, snapshot_id=snapshot_id, task_id=self.request.id or "").as_dict()
+
+
+@shared_task(name="feedback.tasks.recompute_quality", autoretry_for=TRANSIENT_ERRORS, retry_backoff=30, max_retries=3)
+def recompute_quality() -> dict:
+    """Quality control off the vote path: flags, trust, vote weights, adaptive k (beat, every hour)."""
+    return quality_recompute()

@@ -6,6 +6,7 @@ would break the pairs' counts.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Case, Value, When
 from django.utils.html import format_html
@@ -13,7 +14,7 @@ from django.utils.html import format_html
 from feedback.admin_display import TextMedia, code, link
 from feedback.models import Assignment, Flag, Pair, Vote
 
-from .services import flag_resolve
+from .services import flag_resolve, pair_gold_author
 
 
 @admin.register(Pair)
@@ -30,9 +31,10 @@ class PairAdmin(admin.ModelAdmin):
         "state",
         "decided_by_tests",
         "gold_choice",
+        "gold_source",
         "last_vote_at",
     )
-    list_filter = ("state", "decided_by_tests", "language", ("gold_choice", admin.EmptyFieldListFilter))
+    list_filter = ("state", "decided_by_tests", "gold_source", "language", ("gold_choice", admin.EmptyFieldListFilter))
     search_fields = ("prompt__text", "prompt__external_id")
     list_select_related = ("prompt",)
     raw_id_fields = ("prompt", "completion_a", "completion_b")
@@ -45,13 +47,31 @@ class PairAdmin(admin.ModelAdmin):
         "claims_count",
         "last_vote_at",
         "created_at",
+        "gold_source",
+        "decided_by_tests",
     )
     fields = ("prompt_link", "language", "completion_a_text", "completion_b_text", "votes_wanted", "state")
-    fields += ("gold_choice", "decided_by_tests", "votes_count", "claims_count", "last_vote_at", "created_at")
+    fields += ("gold_choice", "gold_explanation", "gold_source", "decided_by_tests", "votes_count", "claims_count")
+    fields += ("last_vote_at", "created_at")
     actions = ("retire",)
 
     def has_add_permission(self, request):
         return False  # pairs are formed by import and generation, which keep A before B and the cap
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "gold_choice" in form.base_fields:  # a maintainer authors a gold pair: its known answer and why
+            form.base_fields["gold_choice"] = forms.ChoiceField(
+                choices=[("", "not gold"), *Vote.Choice.choices], required=False,
+                help_text="Known answer, in terms of completions A and B: the pair becomes gold.",
+            )  # fmt: skip
+        return form
+
+    def save_model(self, request, obj, form, change):
+        gold_changed = {"gold_choice", "gold_explanation"} & set(form.changed_data)
+        super().save_model(request, obj, form, change)
+        if gold_changed:
+            pair_gold_author(pair_id=obj.pk, choice=obj.gold_choice, explanation=obj.gold_explanation, by=request.user)
 
     @admin.display(description="prompt")
     def prompt_link(self, obj):

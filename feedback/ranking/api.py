@@ -20,6 +20,7 @@ from feedback.models import Flag, Vote
 
 from . import serializers, services
 from .claims import ShownPair, assignment_claim_next_shown
+from .onboarding import vote_feedback
 from .reveal import vote_reveal
 from .undo import vote_id_checked, vote_undo
 from .votes import pair_id_checked, vote_record
@@ -116,6 +117,7 @@ class VoteCreateView(_RankingView):
             rationale=data.get("rationale", ""),
         )
         body = vote_body(result.vote)
+        body["feedback"] = vote_feedback(user=request.user, result=result)
         body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
         body["reveal"] = vote_reveal(vote_id=result.vote.pk, user=request.user)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

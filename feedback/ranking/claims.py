@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from feedback.models import Assignment, Completion, Pair, Prompt, Volunteer
+from feedback.models import Assignment, Completion, Pair, Prompt, Volunteer, Vote
 
 from .selectors import SHOWN_RELATED, pending_assignment, shown_pair_fields
 from .statements import execute_one_or_none, loaded_instance, one_statement_paths
@@ -114,10 +114,29 @@ def _claimable(user, languages: list[str] | None, *, skip_locked: bool = True):
     return pairs
 
 
-def _claim(user, languages: list[str]) -> Assignment | None:
+def gold_turn_drawn() -> bool:
+    """Whether this hand-out is a gold pair by the gold rate (onboarding volunteers always get gold first)."""
+    return random.random() < settings.CODEPREF["QC_GOLD_RATE"]
+
+
+def _gold_turn(user) -> bool:
+    onboarding = settings.CODEPREF["QC_ONBOARDING_PAIRS"]
+    return gold_turn_drawn() or Vote.objects.filter(volunteer=user)[:onboarding].count() < onboarding
+
+
+def _claimable_gold(user):
+    pairs = Pair.objects.filter(state=Pair.State.GOLD).exclude(assignments__volunteer=user)
+    pairs = pairs.order_by("claims_count", "shuffle_key").select_related(*SHOWN_RELATED)
+    pairs = pairs.only(*shown_pair_fields(""))
+    if connection.features.has_select_for_update_skip_locked:
+        pairs = pairs.select_for_update(skip_locked=True, of=("self",))
+    return pairs
+
+
+def _claim(user, languages: list[str], *, gold: bool = False) -> Assignment | None:
     with transaction.atomic():
-        pair = None
-        if languages:
+        pair = _claimable_gold(user).first() if gold else None
+        if pair is None and languages:
             pair = _claimable(user, languages).first()
         if pair is None:
             pair = _claimable(user, None).first()
@@ -140,9 +159,10 @@ def _next_pair_orm(user) -> Assignment | None:
     if pending is not None:
         return pending
     languages = Volunteer.objects.filter(user=user).values_list("languages", flat=True).first() or []
+    gold = _gold_turn(user)
     for _attempt in range(3):
         try:
-            assignment = _claim(user, languages)
+            assignment = _claim(user, languages, gold=gold)
         except IntegrityError:
             # The same volunteer asked twice at once and both requests picked the same pair.
             pending = pending_assignment(user)
@@ -195,6 +215,13 @@ def _picks(condition: str) -> str:
     )
 
 
+# A gold pair (known answer) this volunteer has not had, the least shown first; gold pairs take any number of
+# votes (they are never closed), so no claim cap here. Served by the partial index pair_gold_pick.
+_GOLD_PICK = """(SELECT p.id FROM feedback_pair p
+         WHERE p.state = 'gold' AND NOT EXISTS (SELECT 1 FROM feedback_assignment x
+             WHERE x.pair_id = p.id AND x.volunteer_id = %(user)s::bigint)
+         ORDER BY p.claims_count, p.shuffle_key LIMIT 1 FOR UPDATE SKIP LOCKED)"""
+
 _NEXT_SQL = f"""
 WITH me AS (
     SELECT array(
@@ -206,7 +233,7 @@ pending AS (
     SELECT a.id, a.pair_id, a.left_is_a, a.created_at, a.expires_at
     FROM feedback_assignment a JOIN feedback_pair p ON p.id = a.pair_id
     WHERE a.volunteer_id = %(user)s::bigint AND a.voted_at IS NULL AND a.skipped_at IS NULL AND a.released_at IS NULL
-        AND p.state = 'open'
+        AND p.state IN ('open', 'gold')
     ORDER BY a.created_at LIMIT 1
 ),
 least AS (
@@ -214,8 +241,15 @@ least AS (
     WHERE p.state = 'open' AND p.claims_count < p.votes_wanted
     ORDER BY p.claims_count, p.shuffle_key LIMIT 1
 ),
+turn AS (
+    -- A gold pair this time: drawn at the gold rate, or always while the volunteer is onboarding (fewer
+    -- votes than QC_ONBOARDING_PAIRS; counting stops there, so an old hand's count costs a few index rows).
+    SELECT %(gold)s::boolean OR (SELECT count(*) FROM (SELECT 1 FROM feedback_vote w
+        WHERE w.volunteer_id = %(user)s::bigint LIMIT %(onboarding)s::integer) s) < %(onboarding)s::integer AS gold
+),
 pick AS (
     SELECT coalesce(
+        CASE WHEN (SELECT gold FROM turn) THEN {_GOLD_PICK} END,
 {_picks(_IN_MY_LANGUAGES)},
 {_picks("")}
     ) AS id
@@ -257,6 +291,8 @@ def _next_in_one_statement(user) -> tuple | None:
         "expires_at": now + timedelta(seconds=settings.CODEPREF["ASSIGNMENT_TTL_SECONDS"]),
         # Inside a caller's transaction the setting would last to its end and cover the caller's writes.
         "claim_async": ASYNC_CLAIM and not connection.in_atomic_block,
+        "gold": gold_turn_drawn(),
+        "onboarding": settings.CODEPREF["QC_ONBOARDING_PAIRS"],
     }
     return execute_one_or_none(_NEXT_SQL, params)
 

@@ -6,3 +6,4 @@ MAX_RATIONALE_LENGTH = 280
 MAX_NOTE_LENGTH = 500
 # A vote decided after this long says nothing useful about effort: store no time rather than a huge one.
 MAX_TIME_TAKEN_MS = 6 * 3600 * 1000
+MAX_GOLD_EXPLANATION = 2000  # a maintainer's explanation of a known answer

@@ -38,7 +38,7 @@ def pending_assignment(user) -> Assignment | None:
             voted_at__isnull=True,
             skipped_at__isnull=True,
             released_at__isnull=True,
-            pair__state=Pair.State.OPEN,
+            pair__state__in=(Pair.State.OPEN, Pair.State.GOLD),
         )
         .select_related(*(f"pair__{name}" for name in SHOWN_RELATED))
         .only(

@@ -73,6 +73,14 @@ class UndoSerializer(serializers.Serializer):
     next = PairSerializer(allow_null=True)
 
 
+class GoldFeedbackSerializer(serializers.Serializer):
+    gold = serializers.BooleanField(help_text="The pair had a known answer.")
+    agreed = serializers.BooleanField(help_text="Your vote matched it.")
+    answer = serializers.CharField(help_text="The known answer as seen on screen: left, right, tie or both_bad.")
+    explanation = serializers.CharField(allow_blank=True)
+    onboarding_left = serializers.IntegerField(help_text="Onboarding pairs still to come.")
+
+
 class VoteSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     pair = serializers.IntegerField()
@@ -82,6 +90,9 @@ class VoteSerializer(serializers.Serializer):
         allow_null=True, help_text="Measured by the server: from the pair's hand-out to this vote."
     )
     created_at = serializers.DateTimeField()
+    feedback = GoldFeedbackSerializer(
+        allow_null=True, help_text="After each of a new volunteer's first (onboarding) votes, all on gold pairs."
+    )
     next = PairSerializer(allow_null=True, help_text="Your next pair, or null when none is left for you.")
     reveal = RevealSerializer(help_text="Which model wrote each side and whether it passes its tests.")
 

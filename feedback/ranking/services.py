@@ -12,10 +12,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from feedback.audit import audit_log
 from feedback.errors import Conflict, ServiceError
-from feedback.models import Assignment, Flag, Pair
+from feedback.models import Assignment, Flag, Pair, Vote
 
-from .limits import MAX_NOTE_LENGTH
+from .limits import MAX_GOLD_EXPLANATION, MAX_NOTE_LENGTH
 from .votes import pair_id_checked
 
 
@@ -82,3 +83,35 @@ def flag_resolve(*, flag_ids: Iterable[int], state: str, by) -> int:
     return Flag.objects.filter(pk__in=list(flag_ids)).update(
         state=state, resolved_by=by if resolved else None, resolved_at=timezone.now() if resolved else None
     )
+
+
+def pair_gold_author(*, pair_id: int, choice: str, explanation: str = "", by=None) -> Pair:
+    """A maintainer's known answer for a pair: it becomes gold (shown to volunteers only as a quality check,
+    labelled by this answer in snapshots). An empty ``choice`` takes a maintainer's answer back (the pair
+    returns to the volunteers; a pair the tests decide stays theirs). Logged when ``by`` is given."""
+    if choice and choice not in Vote.Choice.values:
+        raise ServiceError(f"gold answer must be one of {', '.join(Vote.Choice.values)}; got {choice!r:.40}")
+    explanation = (explanation or "").strip()
+    if "\x00" in explanation or len(explanation) > MAX_GOLD_EXPLANATION:
+        raise ServiceError(f"the explanation must be at most {MAX_GOLD_EXPLANATION} characters, without NUL")
+    with transaction.atomic():
+        pair = Pair.objects.select_for_update().filter(pk=pair_id_checked(pair_id)).first()
+        if pair is None:
+            raise ServiceError(f"pair {pair_id} does not exist")
+        if choice:
+            pair.gold_choice, pair.gold_source, pair.gold_explanation = choice, Pair.GoldSource.MAINTAINER, explanation
+            if pair.state != Pair.State.RETIRED:
+                pair.state = Pair.State.GOLD
+        elif pair.gold_source == Pair.GoldSource.MAINTAINER:
+            pair.gold_choice, pair.gold_source, pair.gold_explanation = "", Pair.GoldSource.NONE, ""
+            if pair.state == Pair.State.GOLD:
+                full = pair.votes_count >= pair.votes_wanted
+                pair.state = Pair.State.COMPLETE if full else Pair.State.OPEN
+        pair.save(update_fields=["gold_choice", "gold_source", "gold_explanation", "state"])
+        if by is not None:
+            audit_log(
+                by=by,
+                obj=pair,
+                action=f"set the known answer to {choice!r}" if choice else "took the known answer back",
+            )
+    return pair

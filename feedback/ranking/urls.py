@@ -12,4 +12,5 @@ urlpatterns = [
     path("report/", views.report, name="rank-report"),
     path("terms/", terms, name="rank-terms"),
     path("guidelines/", views.guidelines, name="rank-guidelines"),
+    path("quality/", views.quality, name="rank-quality"),
 ]

@@ -21,15 +21,17 @@ from django.views.decorators.http import require_POST
 from feedback.accounts.views import terms_accepted
 from feedback.api.throttling import vote_rate_wait
 from feedback.errors import Conflict, ServiceError
-from feedback.models import Assignment, Flag
+from feedback.models import Assignment, Flag, Volunteer
 
 from . import highlight, selectors, services
 from .claims import assignment_claim_next
 from .forms import SCREEN_CHOICES, ReportForm, SkipForm, UndoForm, VoteForm
+from .onboarding import gold_missed, vote_feedback
 from .reveal import vote_reveal
 from .undo import vote_undo
 from .votes import vote_record
 
+GOLD_FEEDBACK_KEY = "codepref_gold_feedback"
 PARTIAL_HEADERS = {"HTTP_X_REQUESTED_WITH": "fetch", "HTTP_HX_REQUEST": "true"}
 
 
@@ -105,7 +107,15 @@ def _reveal_of(request, vote_id: int | None) -> dict | None:
     return reveal
 
 
-def _render_rank(request, *, notice: str = "", error: str = "", status: int = 200, reveal_vote: int | None = None):
+def _render_rank(
+    request,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+    reveal_vote: int | None = None,
+    gold_feedback: dict | None = None,
+):
     context = _pair_context(_next_assignment(request.user))
     context.update(
         notice=notice,
@@ -113,6 +123,7 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
         progress=(progress := selectors.progress_of(request.user)),
         votes_done=progress["total"],
         reveal=_reveal_of(request, reveal_vote),
+        gold_feedback=gold_feedback or request.session.pop(GOLD_FEEDBACK_KEY, None),
     )
     fragment = wants_fragment(request)
     response = render(request, "feedback/_pair.html" if fragment else "feedback/rank.html", context, status=status)
@@ -123,13 +134,15 @@ def _render_rank(request, *, notice: str = "", error: str = "", status: int = 20
     return response
 
 
-def _done(request, notice: str, *, reveal_vote: int | None = None):
+def _done(request, notice: str, *, reveal_vote: int | None = None, gold_feedback: dict | None = None):
     """After a successful action: the next pair's fragment for fetch, else a redirect (post/redirect/get)."""
     if wants_fragment(request):
-        return _render_rank(request, notice=notice, reveal_vote=reveal_vote)
+        return _render_rank(request, notice=notice, reveal_vote=reveal_vote, gold_feedback=gold_feedback)
     messages.success(request, notice)
     if reveal_vote is not None:
         request.session[REVEAL_SESSION_KEY] = reveal_vote
+    if gold_feedback:
+        request.session[GOLD_FEEDBACK_KEY] = gold_feedback  # shown once, on the page redirected to
     return redirect("rank")
 
 
@@ -175,8 +188,12 @@ def vote(request):
         return _refused(request, str(exc), status=409)
     except ServiceError as exc:
         return _refused(request, str(exc))
+    feedback = vote_feedback(user=request.user, result=result)
     return _done(
-        request, "Vote saved." if result.created else "That vote was already saved.", reveal_vote=result.vote.pk
+        request,
+        "Vote saved." if result.created else "That vote was already saved.",
+        reveal_vote=result.vote.pk,
+        gold_feedback=feedback,
     )
 
 
@@ -193,6 +210,13 @@ def undo(request):
     except ServiceError as exc:
         return _refused(request, str(exc))
     return _done(request, "Vote undone: the pair is back for you to rank again.")
+
+
+@terms_accepted
+def quality(request):
+    """The volunteer's quality checks: trust, and the gold pairs they missed with the known answer and why."""
+    volunteer = Volunteer.objects.filter(user=request.user).first()
+    return render(request, "feedback/quality.html", {"volunteer": volunteer, "missed": gold_missed(request.user)})
 
 
 @require_POST

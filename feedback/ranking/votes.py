@@ -41,6 +41,8 @@ def choice_from_screen(screen_choice: str, *, left_is_a: bool) -> str:
 class VoteResult:
     vote: Vote
     created: bool
+    # The pair's known answer ("" for a pair that is not gold) when the vote's statement read it; None: unknown.
+    gold_choice: str | None = None
 
 
 def _replay(*, user, pair_id: int, key: str) -> VoteResult | None:
@@ -74,11 +76,11 @@ def vote_record(
         raise ServiceError(f"choice must be one of {', '.join(SCREEN_CHOICES)}; got {screen_choice!r}")
     pair_id = pair_id_checked(pair_id)
     if one_statement_paths():
-        vote = _vote_insert_in_one_statement(
+        inserted = _vote_insert_in_one_statement(
             user=user, pair_id=pair_id, screen_choice=screen_choice, key=key, rationale=rationale
         )
-        if vote is not None:
-            return VoteResult(vote, created=True)
+        if inserted is not None:
+            return VoteResult(inserted[0], created=True, gold_choice=inserted[1])
     assignment = (
         Assignment.objects.filter(volunteer=user, pair_id=pair_id)
         .values_list("pk", "pair_id", "left_is_a", "created_at", "skipped_at", "released_at", "voted_at", named=True)
@@ -188,12 +190,16 @@ counted AS (
         last_vote_at = %(now)s::timestamptz,
         state = CASE WHEN state = 'open' AND votes_count >= votes_wanted - 1 THEN 'complete' ELSE state END
     WHERE id = %(pair)s::bigint AND EXISTS (SELECT 1 FROM v)
+    RETURNING gold_choice
 )
-SELECT id, choice, left_is_a, time_taken_ms FROM v
+SELECT id, choice, left_is_a, time_taken_ms, (SELECT gold_choice FROM counted) FROM v
 """
 
 
-def _vote_insert_in_one_statement(*, user, pair_id: int, screen_choice: str, key: str, rationale: str) -> Vote | None:
+def _vote_insert_in_one_statement(
+    *, user, pair_id: int, screen_choice: str, key: str, rationale: str
+) -> tuple[Vote, str] | None:
+    """The stored vote and its pair's known answer ("" if not gold), or None when the ORM path must settle it."""
     now = timezone.now()
     params = {
         "user": user.pk,
@@ -208,7 +214,7 @@ def _vote_insert_in_one_statement(*, user, pair_id: int, screen_choice: str, key
     row = execute_one_or_none(_VOTE_SQL, params)
     if row is None:
         return None
-    vote_id, choice, left_is_a, ms = row
+    vote_id, choice, left_is_a, ms, gold_choice = row
     values = {
         "id": vote_id,
         "pair_id": pair_id,
@@ -220,4 +226,4 @@ def _vote_insert_in_one_statement(*, user, pair_id: int, screen_choice: str, key
         "time_taken_ms": ms,
         "created_at": now,
     }
-    return loaded_instance(Vote, values)
+    return loaded_instance(Vote, values), gold_choice or ""

@@ -69,7 +69,7 @@ def test_a_pair_is_decided_only_once_both_sides_ran(pair):
     assert Pair.objects.get(pk=pair.pk).decided_by_tests is True
 
 
-def test_a_timeout_and_an_error_count_as_not_passing(prompt, settings):
+def test_a_timeout_and_an_error_count_as_not_passing_but_only_the_error_decides(prompt, settings):
     settings.CODEPREF = {**settings.CODEPREF, "SANDBOX_TIMEOUT_SECONDS": 1.0, "SANDBOX_OUTPUT_LIMIT": 300}
     right = factories.CompletionFactory(prompt=prompt, text=RIGHT)
     loop = factories.CompletionFactory(prompt=prompt, text=RIGHT + "while True:\n    print('spin' * 50)\n")
@@ -80,7 +80,11 @@ def test_a_timeout_and_an_error_count_as_not_passing(prompt, settings):
     crash.refresh_from_db()
     assert (loop.outcome, crash.outcome) == ("timeout", "error")
     assert len(loop.test_stdout) <= 300 and "bytes dropped" in loop.test_stdout
-    assert all(Pair.objects.get(pk=p.pk).decided_by_tests for p in pairs)
+    # A timeout may be a slow machine: it decides nothing (issue 12). A program that killed its harness failed.
+    decided = [Pair.objects.get(pk=p.pk) for p in pairs]
+    assert [p.decided_by_tests for p in decided] == [False, True]
+    assert [(p.state, p.gold_choice, p.gold_source) for p in decided] == [("open", "", ""), ("gold", "a", "tests")]
+    assert "passes the prompt's unit tests" in decided[1].gold_explanation
 
 
 def test_completions_of_prompts_without_tests_stay_not_run(db):

@@ -59,6 +59,8 @@ class Command(BaseCommand):
         decided.add_argument("--only-human-decided", action="store_true", default=None,
                              help="Only pairs the tests did not decide.")  # fmt: skip
         parser.add_argument("--test-fraction", type=float, default=None, metavar="X", help="Share of prompts in test.")
+        parser.add_argument("--no-quality-control", dest="quality_control", action="store_false", default=None,
+                            help="Every vote weighs 1 (no trust, flags, onboarding; suspended out).")  # fmt: skip
         parser.add_argument("--push-to-hub", metavar="REPO", help="Upload to this Hugging Face dataset repository.")
         parser.add_argument(
             "--private", action="store_true", help="With --push-to-hub: create the repository private."
@@ -76,6 +78,7 @@ class Command(BaseCommand):
                 "only_decided_by_tests",
                 "only_human_decided",
                 "test_fraction",
+                "quality_control",
             )  # fmt: skip
             if options[name] is not None
         }
