@@ -93,10 +93,12 @@ class PairWithOutcomesFactory(PairFactory):
         CompletionFactory,
         prompt=factory.SelfAttribute("..prompt"),
         outcome=factory.LazyAttribute(lambda c: _outcome(c.factory_parent.a_passed)),
+        verdict_strength=models.Completion.VerdictStrength.STRONG,  # judged outside the sandbox
     )
     completion_b = factory.SubFactory(
         CompletionFactory,
         prompt=factory.SelfAttribute("..prompt"),
         outcome=factory.LazyAttribute(lambda c: _outcome(c.factory_parent.b_passed)),
+        verdict_strength=models.Completion.VerdictStrength.STRONG,  # judged outside the sandbox
     )
     decided_by_tests = factory.LazyAttribute(lambda p: p.a_passed != p.b_passed)

@@ -67,8 +67,16 @@ def test_votes_of_inactive_volunteers_and_votes_without_weight_do_not_count():
     Volunteer.objects.filter(user=weightless.volunteer).update(trust=0.0)
     no_volunteer_row = vote(pair, "b")
     Volunteer.objects.filter(user=no_volunteer_row.volunteer).delete()
+    suspended = vote(pair, "a")
+    Volunteer.objects.filter(user=suspended.volunteer).update(suspended_at=timezone.now())
+    distrusted = vote(pair, "a")  # below the quality-control threshold (0.2 by default)
+    Volunteer.objects.filter(user=distrusted.volunteer).update(trust=0.1)
+    onboarding = vote(pair, "a")  # quality control gave the vote itself no weight
+    Vote.objects.filter(pk=onboarding.pk).update(qc_weight=0.0)
+    flagged = vote(pair, "a")  # down-weighted, still counted
+    Vote.objects.filter(pk=flagged.pk).update(qc_weight=0.1)
     counted = set(counting.counted_votes(Vote.objects.all()).values_list("pk", flat=True))
-    assert counted == {kept.pk, no_volunteer_row.pk}
+    assert counted == {kept.pk, no_volunteer_row.pk, flagged.pk}
 
 
 def test_ties_count_as_half_a_win_and_both_bad_votes_are_left_out(settings):

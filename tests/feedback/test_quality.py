@@ -82,7 +82,9 @@ def both_paths(request, monkeypatch):
     ],
 )
 def test_only_a_real_failure_is_decisive(outcome, stderr, decisive):
-    assert is_decisive_failure(Completion(outcome=outcome, test_stderr=stderr)) is decisive
+    assert is_decisive_failure(Completion(outcome=outcome, test_stderr=stderr, verdict_strength="strong")) is decisive
+    # A verdict judged in process (weak) is never decisive: the code under test could have forged it.
+    assert is_decisive_failure(Completion(outcome=outcome, test_stderr=stderr, verdict_strength="weak")) is False
 
 
 def test_a_pair_decided_by_tests_becomes_gold_with_its_answer_and_goes_back_when_undecided():
@@ -99,9 +101,11 @@ def test_pairs_formed_from_tested_completions_are_gold_at_once():
     from feedback.coders.pairing import pairs_form
 
     prompt = factories.PromptFactory()
-    good = factories.CompletionFactory(prompt=prompt, outcome="passed")
-    bad = factories.CompletionFactory(prompt=prompt, outcome="failed", test_stderr="AssertionError")
-    slow = factories.CompletionFactory(prompt=prompt, outcome="timeout")
+    good = factories.CompletionFactory(prompt=prompt, outcome="passed", verdict_strength="strong")
+    bad = factories.CompletionFactory(
+        prompt=prompt, outcome="failed", test_stderr="AssertionError", verdict_strength="strong"
+    )
+    slow = factories.CompletionFactory(prompt=prompt, outcome="timeout", verdict_strength="strong")
     formed = {(p.completion_a_id, p.completion_b_id): p for p in pairs_form(completions=[good, bad, slow])}
     assert formed[(good.pk, bad.pk)].state == "gold" and formed[(good.pk, bad.pk)].gold_choice == "a"
     assert formed[(good.pk, slow.pk)].state == "open" and not formed[(good.pk, slow.pk)].decided_by_tests
