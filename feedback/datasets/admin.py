@@ -22,7 +22,29 @@ from feedback.models import DatasetSnapshot
 from training.dataset_format import FILE_FORMATS, PARTS, SPLITS, count_key, file_name
 
 from .files import snapshot_file_path
-from .services import snapshot_request, snapshot_requeue
+from .services import snapshot_request_if_changed, snapshot_requeue
+
+
+def _build_outcome(snapshot: DatasetSnapshot, *, new: bool) -> tuple[str, int]:
+    """What "Build now" did, as the row stands after the request (with inline tasks it is already built)."""
+    if not new:
+        return (
+            f"No vote was added or removed since v{snapshot.version}: it is current, so no new version was made.",
+            messages.INFO,
+        )
+    snapshot.refresh_from_db()
+    if snapshot.state == DatasetSnapshot.State.PUBLISHED:
+        rows = (snapshot.counts or {}).get(count_key("preference", "train"), 0)
+        return (
+            f"Snapshot v{snapshot.version} built and published ({rows:,} preference rows in train).",
+            messages.SUCCESS,
+        )
+    if snapshot.state == DatasetSnapshot.State.FAILED:
+        return f"Snapshot v{snapshot.version} failed: {snapshot.error}", messages.ERROR
+    return (
+        f"Snapshot v{snapshot.version} queued (task {snapshot.task_id}); this list shows its progress.",
+        messages.SUCCESS,
+    )
 
 
 def is_maintainer(user) -> bool:
@@ -138,13 +160,11 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if not is_maintainer(request.user):
             raise PermissionDenied
         try:
-            snapshot = snapshot_request(requested_by=request.user)
+            snapshot, new = snapshot_request_if_changed(requested_by=request.user)
         except ServiceError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
-            self.message_user(
-                request, f"Snapshot v{snapshot.version} queued (task {snapshot.task_id}).", messages.SUCCESS
-            )
+            self.message_user(request, *_build_outcome(snapshot, new=new))
         return redirect("admin:feedback_datasetsnapshot_changelist")
 
     def file_view(self, request, pk: int, name: str):
