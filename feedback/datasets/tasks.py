@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from feedback.datasets.hub import snapshot_push_to_hub
 from feedback.datasets.services import snapshot_build
+from feedback.errors import ServiceError
 from feedback.retries import TRANSIENT_ERRORS
 
 
@@ -23,3 +25,12 @@ def build_snapshot(self, slot: str | None = None, filters: dict | None = None, s
     A redelivered or retried message carries the same task id and finds the row its first run claimed.
     """
     return snapshot_build(slot=slot, filters=filters, snapshot_id=snapshot_id, task_id=self.request.id or "").as_dict()
+
+
+@shared_task(name="feedback.tasks.push_snapshot_to_hub")
+def push_snapshot_to_hub(snapshot_id: int, repo: str, private: bool = False) -> dict:
+    """Upload a published snapshot to a Hub dataset repository; the outcome in words either way."""
+    try:
+        return {"ok": True, "message": snapshot_push_to_hub(snapshot_id=snapshot_id, repo=repo, private=private)}
+    except ServiceError as exc:
+        return {"ok": False, "message": f"push to {repo} not done: {exc}"}
