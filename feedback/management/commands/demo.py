@@ -35,6 +35,7 @@ ADMIN = ("admin", "admin-password-123")
 
 class Command(BaseCommand):
     help = "Set up the demo (migrate, demo prompts, demo volunteer and admin) and optionally serve it."
+    model_preset = "demo"  # --model-preset
 
     def add_arguments(self, parser):
         parser.add_argument("--serve", action="store_true", help="Run the development server afterwards.")
