@@ -15,13 +15,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def boss(db):
-    user = factories.MaintainerFactory(username="boss", is_staff=True, is_superuser=True)
-    return user
+    # Its own schedule: a transactional test before this one may have flushed the ones migrations add.
+    crontab = CrontabSchedule.objects.create(minute="30", hour="3")
+    PeriodicTask.objects.create(name="nightly-test-task", task="feedback.tasks.train_cycle", crontab=crontab)
+    return factories.MaintainerFactory(username="boss", is_staff=True, is_superuser=True)
 
 
 def pages() -> list[str]:
-    task = PeriodicTask.objects.order_by("pk").first()
-    crontab = CrontabSchedule.objects.order_by("pk").first()
+    task = PeriodicTask.objects.get(name="nightly-test-task")
+    crontab = task.crontab
     return [
         "/admin/django_celery_beat/periodictask/",
         "/admin/django_celery_beat/periodictask/add/",
@@ -51,7 +53,7 @@ def test_the_periodic_task_editor_and_the_browsable_api_break_no_csp_rule(browse
     assert found == {path: [] for path in found}
 
     # The crontab's translation, which django-celery-beat's inline script wrote, still shows (from the static file).
-    task = PeriodicTask.objects.filter(crontab__isnull=False).order_by("pk").first()
+    task = PeriodicTask.objects.get(name="nightly-test-task")
     page.goto(f"{live_server.url}/admin/django_celery_beat/periodictask/{task.pk}/change/")
     help_text = page.inner_text(".field-crontab .help")
     assert f"Translation: {task.crontab.human_readable}" in help_text
