@@ -12,6 +12,7 @@ from django.utils import timezone
 from feedback.coders.firstrun import demo_status_read
 from feedback.datasets.aggregation import AgreementCounter
 from feedback.models import Completion, DatasetSnapshot, Flag, Pair, TrainingRun, Vote
+from training.dataset_format import count_key
 
 from .charts import Chart, bar_chart
 from .queues import queue_depths
@@ -100,6 +101,17 @@ def pass_rates(*, limit: int = MODEL_VERSIONS) -> list[dict]:
     ]
 
 
+def last_snapshot() -> dict | None:
+    """The newest snapshot and its preference rows (train + test), when it has counted them."""
+    snapshot = DatasetSnapshot.objects.order_by("-version").first()
+    if snapshot is None:
+        return None
+    counts = snapshot.counts or {}
+    parts = [counts.get(count_key("preference", split)) for split in ("train", "test")]
+    rows = sum(parts) if all(isinstance(n, int) for n in parts) else None
+    return {"snapshot": snapshot, "preference_rows": rows}
+
+
 def dashboard() -> dict:
     """Everything the dashboard shows, with its charts."""
     days = votes_per_day()
@@ -121,7 +133,7 @@ def dashboard() -> dict:
         "agreement": agreement(),
         "pass_rates": rates,
         "queues": queue_depths(),
-        "last_snapshot": DatasetSnapshot.objects.order_by("-version").first(),
+        "last_snapshot": last_snapshot(),
         "last_cycle": TrainingRun.objects.filter(stage=TrainingRun.Stage.CYCLE).order_by("-created_at").first(),
         "open_reports": Flag.objects.filter(state=Flag.State.OPEN).count(),
         "demo_model": demo_status_read(),

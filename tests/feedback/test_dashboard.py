@@ -50,7 +50,9 @@ def rows():
     for user, state in zip(users, ["open", "open", "dismissed"], strict=True):
         Flag.objects.create(reporter=user, pair=p3, reason="broken", state=state)
     DatasetSnapshot.objects.create(version=1, state="published", published_at=timezone.now())
-    DatasetSnapshot.objects.create(version=2, state="building")
+    DatasetSnapshot.objects.create(
+        version=2, state="published", published_at=timezone.now(), counts={"preference_train": 9, "preference_test": 1}
+    )
     TrainingRun.objects.create(stage="cycle", state="succeeded", message="0 new pairs: every prompt holds its pairs")
     return {"users": users, "pairs": (p1, p2, p3)}
 
@@ -134,7 +136,7 @@ def test_the_admin_index_shows_the_dashboard_with_its_figures_and_charts(admin_c
     assert "α 0.50 over 2 pairs with 2+ votes; 80% of their votes match" in text
     assert "2 waiting for a moderator" in text
     assert "tasks run inline (no broker)" in text
-    assert "v2 building" in text
+    assert re.search(r"v2 published \d{4}-\d\d-\d\d \d\d:\d\d · 10 preference rows", text), text
     assert "0 new pairs: every prompt holds its pairs" in text
     assert "strong-v1 3 4 75%" in text
     # Charts: 14 day bars, one per open-pair vote count (0, 1, 2), one per model version.
