@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOTS = ("feedback", "training")
 SKIP_DIRS = {"migrations", "static", "templates", "fixtures", "__pycache__"}
-LAYERS = ("accounts", "ranking", "coders", "datasets", "leaderboards", "cycles", "crowd")
+LAYERS = ("accounts", "ranking", "coders", "datasets", "leaderboards", "cycles", "dashboard", "crowd")
 # Modules that wire the packages together: they may import any package.
 WIRING = (
     "feedback",

@@ -1,14 +1,16 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from feedback.accounts import api as tokens
+from feedback.api.docs import RedocDocsView, SwaggerDocsView
 from feedback.datasets import api as datasets
 from feedback.leaderboards import api as leaderboards
 from feedback.ranking import api as ranking
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SwaggerDocsView.as_view(), name="api-docs"),
+    path("redoc/", RedocDocsView.as_view(), name="api-redoc"),
     path("token/", tokens.TokenCreateView.as_view(), name="api-token"),
     # Ranking (volunteers)
     path("pairs/next/", ranking.PairNextView.as_view(), name="api-pair-next"),

@@ -222,12 +222,14 @@ def completions_generate(
     n: int,
     params: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    form_pairs: bool = True,
 ) -> list[Completion]:
     """Generate n completions per prompt with one model version; returns the request's completions.
 
     Samples already stored for this request are skipped; a sample whose text (after normalising
     whitespace at line ends) equals an existing completion of the same prompt and model is dropped, as is
-    an empty one. ``progress(done, total)`` is called after each stored chunk of samples.
+    an empty one. ``progress(done, total)`` is called after each stored chunk of samples. With ``form_pairs``
+    off the caller forms the pairs itself (the demo screens them first).
     """
     n = _check_n(n)
     clean = generation_params_clean(params)
@@ -262,7 +264,13 @@ def completions_generate(
     done = 0
     for chunk in _in_chunks(todo, ROWS_PER_CHUNK):
         new_ids = _store_chunk(
-            chunk, prompts=prompts, version=version, sampler=sampler, params=stored_params, clean=clean
+            chunk,
+            prompts=prompts,
+            version=version,
+            sampler=sampler,
+            params=stored_params,
+            clean=clean,
+            form_pairs=form_pairs,
         )
         done += len(chunk)
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
@@ -296,6 +304,7 @@ def _store_chunk(
     sampler: _Sampler,
     params: dict,
     clean: dict,
+    form_pairs: bool = True,
 ) -> list[int]:
     """Sample one chunk of (prompt id, sample index, request key), store it, pair it, queue its tests."""
     rows = rows_for(
@@ -330,7 +339,7 @@ def _store_chunk(
         new_ids = list(
             Completion.objects.filter(request_key__in=[r.request_key for r in rows]).values_list("pk", flat=True)
         )
-        for pk in sorted({pk for pk, _, _ in chunk}):
+        for pk in sorted({pk for pk, _, _ in chunk}) if form_pairs else ():
             pairs_form_for_model(prompt=prompts[pk], model_version=version)
         # robust: a failing queue (or an eager sandbox run) must not undo what is already committed.
         if new_ids:

@@ -17,12 +17,12 @@ from django.contrib import admin, messages
 from django.http import FileResponse, Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from feedback.errors import ServiceError
 from feedback.models import TrainingRun
 
+from .display import cycle_outcome, log_without_progress_bars, metrics_items, run_time, short
 from .runs import ACTIVE, LOG_NAME, is_watched
 from .services import training_run_cancel
 
@@ -78,6 +78,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     "stage",
                     "state_shown",
                     "message",
+                    "produced",
                     "cycle_link",
                     "recipe",
                     "snapshot",
@@ -142,11 +143,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, run: TrainingRun) -> str:
-        if not run.started_at:
-            return "-"
-        end = run.finished_at or timezone.now()
-        seconds = int((end - run.started_at).total_seconds())
-        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        return run_time(run)
+
+    @admin.display(description="produced")
+    def produced(self, run: TrainingRun) -> str:
+        return cycle_outcome(run)
 
     @admin.display(description="stages")
     def stages_table(self, run: TrainingRun) -> str:
@@ -163,8 +164,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
                     reverse("admin:feedback_trainingrun_change", args=[s.pk]),
                     s.stage,
                     s.state,
-                    self.duration(s),
-                    ", ".join(f"{k}={_short(v)}" for k, v in sorted(s.metrics.items()) if _scalar(v))[:200],
+                    run_time(s),
+                    _metrics_cell(s.metrics),
                 )
                 for s in stages
             ),
@@ -205,7 +206,11 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="log tail")
     def log_tail_pretty(self, run: TrainingRun) -> str:
-        return format_html("<pre>{}</pre>", run.log_tail) if run.log_tail else "-"
+        if not run.log_tail:
+            return "-"
+        text, dropped = log_without_progress_bars(run.log_tail)
+        note = f"{dropped} progress-bar line{'s' * (dropped != 1)} left out (the full log has them)" if dropped else ""
+        return format_html("<pre>{}</pre>{}", text, format_html("<p>{}</p>", note) if note else "")
 
     @admin.display(description="loss curves")
     def loss_curves(self, run: TrainingRun) -> str:
@@ -311,19 +316,14 @@ def _promotion_rows(decision: dict) -> list[tuple[str, str]]:
     if isinstance(get("difference"), (int, float)):
         rows.append(("difference", f"{get('difference'):+.3f}"))
     if get("p_value") is not None:
-        test = f"one-sided paired permutation test; promotes below {_short(get('alpha'))}"
-        rows.append(("p-value", f"{_short(get('p_value'))} ({test})"))
+        test = f"one-sided paired permutation test; promotes below {short(get('alpha'))}"
+        rows.append(("p-value", f"{short(get('p_value'))} ({test})"))
         rows.append(("prompts better / worse", f"{get('prompts_better')} / {get('prompts_worse')}"))
     evaluated = f"{get('n_prompts')} prompts x {get('n_samples')} samples"
     rows.append(("evaluated", f"{evaluated} (needed: {get('min_completions')} completions)"))
     return rows
 
 
-def _scalar(value) -> bool:
-    return isinstance(value, (int, float, str, bool)) and not (isinstance(value, str) and len(value) > 40)
-
-
-def _short(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def _metrics_cell(metrics: dict) -> str:
+    items, more = metrics_items(metrics)
+    return ", ".join(items) + (f" and {more} more on the stage's page" if more else "")

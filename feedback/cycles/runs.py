@@ -43,9 +43,12 @@ LOG_TAIL_CHARS = 8000
 
 
 def say(progress: Progress | None, message: str) -> None:
-    logger.info(message)
+    """Tell whoever follows the cycle: its progress callback (``manage.py train`` prints it), else the log. Not
+    both: the command's terminal shows the log too, and every line came out twice."""
     if progress is not None:
         progress(message)
+    else:
+        logger.info(message)
 
 
 def refused(run: TrainingRun | None) -> Conflict:

@@ -8,6 +8,8 @@ or superusers), and only names the snapshot's manifest lists, streamed from disk
 
 from __future__ import annotations
 
+import os
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponseNotAllowed
@@ -22,7 +24,31 @@ from feedback.models import DatasetSnapshot
 from training.dataset_format import FILE_FORMATS, PARTS, SPLITS, count_key, file_name
 
 from .files import snapshot_file_path
-from .services import snapshot_request, snapshot_requeue
+from .hub import hub_repo_check
+from .services import snapshot_request_if_changed, snapshot_requeue
+from .tasks import push_snapshot_to_hub
+
+
+def _build_outcome(snapshot: DatasetSnapshot, *, new: bool) -> tuple[str, int]:
+    """What "Build now" did, as the row stands after the request (with inline tasks it is already built)."""
+    if not new:
+        return (
+            f"No vote was added or removed since v{snapshot.version}: it is current, so no new version was made.",
+            messages.INFO,
+        )
+    snapshot.refresh_from_db()
+    if snapshot.state == DatasetSnapshot.State.PUBLISHED:
+        rows = (snapshot.counts or {}).get(count_key("preference", "train"), 0)
+        return (
+            f"Snapshot v{snapshot.version} built and published ({rows:,} preference rows in train).",
+            messages.SUCCESS,
+        )
+    if snapshot.state == DatasetSnapshot.State.FAILED:
+        return f"Snapshot v{snapshot.version} failed: {snapshot.error}", messages.ERROR
+    return (
+        f"Snapshot v{snapshot.version} queued (task {snapshot.task_id}); this list shows its progress.",
+        messages.SUCCESS,
+    )
 
 
 def is_maintainer(user) -> bool:
@@ -38,6 +64,7 @@ def is_maintainer(user) -> bool:
 class DatasetSnapshotAdmin(admin.ModelAdmin):
     Media = TextMedia  # the "Build now" form's style: the CSP forbids inline style attributes
     change_list_template = "admin/feedback/datasetsnapshot/change_list.html"
+    change_form_template = "admin/feedback/datasetsnapshot/change_form.html"
     list_display = ("version", "state", "progress_shown", "preference_rows", "unpaired_rows", "prompt_rows",
                     "alpha", "created_at", "published_at", "requested_by")  # fmt: skip
     list_filter = ("state",)
@@ -120,6 +147,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path("build/", self.admin_site.admin_view(self.build_view), name="feedback_datasetsnapshot_build"),
+            path("<int:pk>/push/", self.admin_site.admin_view(self.push_view), name="feedback_datasetsnapshot_push"),
             path(
                 "<int:pk>/files/<path:name>",
                 self.admin_site.admin_view(self.file_view),
@@ -138,14 +166,46 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if not is_maintainer(request.user):
             raise PermissionDenied
         try:
-            snapshot = snapshot_request(requested_by=request.user)
+            snapshot, new = snapshot_request_if_changed(requested_by=request.user)
         except ServiceError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
-            self.message_user(
-                request, f"Snapshot v{snapshot.version} queued (task {snapshot.task_id}).", messages.SUCCESS
-            )
+            self.message_user(request, *_build_outcome(snapshot, new=new))
         return redirect("admin:feedback_datasetsnapshot_changelist")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        snapshot = self.get_object(request, object_id)
+        can_push = (
+            snapshot is not None and snapshot.state == DatasetSnapshot.State.PUBLISHED and is_maintainer(request.user)
+        )
+        extra = {**(extra_context or {}), "can_push": can_push, "hf_token_set": bool(os.environ.get("HF_TOKEN"))}
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def push_view(self, request, pk: int):
+        """Push a published snapshot to a Hub dataset repository: on a worker, or at once with inline tasks."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not is_maintainer(request.user):
+            raise PermissionDenied
+        snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+        try:
+            repo = hub_repo_check(request.POST.get("repo", ""))
+            if snapshot.state != DatasetSnapshot.State.PUBLISHED:
+                raise ServiceError(f"snapshot v{snapshot.version} is {snapshot.state}: only a published one is pushed")
+            result = push_snapshot_to_hub.apply_async(
+                kwargs={"snapshot_id": snapshot.pk, "repo": repo, "private": bool(request.POST.get("private"))}
+            )
+        except ServiceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        except Exception as exc:  # the broker: the push was not queued
+            self.message_user(request, f"the push could not be queued ({type(exc).__name__}: {exc})", messages.ERROR)
+        else:
+            if result.ready():
+                outcome = result.get()
+                self.message_user(request, outcome["message"], messages.SUCCESS if outcome["ok"] else messages.ERROR)
+            else:
+                self.message_user(request, f"Push of v{snapshot.version} to {repo} queued (task {result.id}).")
+        return redirect("admin:feedback_datasetsnapshot_change", snapshot.pk)
 
     def file_view(self, request, pk: int, name: str):
         if not is_maintainer(request.user):

@@ -83,6 +83,15 @@ def snapshot_request(*, filters: Mapping | None = None, requested_by=None) -> Da
     return snapshot
 
 
+def snapshot_request_if_changed(*, filters: Mapping | None = None, requested_by=None) -> tuple[DatasetSnapshot, bool]:
+    """``snapshot_request``, unless no vote was added or removed since the newest published snapshot with these
+    filters: then that one, unchanged, and False (a new version would hold the same rows)."""
+    previous = unchanged_since_last(SnapshotOptions.from_request(filters))
+    if previous is not None:
+        return previous, False
+    return snapshot_request(filters=filters, requested_by=requested_by), True
+
+
 def snapshot_requeue(*, snapshot: DatasetSnapshot) -> bool:
     """Queue a BUILDING snapshot again (its message was lost, say with a Redis that kept nothing on disk).
 

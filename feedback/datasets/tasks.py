@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from feedback.datasets.hub import snapshot_push_to_hub
 from feedback.datasets.quality import quality_recompute
 from feedback.datasets.services import snapshot_build
+from feedback.errors import ServiceError
 from feedback.retries import TRANSIENT_ERRORS
 
 
@@ -30,3 +32,12 @@ def build_snapshot(self, slot: str | None = None, filters: dict | None = None, s
 def recompute_quality() -> dict:
     """Quality control off the vote path: flags, trust, vote weights, adaptive k (beat, every hour)."""
     return quality_recompute()
+
+
+@shared_task(name="feedback.tasks.push_snapshot_to_hub")
+def push_snapshot_to_hub(snapshot_id: int, repo: str, private: bool = False) -> dict:
+    """Upload a published snapshot to a Hub dataset repository; the outcome in words either way."""
+    try:
+        return {"ok": True, "message": snapshot_push_to_hub(snapshot_id=snapshot_id, repo=repo, private=private)}
+    except ServiceError as exc:
+        return {"ok": False, "message": f"push to {repo} not done: {exc}"}

@@ -14,17 +14,24 @@ from django.utils.html import format_html
 from feedback.admin_display import TextMedia, code, link
 from feedback.models import Assignment, Flag, Pair, Vote
 
+from .highlight import highlight_code
+from .review import pair_sides, pair_votes
 from .services import flag_resolve, pair_gold_author
+
+
+class PairReviewMedia:
+    # The code panes' colours and layout as volunteers see them, and the side-by-side grid.
+    css = {"all": ["feedback/admin_ranking.css", "feedback/pygments.css", "feedback/admin_pair_review.css"]}
 
 
 @admin.register(Pair)
 class PairAdmin(admin.ModelAdmin):
-    Media = TextMedia
+    Media = PairReviewMedia
     list_display = (
         "id",
         "prompt",
-        "completion_a",
-        "completion_b",
+        "model_a",
+        "model_b",
         "votes_count",
         "votes_wanted",
         "claims_count",
@@ -36,13 +43,14 @@ class PairAdmin(admin.ModelAdmin):
     )
     list_filter = ("state", "decided_by_tests", "gold_source", "language", ("gold_choice", admin.EmptyFieldListFilter))
     search_fields = ("prompt__text", "prompt__external_id")
-    list_select_related = ("prompt",)
+    list_select_related = ("prompt", "completion_a__model_version", "completion_b__model_version")
     raw_id_fields = ("prompt", "completion_a", "completion_b")
     readonly_fields = (
         "prompt_link",
+        "prompt_text",
         "language",
-        "completion_a_text",
-        "completion_b_text",
+        "sides",
+        "votes_cast",
         "votes_count",
         "claims_count",
         "last_vote_at",
@@ -50,7 +58,7 @@ class PairAdmin(admin.ModelAdmin):
         "gold_source",
         "decided_by_tests",
     )
-    fields = ("prompt_link", "language", "completion_a_text", "completion_b_text", "votes_wanted", "state")
+    fields = ("prompt_link", "prompt_text", "language", "sides", "votes_cast", "votes_wanted", "state")
     fields += ("gold_choice", "gold_explanation", "gold_source", "decided_by_tests", "votes_count", "claims_count")
     fields += ("last_vote_at", "created_at")
     actions = ("retire",)
@@ -77,13 +85,36 @@ class PairAdmin(admin.ModelAdmin):
     def prompt_link(self, obj):
         return link(obj.prompt)
 
-    @admin.display(description="completion A")
-    def completion_a_text(self, obj):
-        return format_html("{}{}", link(obj.completion_a), code(obj.completion_a.text))
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # One query for both sides and their models (the review shows each model's name).
+            obj = (
+                Pair.objects.select_related("prompt", "completion_a__model_version", "completion_b__model_version")
+                .filter(pk=obj.pk)
+                .first()
+            )
+        return obj
 
-    @admin.display(description="completion B")
-    def completion_b_text(self, obj):
-        return format_html("{}{}", link(obj.completion_b), code(obj.completion_b.text))
+    @admin.display(description="model A", ordering="completion_a__model_version__name")
+    def model_a(self, obj):
+        return obj.completion_a.model_version.name
+
+    @admin.display(description="model B", ordering="completion_b__model_version__name")
+    def model_b(self, obj):
+        return obj.completion_b.model_version.name
+
+    @admin.display(description="prompt text")
+    def prompt_text(self, obj):
+        return format_html('<div class="pair-review-prompt">{}</div>', highlight_code(obj.prompt.text, obj.language))
+
+    @admin.display(description="completions")
+    def sides(self, obj):
+        return pair_sides(obj)
+
+    @admin.display(description="votes")
+    def votes_cast(self, obj):
+        return pair_votes(obj)
 
     @admin.action(description="Retire selected pairs (no more votes)")
     def retire(self, request, queryset):

@@ -91,7 +91,7 @@ def test_the_demo_resets_a_changed_demo_password_so_the_printed_one_works():
     assert user.check_password(demo.VOLUNTEER[1])
 
 
-def test_serve_runs_the_development_server_on_the_given_address(monkeypatch, capsys):
+def test_serve_runs_the_development_server_on_the_given_address(monkeypatch, capsys, prepared_models):
     calls = []
     real = demo.call_command
 
@@ -101,10 +101,52 @@ def test_serve_runs_the_development_server_on_the_given_address(monkeypatch, cap
         else:
             real(name, *args, **kwargs)
 
+    class Background:
+        terminated = False
+
+        def poll(self):
+            return None
+
+        def terminate(self):
+            self.terminated = True
+
+        def wait(self, timeout):
+            return 0
+
+    background = Background()
     monkeypatch.setattr(demo, "call_command", fake_call_command)
+    monkeypatch.setattr(demo.Command, "_start_model_in_background", lambda self: background)
     call_command("demo", "--serve", "--addr", "0.0.0.0:8123")
     assert calls == [(("0.0.0.0:8123",), {"use_reloader": False, "insecure_serving": True})]
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8123/" in out
+    assert "prepared in the background" in out
+    # The model is prepared in the background, not before serving; stopping the server stops it.
+    assert prepared_models == []
+    assert background.terminated
+
+
+def test_serving_creates_the_static_root_so_whitenoise_has_no_missing_folder_to_warn_about(
+    monkeypatch, settings, tmp_path
+):
+    settings.STATIC_ROOT = tmp_path / "staticfiles"
+    monkeypatch.setattr(demo, "call_command", lambda name, *a, **k: None if name == "runserver" else None)
+    command = demo.Command()
+    command.model_preset = "test"
+    finished = type("Finished", (), {"poll": lambda self: 0})()
+    monkeypatch.setattr(demo.Command, "_start_model_in_background", lambda self: finished)
+    command._serve("127.0.0.1:8124")
+    assert settings.STATIC_ROOT.is_dir()
+
+
+def test_the_default_broker_url_names_its_host_so_kombu_does_not_warn():
+    """kombu warns "No hostname was supplied" for a broker URL without a host, on every task the demo sends."""
+    from kombu import Connection
+
+    from feedback.celery import app
+
+    assert Connection(app.conf.broker_url).hostname == "localhost"
+    assert app.conf.task_always_eager
 
 
 @pytest.mark.parametrize(

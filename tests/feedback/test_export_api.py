@@ -203,13 +203,38 @@ def test_staff_who_are_not_maintainers_cannot_download_or_build(client, publishe
     assert client.post("/admin/feedback/datasetsnapshot/build/").status_code == 403
 
 
-def test_build_now_in_the_admin_queues_a_snapshot(admin_client, published, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post("/admin/feedback/datasetsnapshot/build/")
-    assert response.status_code == 302
+@pytest.mark.django_db(transaction=True)  # the request commits, so the inline build runs within it (as in the demo)
+def test_build_now_in_the_admin_builds_a_snapshot_when_votes_changed(admin_client, published):
+    make_pairs(1)  # new votes since the published snapshot
+    response = admin_client.post("/admin/feedback/datasetsnapshot/build/", follow=True)
     newest = DatasetSnapshot.objects.order_by("-version").first()
     assert newest.version == published.version + 1 and newest.state == "published"
+    said = [str(m) for m in response.context["messages"]]
+    # Tasks run inline here: the snapshot is already published when the page says what happened.
+    rows = newest.counts["preference_train"]
+    assert said == [f"Snapshot v{newest.version} built and published ({rows:,} preference rows in train)."]
     assert admin_client.get("/admin/feedback/datasetsnapshot/build/").status_code == 405
+
+
+def test_build_now_makes_no_identical_version_when_no_vote_changed_and_says_so(admin_client, published):
+    response = admin_client.post("/admin/feedback/datasetsnapshot/build/", follow=True)
+    assert list(DatasetSnapshot.objects.values_list("version", flat=True)) == [published.version]
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [
+        f"No vote was added or removed since v{published.version}: it is current, so no new version was made."
+    ]
+
+
+def test_build_now_says_queued_only_while_the_snapshot_is_still_building(admin_client, published, monkeypatch):
+    from feedback import dispatch
+
+    make_pairs(1)
+    monkeypatch.setattr(dispatch, "enqueue", lambda *args, **kwargs: None)  # a worker would build it later
+    response = admin_client.post("/admin/feedback/datasetsnapshot/build/", follow=True)
+    newest = DatasetSnapshot.objects.order_by("-version").first()
+    assert newest.state == "building"
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [f"Snapshot v{newest.version} queued (task {newest.task_id}); this list shows its progress."]
 
 
 def test_the_token_admin_names_tokens_and_shows_the_token_once(admin_client, maintainer):

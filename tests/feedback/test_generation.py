@@ -424,19 +424,23 @@ def test_the_default_model_setting_is_built_registered_or_taken_as_a_hub_id(tiny
     assert (hub.name, hub.target) == ("default:bigcode/starcoderbase-1b", "bigcode/starcoderbase-1b")
 
 
-def test_the_demo_hook_registers_the_local_model_and_samples_two_per_prompt(
-    tiny_model, prompts, settings, monkeypatch
-):
+def test_the_demo_hook_registers_the_local_model_and_samples_two_per_prompt(tiny_model, prompts, settings):
+    from feedback.coders.screening import pair_hold_back_reason
     from feedback.management.commands import demo
 
     settings.CODEPREF = {**settings.CODEPREF, "MODEL": tiny_model}
-    default = registry.model_version_default
-    monkeypatch.setattr(registry, "model_version_default", lambda: default(preset="test"))  # seconds, not minutes
     command = demo.Command()
+    command.model_preset = "test"  # seconds, not minutes
     command._prepare_models()
     version = ModelVersion.objects.get(name="bootstrap-test-seed0")
     assert version.is_active
     assert 0 < Completion.objects.filter(model_version=version).count() <= 2 * len(prompts)
+    # Every pair of its samples was formed after their tests ran; the degenerate ones are retired, never open.
+    theirs = Pair.objects.filter(completion_a__model_version=version).select_related("completion_a", "completion_b")
+    assert not Completion.objects.filter(model_version=version, outcome="not_run").exists()
+    for pair in theirs:
+        held = pair_hold_back_reason(pair.completion_a, pair.completion_b) is not None
+        assert pair.state == (Pair.State.RETIRED if held else Pair.State.OPEN), pair
     before = Completion.objects.count()
     command._prepare_models()  # a second start adds nothing
     assert Completion.objects.count() == before

@@ -1,12 +1,19 @@
-"""python manage.py demo [--serve] [--addr 127.0.0.1:8000]
+"""python manage.py demo [--serve] [--addr 127.0.0.1:8000] [--model-preset demo]
 
 Everything the demo needs, each step safe to repeat: migrate (SQLite unless DATABASE_URL says
-otherwise), import the bundled demo prompts, prepare the models, create the demo volunteer and an
-admin, print where to go and how to log in, and with --serve run the development server.
+otherwise), import the bundled demo prompts, create the demo volunteer and an admin, print where to go
+and how to log in, and prepare the local model (build it, generate, test and screen its pairs).
+
+With --serve the site serves as soon as the hand-written pairs are in: the model is prepared by a
+background process (``demo --model-only``, at low priority) whose progress shows in the terminal and
+on the admin's dashboard, and whose pairs join the queue when their tests have run.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -28,24 +35,64 @@ ADMIN = ("admin", "admin-password-123")
 
 class Command(BaseCommand):
     help = "Set up the demo (migrate, demo prompts, demo volunteer and admin) and optionally serve it."
+    model_preset = "demo"  # --model-preset
 
     def add_arguments(self, parser):
         parser.add_argument("--serve", action="store_true", help="Run the development server afterwards.")
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Address for --serve (default 127.0.0.1:8000).")
+        parser.add_argument(
+            "--model-preset",
+            default="demo",
+            choices=["demo", "test"],
+            help="Size of the local model (default demo; test builds in seconds).",
+        )
+        parser.add_argument(
+            "--model-only",
+            action="store_true",
+            help="Only prepare the local model (what --serve runs in the background).",
+        )
 
-    def handle(self, *args, serve: bool, addr: str, **options):
+    def handle(self, *args, serve: bool, addr: str, model_preset: str, model_only: bool, **options):
+        self.model_preset = model_preset
+        if model_only:
+            self._prepare_models()
+            return
         self._migrate()
         self._import_prompts()
-        self._prepare_models()
         self._create_users()
+        if not serve:
+            self._prepare_models()
         url = _url_for(addr)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"codepref demo ready at {url}"))
         self.stdout.write(f"  rank as the demo volunteer: username {VOLUNTEER[0]!r}, password {VOLUNTEER[1]!r}")
         self.stdout.write(f"  admin at {url}admin/: username {ADMIN[0]!r}, password {ADMIN[1]!r}")
         if serve:
+            self._serve(addr)
+
+    def _serve(self, addr: str) -> None:
+        # WhiteNoise warns about a missing STATIC_ROOT; the demo serves static files through runserver instead.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+        background = self._start_model_in_background()
+        self.stdout.write(
+            "  the local model is prepared in the background; its pairs join the queue when ready "
+            "(progress: lines marked [model] below, and the admin's dashboard)"
+        )
+        try:
             # --insecure serves static files with DEBUG off: fine for a local demo, never in production.
             call_command("runserver", addr, use_reloader=False, insecure_serving=True)
+        finally:
+            if background.poll() is None:
+                background.terminate()
+                background.wait(timeout=30)
+
+    def _start_model_in_background(self) -> subprocess.Popen:
+        manage = Path(__file__).resolve().parents[3] / "manage.py"
+        command = [sys.executable, "-u", str(manage), "demo", "--model-only", "--model-preset", self.model_preset]
+        # Low priority, so that the pages stay quick while the model trains on the same cores.
+        # Its progress is the [model] lines: the libraries' own progress bars would garble the server's log.
+        env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+        return subprocess.Popen(command, env=env, preexec_fn=lambda: os.nice(10))
 
     def _migrate(self) -> None:
         database = settings.DATABASES["default"]
@@ -65,39 +112,16 @@ class Command(BaseCommand):
 
     def _prepare_models(self) -> None:
         """Build the tiny local model once (cached in CODEPREF["MODEL"]), register it as the active model
-        version, and sample two completions per prompt with it. Re-runs find both done and add nothing."""
-        import time
-
-        from feedback.coders.generation import completions_generate
-        from feedback.coders.registry import model_version_default
+        version, sample two completions per prompt, test them and form their screened pairs. Re-runs find it
+        all done and add nothing."""
+        from feedback.coders.firstrun import demo_model_prepare
         from feedback.errors import ServiceError
-        from feedback.models import Prompt
-        from training.bootstrap import INFO_FILE
 
-        started = time.monotonic()
-        model = settings.CODEPREF["MODEL"]
-        if not (Path(model) / INFO_FILE).exists():
-            self.stdout.write(f"Preparing the model {model} (the local one is built once, in a few minutes) ...")
         try:
-            version = model_version_default()
-        except ServiceError as exc:
-            raise CommandError(f"the local model could not be prepared: {exc}")
-        self.stdout.write(f"Model: {version.name} ({version.target}), ready in {time.monotonic() - started:.0f}s")
-
-        started = time.monotonic()
-        prompt_ids = list(Prompt.objects.filter(language="python").order_by("pk").values_list("pk", flat=True))
-        try:
-            completions = completions_generate(
-                prompt_ids=prompt_ids, model_version_id=version.pk, n=2, params={"max_new_tokens": 96, "seed": 0}
-            )
+            demo_model_prepare(preset=self.model_preset, say=lambda line: self.stdout.write(f"[model] {line}"))
         except ServiceError as exc:
             # The imported demo completions are still there to rank; say why there are no generated ones.
-            self.stderr.write(f"Generation with {version.name} failed, continuing without it: {exc}")
-            return
-        self.stdout.write(
-            f"Generated completions: {len(completions)} by {version.name} for {len(prompt_ids)} prompt(s) "
-            f"in {time.monotonic() - started:.0f}s"
-        )
+            self.stderr.write(f"[model] continuing without the local model's pairs: {exc}")
 
     @transaction.atomic
     def _create_users(self) -> None:

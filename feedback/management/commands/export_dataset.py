@@ -11,12 +11,12 @@ HF_TOKEN; without a token, or without network, it says so and skips the upload (
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback.datasets.hub import folder_push_to_hub
 from feedback.datasets.services import snapshot_build
 from feedback.errors import ServiceError
 from training.dataset_format import FILE_FORMATS, FORMATS, PARTS, SPLITS, TABLE_PARTS, file_name
@@ -136,20 +136,11 @@ class Command(BaseCommand):
         return [name for name in names if name in files or name == "manifest.json"]
 
     def _push(self, folder: Path, repo: str, *, private: bool) -> None:
-        token = os.environ.get("HF_TOKEN")
-        if not token:
-            self.stdout.write(f"push to {repo} skipped: HF_TOKEN is not set")
-            return
         try:
-            from huggingface_hub import HfApi
-
-            api = HfApi(token=token)
-            api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-            commit = api.upload_folder(folder_path=str(folder), repo_id=repo, repo_type="dataset",
-                                       commit_message=f"codepref snapshot {folder.name}")  # fmt: skip
-        except Exception as exc:  # offline, refused, DNS, HTTP errors: the export itself is done
-            self.stdout.write(
-                f"push to {repo} skipped: could not reach the Hugging Face Hub ({type(exc).__name__}: {exc})"
+            said = folder_push_to_hub(
+                folder=folder, repo=repo, private=private, message=f"codepref snapshot {folder.name}"
             )
+        except ServiceError as exc:  # no token, no network: the export itself is done
+            self.stdout.write(f"push to {repo} skipped: {exc}")
             return
-        self.stdout.write(f"pushed to https://huggingface.co/datasets/{repo} ({getattr(commit, 'oid', commit)})")
+        self.stdout.write(said)
