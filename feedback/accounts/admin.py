@@ -15,6 +15,7 @@ from django.utils import timezone
 from knox.admin import AuthTokenAdmin, AuthTokenCreateForm
 from knox.models import AuthToken
 
+from feedback.admin_display import NamedValuesFilter
 from feedback.models import ApiTokenName, Volunteer, Vote
 
 
@@ -35,7 +36,11 @@ class LanguageFilter(admin.SimpleListFilter):
 @admin.register(Volunteer)
 class VolunteerAdmin(admin.ModelAdmin):
     list_display = ("user", "languages_list", "trust", "vote_count", "accepted_terms_at", "created_at")
-    list_filter = (LanguageFilter, ("accepted_terms_at", admin.EmptyFieldListFilter), "accepted_licence")
+    list_filter = (
+        LanguageFilter,
+        ("accepted_terms_at", admin.EmptyFieldListFilter),
+        ("accepted_licence", NamedValuesFilter),
+    )
     search_fields = ("user__username", "user__email")
     raw_id_fields = ("user",)
     readonly_fields = ("vote_count", "created_at")

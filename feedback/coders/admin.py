@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
-from feedback.admin_display import TextMedia, code, count_of, link, preview
+from feedback.admin_display import NamedValuesFilter, TextMedia, code, count_of, link, preview
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt
 
@@ -301,7 +301,7 @@ class CompletionAdmin(HideActions, admin.ModelAdmin):
         "verdict_strength",
         "model_version",
         "prompt__language",
-        "isolation",
+        ("isolation", NamedValuesFilter),
         ("hidden_at", admin.EmptyFieldListFilter),
     )
     search_fields = ("text", "prompt__external_id", "model_version__name")
