@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import health
+from . import health, metrics
 from .ranking import views
 
 urlpatterns = [
@@ -9,7 +9,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("rank/", include("feedback.ranking.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "feedback.api.errors.not_found"  # JSON under /api/

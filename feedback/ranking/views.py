@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
+from feedback import metrics
 from feedback.accounts.views import terms_accepted
 from feedback.errors import Conflict, ServiceError
 from feedback.models import Assignment, Flag
@@ -131,6 +132,7 @@ def vote(request):
             key=data["key"],
             rationale=data["rationale"],
         )
+        metrics.vote_counted(result.created)
     except Conflict as exc:
         return _refused(request, str(exc), status=409)
     except ServiceError as exc:
