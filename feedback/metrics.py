@@ -1,4 +1,5 @@
-"""codepref's own Prometheus counters, beside django-prometheus's request metrics, and ``/metrics``.
+"""codepref's own Prometheus counters, and ``/metrics`` (with django-prometheus's request metrics when
+``METRICS_REQUESTS=1``).
 
 - ``codepref_votes_total{outcome}``: votes stored (``created``) and retries answered with the stored vote
   (``replayed``), from the API and the ranking page;

@@ -47,13 +47,27 @@ def test_metrics_answer_loopback_and_the_token_and_no_one_else(settings):
     local = Client(REMOTE_ADDR="127.0.0.1").get("/metrics")
     assert local.status_code == 200 and local["Content-Type"].startswith("text/plain")
     body = local.content.decode()
-    assert "codepref_votes_total" in body and "django_http_requests_total_by_method_total" in body
+    assert "codepref_votes_total" in body and "process_cpu_seconds_total" in body
     outside = Client(REMOTE_ADDR="203.0.113.9")
     assert outside.get("/metrics").status_code == 404
     assert outside.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404
     assert outside.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics").status_code == 200
     settings.METRICS_ALLOWED_IPS = ["203.0.113.9"]
     assert outside.get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+def test_request_metrics_when_turned_on(settings):
+    settings.MIDDLEWARE = [
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        *settings.MIDDLEWARE,
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ]
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    before = _value("django_http_responses_total_by_status_total", status="200")
+    assert client.get("/healthz").status_code == 200
+    assert _value("django_http_responses_total_by_status_total", status="200") == before + 1
+    assert "django_http_requests_latency_seconds_by_view_method" in client.get("/metrics").content.decode()
 
 
 @pytest.mark.django_db
