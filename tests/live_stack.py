@@ -28,6 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
+def missing() -> str:
+    """What this machine lacks to start a drill stack ("" when nothing)."""
+    if not (PG_BIN / "initdb").exists():
+        return f"PostgreSQL's initdb (looked in {PG_BIN}; set PG_BIN)"
+    if shutil.which("redis-server") is None:
+        return "redis-server"
+    return ""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

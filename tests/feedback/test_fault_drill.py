@@ -11,17 +11,15 @@ accepted (including the one refused while Redis was down, asked again) is built.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests import fault_drill
+from tests import fault_drill, live_stack
 from tests.live_stack import Stack
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(420)]
 
-if shutil.which("redis-server") is None:
-    pytest.skip("needs redis-server and PostgreSQL's initdb", allow_module_level=True)
+if live_stack.missing():
+    pytest.skip(f"needs {live_stack.missing()}", allow_module_level=True)
 
 
 def test_faults_under_load_lose_no_acknowledged_vote_and_recover(tmp_path):
