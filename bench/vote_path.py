@@ -70,7 +70,8 @@ def make_parser() -> argparse.ArgumentParser:
         "e.g. 'gthread:2x8' 'sync:4' 'gthread:2x8,orm' (orm: the ORM vote path; noprepare: its statements not "
         "prepared; nocache: token lookups not cached; syncclaim: claims committed synchronously; nospread: every "
         "claim starts at the first least-claimed pair; querycheck: Django's SELECT 1 health check; nofreeze: "
-        "start-up objects not frozen out of the garbage collector). Several are run in turn in every round.",
+        "start-up objects not frozen out of the garbage collector; nometrics: without django-prometheus's request "
+        "middleware). Several are run in turn in every round.",
     )
     parser.add_argument("--db", default="codepref_bench", help="Database to create (dropped at the end).")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL.")
@@ -441,6 +442,7 @@ def parse_config(spec: str) -> dict:
         "nospread": "BENCH_SPREAD_PICK",
         "querycheck": "BENCH_SOCKET_CHECK",
         "nofreeze": "BENCH_GC_FREEZE",
+        "nometrics": "BENCH_REQUEST_METRICS",
     }
     unknown = set(options) - set(switches)
     if unknown:

@@ -9,6 +9,7 @@ the environment, so that one benchmark run can compare them (``--configs "gthrea
     BENCH_SOCKET_CHECK=0   Django's ``SELECT 1`` connection health check instead of the socket check
     BENCH_GC_FREEZE=0      start-up objects left in the garbage collector's reach (``gc.unfreeze``)
     BENCH_GC_LOG=1         each worker prints its garbage collections' times as it exits
+    BENCH_REQUEST_METRICS=0  without django-prometheus's request middleware (codepref's counters stay)
 """
 
 import os
@@ -37,6 +38,9 @@ def _switches() -> None:
         gc.unfreeze()
     if os.environ.get("BENCH_TOKEN_CACHE", "1") != "1":
         settings.API_TOKEN_CACHE_SECONDS = 0
+    if os.environ.get("BENCH_REQUEST_METRICS", "1") != "1":
+        settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if not name.startswith("django_prometheus.")]
+        application.load_middleware()
 
 
 _switches()

@@ -7,3 +7,7 @@ class ServiceError(Exception):
 
 class Conflict(ServiceError):
     """The request contradicts what is already stored: the caller gets a 409."""
+
+
+class NotFound(ServiceError):
+    """The thing the request names does not exist for the caller (a pair not assigned to them): a 404."""

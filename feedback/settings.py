@@ -442,3 +442,29 @@ CODEPREF.update(
         "QC_MAX_VOTES_PER_PAIR": env_int("CODEPREF_QC_MAX_VOTES_PER_PAIR", 7),
     }
 )
+
+# --- drills and operations (issue 11) ----------------------------------------------------------
+# The plumbing's error responses (401/403/404/413/415/429/503) documented on every API operation.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "feedback.api.schema.add_common_errors",
+]
+# Prometheus: django-prometheus's request metrics and codepref's counters (feedback/metrics.py) at /metrics,
+# answered to loopback and METRICS_ALLOWED_IPS, or to "Authorization: Bearer <METRICS_TOKEN>"; 404 otherwise.
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE.insert(0, "feedback.request_id.RequestIdMiddleware")  # X-Request-ID, also on refused requests
+# django-prometheus's per-request metrics cost ~0.3 ms of CPU per vote (bench/vote_path.py, "nometrics"): opt in.
+METRICS_REQUESTS = env_bool("METRICS_REQUESTS", False)
+if METRICS_REQUESTS:
+    MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+    MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+# Logs: "plain" for people, "json" (one object a line) for collectors; both carry the request id.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: expected plain or json")
+LOGGING["filters"] = {"request_id": {"()": "feedback.request_id.RequestIdFilter"}}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+LOGGING["formatters"]["json"] = {"()": "feedback.log_format.JsonFormatter"}
+LOGGING["handlers"]["console"].update(formatter=LOG_FORMAT, filters=["request_id"])

@@ -8,9 +8,9 @@ MAX_CREDENTIAL_LENGTH = 4096
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = StrictCharField(max_length=MAX_CREDENTIAL_LENGTH, trim_whitespace=False)
+    username = StrictCharField(min_length=1, max_length=MAX_CREDENTIAL_LENGTH, trim_whitespace=False)
     password = StrictCharField(
-        max_length=MAX_CREDENTIAL_LENGTH, trim_whitespace=False, style={"input_type": "password"}
+        min_length=1, max_length=MAX_CREDENTIAL_LENGTH, trim_whitespace=False, style={"input_type": "password"}
     )
 
 

@@ -1,11 +1,13 @@
 """API errors: always ``{"error": message}`` with a 4xx status, never a 500 for bad input."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from feedback.errors import Conflict, ServiceError
+from feedback.errors import Conflict, NotFound, ServiceError
 
 
 def _message(detail) -> str:
@@ -23,6 +25,8 @@ def _message(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, Conflict):
         return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, NotFound):
+        return Response({"error": str(exc)}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, ServiceError):
         return Response({"error": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
@@ -34,3 +38,11 @@ def exception_handler(exc, context):
             body["fields"] = response.data
         response.data = body
     return response
+
+
+def not_found(request, exception=None):
+    """``handler404``: under /api/ a JSON 404 (a path parameter of the wrong type never reaches a view), the
+    site's own page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse({"error": f"nothing at {request.path_info[:200]!r}"}, status=404)
+    return page_not_found(request, exception)

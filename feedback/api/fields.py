@@ -39,18 +39,26 @@ class IdField(StrictIntegerField):
         super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
 
 
+# What the OpenAPI schema says a StrictCharField takes (feedback/api/schema.py documents it): no NUL.
+NO_NUL = r"^[^\x00]*$"
+# ... and, for a field that is trimmed and may not be blank, at least one character that is not a space.
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
 class StrictCharField(serializers.CharField):
     default_error_messages = {
         "invalid": "must be a string",
         "blank": "must not be blank",
         "max_length": "must be at most {max_length} characters",
+        "min_length": "must be at least {min_length} characters",
         "required": "is required",
         "null": "is required",
         "nul_character": "must not contain NUL characters",
     }
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, *, schema_pattern: str = NO_NUL, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.schema_pattern = schema_pattern
         # NUL is checked below with this field's own message (DRF's validator has a fixed one).
         self.validators = [v for v in self.validators if type(v).__name__ != "ProhibitNullCharactersValidator"]
 

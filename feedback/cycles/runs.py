@@ -20,6 +20,7 @@ from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from feedback import metrics
 from feedback.errors import Conflict, ServiceError
 from feedback.models import TrainingRun
 
@@ -110,6 +111,7 @@ def run_finish(run: TrainingRun, state: str, message: str, **fields) -> Training
     for key, value in fields.items():
         setattr(run, key, value)
     run.save(update_fields=["state", "message", "finished_at", *fields])
+    metrics.training_run_counted(state)
     return run
 
 

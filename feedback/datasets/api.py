@@ -16,7 +16,7 @@ import re
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,9 +24,11 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from feedback.api.permissions import IsMaintainer
+from feedback.api.schema import errors
 from feedback.models import DatasetSnapshot
 
 from .files import snapshot_file_path
+from .options import FILTERS_SCHEMA
 from .services import NOT_QUEUED, snapshot_request
 
 LIST_LIMIT = 100
@@ -65,6 +67,7 @@ def _not_found(message: str) -> Response:
 
 
 _TASK_ID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
+_NOT_FOUND = "No such snapshot, file or build."
 
 
 class DatasetListView(APIView):
@@ -74,7 +77,7 @@ class DatasetListView(APIView):
         operation_id="datasets_list",
         summary="Dataset snapshots, newest first",
         parameters=[OpenApiParameter("limit", int, description=f"at most this many (default and max {LIST_LIMIT})")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **errors(e400="limit is not a whole number.")},
     )
     def get(self, request: Request) -> Response:
         try:
@@ -89,17 +92,31 @@ class DatasetListView(APIView):
         summary="Build a snapshot",
         description="Body: filters overriding the defaults (min_votes, min_agreement, drop_ties, exclude_open_flags, "
         "only_decided_by_tests, only_human_decided, test_fraction). The build runs on a worker.",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": FILTERS_SCHEMA},
         responses={
             202: OpenApiTypes.OBJECT,
-            400: OpenApiResponse(description="A bad filter."),
-            503: OpenApiResponse(description="The task queue is unreachable: the build was not queued; retry later."),
+            **errors(
+                e400="A bad filter, or a body that is not a JSON object.",
+                e503="The task queue is unreachable: the build was not queued; retry later.",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
-        filters = request.data if request.data else {}
-        if not isinstance(filters, dict):
-            return Response({"error": "the body must be a JSON object of filters"}, status=status.HTTP_400_BAD_REQUEST)
+        # JSON only, whatever the body: DRF reads an empty body of any type as no data, and a build is not
+        # queued for a request that was not what it claimed to be (an empty multipart form, say).
+        content_type = request.content_type.split(";", 1)[0].strip().lower()
+        has_body = request.META.get("CONTENT_LENGTH") not in (None, "", "0")
+        if content_type not in ("", "application/json") or (has_body and not content_type):
+            return Response(
+                {"error": f"the body must be JSON (application/json), not {content_type[:80] or 'untyped'!r}"},
+                status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            )
+        filters = request.data
+        if type(filters) is not dict:  # a JSON null, list or number (a QueryDict is not one either)
+            return Response(
+                {"error": "the body must be a JSON object of filters ({} or no body for the defaults)"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         snapshot = snapshot_request(filters=filters, requested_by=request.user)  # ServiceError -> 400
         snapshot.refresh_from_db(fields=["state", "error"])
         if snapshot.state == DatasetSnapshot.State.FAILED and snapshot.error.startswith(NOT_QUEUED):
@@ -124,7 +141,11 @@ class DatasetListView(APIView):
 class DatasetDetailView(APIView):
     permission_classes = [IsMaintainer]
 
-    @extend_schema(operation_id="datasets_retrieve", summary="One snapshot", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="datasets_retrieve",
+        summary="One snapshot",
+        responses={200: OpenApiTypes.OBJECT, **errors(e404=_NOT_FOUND)},
+    )
     def get(self, request: Request, version: int) -> Response:
         snapshot = DatasetSnapshot.objects.filter(version=version).first()
         if snapshot is None:
@@ -138,7 +159,7 @@ class DatasetFileView(APIView):
     @extend_schema(
         operation_id="datasets_file",
         summary="Download one file of a snapshot",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **errors(e404=_NOT_FOUND)},
     )
     def get(self, request: Request, version: int, name: str):
         snapshot = DatasetSnapshot.objects.filter(version=version).first()
@@ -153,7 +174,11 @@ class DatasetFileView(APIView):
 class DatasetTaskView(APIView):
     permission_classes = [IsMaintainer]
 
-    @extend_schema(operation_id="datasets_task", summary="A build's state", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="datasets_task",
+        summary="A build's state",
+        responses={200: OpenApiTypes.OBJECT, **errors(e404=_NOT_FOUND)},
+    )
     def get(self, request: Request, task_id: str) -> Response:
         from celery import current_app
         from celery.result import AsyncResult

@@ -12,6 +12,30 @@ from django.utils import timezone
 
 from feedback.errors import ServiceError
 
+MAX_MIN_VOTES = 1_000_000
+
+_FRACTION = {"type": "number", "minimum": 0, "maximum": 1, "nullable": True}
+_FLAG = {"type": "boolean", "nullable": True}
+# The request body of POST /api/v1/datasets/ as the OpenAPI schema documents it: what ``from_request`` takes
+# (null keeps the default; the two "only" filters exclude each other).
+FILTERS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "min_votes": {"type": "integer", "minimum": 0, "maximum": MAX_MIN_VOTES, "nullable": True},
+        "min_agreement": _FRACTION,
+        "drop_ties": _FLAG,
+        "exclude_open_flags": _FLAG,
+        "only_decided_by_tests": _FLAG,
+        "only_human_decided": _FLAG,
+        "test_fraction": _FRACTION,
+    },
+    "not": {
+        "required": ["only_decided_by_tests", "only_human_decided"],
+        "properties": {"only_decided_by_tests": {"enum": [True]}, "only_human_decided": {"enum": [True]}},
+    },
+}
+
 
 @dataclass(frozen=True)
 class SnapshotOptions:
@@ -60,8 +84,8 @@ class SnapshotOptions:
                     raise ServiceError(f"{name} must be true or false")
                 values[name] = raw
             elif isinstance(default, int):
-                if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
-                    raise ServiceError(f"{name} must be a whole number >= 0")
+                if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_MIN_VOTES:
+                    raise ServiceError(f"{name} must be a whole number from 0 to {MAX_MIN_VOTES}")
                 values[name] = raw
             else:
                 if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0.0 <= float(raw) <= 1.0:

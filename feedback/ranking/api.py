@@ -6,17 +6,18 @@ the request serializers that the OpenAPI schema documents; bodies go out as plai
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback import metrics
 from feedback.api.permissions import IsVolunteer
 from feedback.api.rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 from feedback.api.schema import AUTH_ERRORS, ErrorSerializer, errors
 from feedback.api.throttling import UserThrottle, VoteThrottle
 from feedback.api.validation import validated
-from feedback.models import Flag, Vote
+from feedback.models import MAX_ID, Flag, Vote
 
 from . import serializers, services
 from .claims import ShownPair, assignment_claim_next_shown
@@ -25,7 +26,13 @@ from .reveal import vote_reveal
 from .undo import vote_id_checked, vote_undo
 from .votes import pair_id_checked, vote_record
 
-ERRORS = {**errors(e400="Bad or missing fields, or a pair not yours."), **AUTH_ERRORS}
+ERRORS = {
+    **errors(e400="Bad or missing fields.", e404="The pair does not exist or is not assigned to you."),
+    **AUTH_ERRORS,
+}
+PAIR_ID = OpenApiParameter(
+    "pair_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"}, OpenApiParameter.PATH
+)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -103,7 +110,7 @@ class VoteCreateView(_RankingView):
         responses={
             201: serializers.VoteSerializer,
             200: OpenApiResponse(serializers.VoteSerializer, description="A replay of a stored vote."),
-            409: OpenApiResponse(ErrorSerializer, description="You already voted on this pair."),
+            409: OpenApiResponse(ErrorSerializer, description="You already voted on (or skipped) this pair."),
             **ERRORS,
         },
     )
@@ -116,6 +123,7 @@ class VoteCreateView(_RankingView):
             key=data["idempotency_key"],
             rationale=data.get("rationale", ""),
         )
+        metrics.vote_counted(result.created)
         body = vote_body(result.vote)
         body["feedback"] = vote_feedback(user=request.user, result=result)
         body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
@@ -150,6 +158,7 @@ class PairSkipView(_RankingView):
         operation_id="pairs_skip",
         summary="Pass on a pair assigned to you",
         description="It is not shown to you again. The answer carries your next pair.",
+        parameters=[PAIR_ID],
         request=None,
         responses={
             200: serializers.SkipSerializer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from feedback.api.fields import IdField, StrictCharField, StrictChoiceField
+from feedback.api.fields import NOT_BLANK, IdField, StrictCharField, StrictChoiceField
 from feedback.models import Flag
 
 from .limits import MAX_KEY_LENGTH, MAX_NOTE_LENGTH, MAX_RATIONALE_LENGTH, SCREEN_CHOICES
@@ -36,7 +36,9 @@ class VoteRequestSerializer(serializers.Serializer):
     pair = IdField()
     choice = StrictChoiceField(choices=SCREEN_CHOICES, help_text="As seen on screen.")
     idempotency_key = StrictCharField(
-        max_length=MAX_KEY_LENGTH, help_text="Unique per vote: a retry with the same key is answered, not counted."
+        max_length=MAX_KEY_LENGTH,
+        schema_pattern=NOT_BLANK,
+        help_text="Unique per vote: a retry with the same key is answered, not counted.",
     )
     rationale = StrictCharField(
         max_length=MAX_RATIONALE_LENGTH, required=False, allow_blank=True, trim_whitespace=False

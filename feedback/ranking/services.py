@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from feedback.audit import audit_log
-from feedback.errors import Conflict, ServiceError
+from feedback.errors import Conflict, NotFound, ServiceError
 from feedback.models import Assignment, Flag, Pair, Vote
 
 from .limits import MAX_GOLD_EXPLANATION, MAX_NOTE_LENGTH
@@ -26,7 +26,7 @@ def pair_skip(*, user, pair_id: int) -> Assignment:
     pair_id = pair_id_checked(pair_id)
     assignment = Assignment.objects.select_for_update().filter(volunteer=user, pair_id=pair_id).first()
     if assignment is None:
-        raise ServiceError(f"pair {pair_id} is not assigned to you")
+        raise NotFound(f"pair {pair_id} is not assigned to you")
     if assignment.voted_at is not None:
         raise Conflict(f"you already voted on pair {pair_id}")
     if assignment.skipped_at is None:
@@ -56,9 +56,9 @@ def pair_report(*, user, pair_id: int, reason: str, note: str = "", move_on: boo
     pair_id = pair_id_checked(pair_id)
     pair = Pair.objects.filter(pk=pair_id).only("id", "prompt_id").first()
     if pair is None:
-        raise ServiceError(f"pair {pair_id} does not exist")
+        raise NotFound(f"pair {pair_id} does not exist")
     if not Assignment.objects.filter(volunteer=user, pair_id=pair_id).exists():
-        raise ServiceError(f"pair {pair_id} is not assigned to you")
+        raise NotFound(f"pair {pair_id} is not assigned to you")
     with transaction.atomic():
         try:
             with transaction.atomic():

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
+from feedback import metrics
 from feedback.accounts.views import terms_accepted
 from feedback.api.throttling import vote_rate_wait
 from feedback.errors import Conflict, ServiceError
@@ -184,6 +185,7 @@ def vote(request):
             key=data["key"],
             rationale=data["rationale"],
         )
+        metrics.vote_counted(result.created)
     except Conflict as exc:
         return _refused(request, str(exc), status=409)
     except ServiceError as exc:

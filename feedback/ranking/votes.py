@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from feedback.errors import Conflict, ServiceError
+from feedback.errors import Conflict, NotFound, ServiceError
 from feedback.models import MAX_ID, Assignment, Pair, Vote
 
 from .limits import MAX_KEY_LENGTH, MAX_RATIONALE_LENGTH, MAX_TIME_TAKEN_MS, SCREEN_CHOICES
@@ -92,9 +92,9 @@ def vote_record(
         if replay is not None:
             return replay
     if assignment is None:
-        raise ServiceError(f"pair {pair_id} is not assigned to you")
+        raise NotFound(f"pair {pair_id} is not assigned to you")
     if assignment.skipped_at is not None:
-        raise ServiceError(f"you skipped pair {pair_id}")
+        raise Conflict(f"you skipped pair {pair_id}")
     try:
         vote = _vote_insert(
             user=user, assignment=assignment, screen_choice=screen_choice, key=key, rationale=rationale

@@ -46,3 +46,15 @@ def test_the_wsgi_module_freezes_what_start_up_loaded():
     import feedback.wsgi  # noqa: F401
 
     assert gc.get_freeze_count() > 10_000
+
+
+def test_the_deploy_check_stays_clean_with_json_logs_and_a_metrics_token():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64), LOG_FORMAT="json", METRICS_TOKEN=secrets.token_urlsafe(32),
+        METRICS_ALLOWED_IPS="10.0.0.5", **PRODUCTION,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    # JSON logs from the first line on: what the check printed to stderr, if anything, is JSON objects.
+    assert all(line.startswith("{") for line in result.stderr.splitlines() if line.strip())
