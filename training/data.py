@@ -252,7 +252,7 @@ def write_example_snapshot(
             ids = (pair_id, prompt["prompt_id"], "python")
             preference[split].append(
                 _row("preference", text, good, broken, *ids, 3, 1.0, 1.0, "passed", outcome, "example-good",
-                     "example-broken", version, "preferred", True, [])
+                     "example-broken", version, "preferred", True, [], "tests")
             )  # fmt: skip
             unpaired[split] += [
                 _row("unpaired", text, good, True, *ids, "passed", "example-good", version),
