@@ -235,6 +235,12 @@ class Stack:
             "DATABASE_URL": self.postgres.url(self.db),
             "CELERY_BROKER_URL": self.redis.url(0),
             "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CACHE_URL": self.redis.url(1),  # rate-limit counts, as in production
+            # The drills measure faults and the schema, not the rate limits (tests/feedback/test_limits_live.py
+            # does): limits no drill reaches.
+            "API_ANON_RATE": "100000000/min",
+            "API_USER_RATE": "100000000/min",
+            "API_VOTE_RATE": "100000000/min",
             "CODEPREF_VAR_DIR": str(self.workdir / "var"),
             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
             "PYTHONWARNINGS": "ignore",

@@ -74,7 +74,8 @@ class ListingView(_JSONView):
     @extend_schema(
         operation_id="leaderboard_me_update",
         summary="Opt out of (or back into) the contributors leaderboard",
-        description="Listed by username by default. Opting out hides you at once; your votes still count.",
+        description="Listed by username by default. Opting out hides you at once; your votes still count. A "
+        "body without listed changes nothing.",
         request=serializers.ListingSerializer,
         responses={
             200: serializers.ListingSerializer,
@@ -83,6 +84,9 @@ class ListingView(_JSONView):
         },
     )
     def patch(self, request):
+        # A partial update: a body without "listed" changes nothing and answers the current setting.
+        if isinstance(request.data, dict) and "listed" not in request.data:
+            return self.get(request)
         data = validated(serializers.ListingSerializer, request.data)
         return Response({"listed": volunteer_listing_set(user=request.user, listed=data["listed"])})
 

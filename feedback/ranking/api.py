@@ -33,6 +33,9 @@ ERRORS = {
 PAIR_ID = OpenApiParameter(
     "pair_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"}, OpenApiParameter.PATH
 )
+VOTE_ID = OpenApiParameter(
+    "vote_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID, "format": "int64"}, OpenApiParameter.PATH
+)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -140,9 +143,11 @@ class VoteUndoView(_RankingView):
             "and comes back as your next pair. 409 once the window has passed or when a dataset snapshot "
             "already holds the vote."
         ),
+        parameters=[VOTE_ID],
         request=None,
         responses={
             200: serializers.UndoSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="Not one of your votes, or already undone."),
             409: OpenApiResponse(ErrorSerializer, description="Too late, or already in a dataset."),
             **ERRORS,
         },

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Case, F, Max, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
-from feedback.errors import Conflict, ServiceError
+from feedback.errors import Conflict, NotFound, ServiceError
 from feedback.models import MAX_ID, Assignment, Pair, Vote
 
 from .reveal import snapshot_holding, undo_seconds
@@ -36,7 +36,7 @@ def vote_undo(*, user, vote_id: int) -> int:
     vote_id = vote_id_checked(vote_id)
     vote = Vote.objects.select_for_update().filter(pk=vote_id, volunteer=user).first()
     if vote is None:
-        raise ServiceError(f"vote {vote_id} is not one of yours (or was already undone)")
+        raise NotFound(f"vote {vote_id} is not one of yours (or was already undone)")
     now = timezone.now()
     window = undo_seconds()
     if now - vote.created_at > timedelta(seconds=window):

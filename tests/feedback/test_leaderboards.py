@@ -233,7 +233,15 @@ def test_an_opted_out_volunteer_is_hidden_at_once_and_after_the_next_refresh(
     assert "otto" in page and "vera" not in page
 
 
-@pytest.mark.parametrize("body", [{}, {"listed": "false"}, {"listed": 0}, {"listed": None}])
+def test_a_patch_without_listed_changes_nothing(api_client, volunteer):
+    Volunteer.objects.filter(user=volunteer).update(accepted_terms_at=timezone.now(), listed_on_leaderboard=False)
+    api_client.force_authenticate(volunteer)
+    response = api_client.patch("/api/v1/leaderboard/me/", {"other": 1}, format="json")
+    assert response.status_code == 200 and response.json() == {"listed": False}
+    assert Volunteer.objects.get(user=volunteer).listed_on_leaderboard is False
+
+
+@pytest.mark.parametrize("body", [{"listed": "false"}, {"listed": 0}, {"listed": None}])
 def test_a_bad_opt_out_body_is_a_400_with_a_message(api_client, volunteer, body):
     Volunteer.objects.filter(user=volunteer).update(accepted_terms_at=timezone.now())
     api_client.force_authenticate(volunteer)

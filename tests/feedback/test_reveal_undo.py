@@ -254,7 +254,7 @@ def test_the_api_undoes_once_and_answers_409_when_too_late(api, ranker):
     response = api.post(f"/api/v1/votes/{vote_id}/undo/")
     assert response.status_code == 200
     assert response.json()["vote"] == vote_id and response.json()["next"]["pair"] == pair.pk
-    assert api.post(f"/api/v1/votes/{vote_id}/undo/").status_code == 400
+    assert api.post(f"/api/v1/votes/{vote_id}/undo/").status_code == 404  # gone: not one of yours any more
     second = api.post(
         "/api/v1/votes/", {"pair": pair.pk, "choice": "right", "idempotency_key": "u2"}, format="json"
     ).json()["id"]
