@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from training.dataset_format import (
     count_key,
     file_name,
 )
+
+logger = logging.getLogger("training")
 
 LAYOUT = (
     "a snapshot folder with manifest.json, preference/{train,test}.jsonl (prompt, chosen, rejected, ...), "
@@ -106,7 +109,10 @@ def preference_rows(
     Each prompt ends on a token boundary: its trailing whitespace starts both completions (training.boundary).
     """
     keep = TRAINER_PREFERENCE_COLUMNS + (("margin",) if with_margin else ())
-    rows = read_jsonl(snapshot.file("preference", split), columns=keep, max_rows=max_rows)
+    rows = _left_to_right(
+        read_jsonl(snapshot.file("preference", split), columns=keep, max_rows=max_rows),
+        snapshot.file("preference", split),
+    )
     for number, row in enumerate(rows, start=1):
         for column in TRAINER_PREFERENCE_COLUMNS:
             if not isinstance(row[column], str):
@@ -121,13 +127,27 @@ def preference_rows(
     return out
 
 
+def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """The rows without a fill-in-the-middle suffix. The stages train and evaluate left-to-right prompts only
+    (a FIM row needs the model's FIM template in training, not built yet): FIM rows are left out, loudly, rather
+    than trained on as if the code after the gap were not there."""
+    kept = [row for row in rows if not (row.get("suffix") or "").strip()]
+    if len(kept) < len(rows):
+        logger.warning(
+            "%s: %d fill-in-the-middle row(s) left out (the stages train and evaluate left-to-right prompts)",
+            path,
+            len(rows) - len(kept),
+        )
+    return kept
+
+
 def prompt_rows(
     snapshot: Snapshot, split: str, *, with_tests_only: bool = False, max_rows: int | None = None
 ) -> list[dict[str, Any]]:
     """Prompts with their tests, normalised: tests "" and test_style "none" where a prompt has none."""
     path = snapshot.file("prompts", split)
     rows = []
-    for number, row in enumerate(read_jsonl(path, columns=("prompt",)), start=1):
+    for number, row in enumerate(_left_to_right(read_jsonl(path, columns=("prompt",)), path), start=1):
         style = row.get("test_style") or "none"
         if style not in TEST_STYLES:
             raise SnapshotError(
@@ -252,7 +272,7 @@ def write_example_snapshot(
             ids = (pair_id, prompt["prompt_id"], "python")
             preference[split].append(
                 _row("preference", text, good, broken, *ids, 3, 1.0, 1.0, "passed", outcome, "example-good",
-                     "example-broken", version, "preferred", True, [], "tests")
+                     "example-broken", version, "preferred", True, [], "tests", "")
             )  # fmt: skip
             unpaired[split] += [
                 _row("unpaired", text, good, True, *ids, "passed", "example-good", version),
@@ -274,7 +294,7 @@ def _example_prompts(tasks, split: str) -> list[dict[str, Any]]:
             reference = f"    return {expression}\n"
             out.append(
                 _row("prompts", f"{split}-{name}", _prompt(name, doc), "python", _tests(expression), "humaneval",
-                     name, reference)
+                     name, reference, "")
             )  # fmt: skip
     return out
 

@@ -50,6 +50,7 @@ _PREFERENCE = (
     ("decided_by_tests", "bool_"),
     ("rationales", "list_string"),  # the volunteers' one-line reasons, masked, in vote order ("" left out)
     ("label_source", "string"),  # "tests" / "maintainer" (a gold pair's known answer) or "votes"
+    ("suffix", "string"),  # fill-in-the-middle: the code after the gap ("" for a left-to-right prompt)
 )
 _UNPAIRED = (
     ("prompt", "string"),
@@ -66,7 +67,16 @@ _TYPED_PARTS = {"preference": _PREFERENCE, "unpaired": _UNPAIRED}
 
 PREFERENCE_COLUMNS = tuple(name for name, _type in _PREFERENCE)
 UNPAIRED_COLUMNS = tuple(name for name, _type in _UNPAIRED)
-PROMPT_COLUMNS = ("prompt_id", "prompt", "language", "tests", "test_style", "entry_point", "reference_solution")
+PROMPT_COLUMNS = (
+    "prompt_id",
+    "prompt",
+    "language",
+    "tests",
+    "test_style",
+    "entry_point",
+    "reference_solution",
+    "suffix",  # fill-in-the-middle: the code after the gap; prompt + completion + suffix is the program
+)
 VOTE_COLUMNS = ("pair_id", "prompt_id", "annotator", "choice", "shown_left", "weight", "time_taken_ms", "rationale")
 COLUMNS = {
     "preference": PREFERENCE_COLUMNS,

@@ -215,7 +215,7 @@ def pairs_sql(options: SnapshotOptions, *, postgres: bool) -> tuple[str, list]:
         SELECT p.id, p.prompt_id, pr.text, pr.language, pr.content_hash, p.completion_a_id, p.completion_b_id,
             p.decided_by_tests, ca.text, cb.text, ca.outcome, cb.outcome, ca.model_version_id, cb.model_version_id,
             COALESCE(agg.n, 0), agg.w_a, agg.w_b, agg.w_tie, agg.w_bad, agg.n_a, agg.n_b, agg.n_tie, agg.n_bad,
-            agg.rationales, p.gold_choice, p.gold_source
+            agg.rationales, p.gold_choice, p.gold_source, pr.suffix
         FROM {t["pair"]} p
         JOIN {t["prompt"]} pr ON pr.id = p.prompt_id
         JOIN {t["completion"]} ca ON ca.id = p.completion_a_id
@@ -265,7 +265,7 @@ def prompts_sql(pairs_table: str) -> str:
     t = _tables()
     return f"""
         SELECT pr.id, pr.text, pr.language, pr.tests, pr.test_style, pr.entry_point, pr.reference_solution,
-            pr.content_hash
+            pr.content_hash, pr.suffix
         FROM {t["prompt"]} pr
         WHERE pr.id IN (SELECT DISTINCT prompt_id FROM {pairs_table})
         ORDER BY pr.id

@@ -161,7 +161,7 @@ class _PairPass:
         for row in batch:
             (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome,
              b_outcome, a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, why, gold,
-             gold_source) = row  # fmt: skip
+             gold_source, raw_suffix) = row  # fmt: skip
             if gold:  # a known answer (the tests', or a maintainer's) labels the pair, whatever the votes say
                 if votes:
                     count(n_a, n_b, n_tie, n_bad)
@@ -203,7 +203,8 @@ class _PairPass:
             pairs[split].append(
                 (prompt_text, chosen, rejected, pair_id, prompt_id, language, votes, margin, agreement, chosen_outcome,
                  rejected_outcome, models.get(chosen_model, ""), models.get(rejected_model, ""), version,
-                 _KINDS[label], bool(by_tests), _masked_rationales(why, mask), source)
+                 _KINDS[label], bool(by_tests), _masked_rationales(why, mask), source,
+                 mask(raw_suffix) if raw_suffix else "")
             )  # fmt: skip
         self.considered += len(batch)
         self.prompt, self.agreement_sum = (current, prompt_text, split), agreement_sum
@@ -260,10 +261,11 @@ def prompts_write(job: RowContext) -> None:
     mask = job.masker.mask
     for batch in job.reader.batches(prompts_sql(job.reader.table), name="prompts"):
         rows: dict[str, list[tuple]] = {split: [] for split in SPLITS}
-        for prompt_id, text, language, tests, style, entry_point, reference, chash in batch:
+        for prompt_id, text, language, tests, style, entry_point, reference, chash, suffix in batch:
             # Tests stay verbatim: masking them would change what they check.
             # The prompt's text was masked (and counted) in the pairs pass already.
-            row = (prompt_id, mask(text, count=False), language, tests, style, entry_point, mask(reference))
+            row = (prompt_id, mask(text, count=False), language, tests, style, entry_point, mask(reference),
+                   mask(suffix, count=False) if suffix else "")  # fmt: skip
             rows[job.split_of(chash)].append(row)
         for split, split_rows in rows.items():
             writers[split].write(split_rows)

@@ -15,7 +15,7 @@ from feedback.coders import generation, registry
 from feedback.coders.importing import prompts_import
 from feedback.coders.verdicts import completions_run_tests
 from feedback.errors import ServiceError
-from feedback.models import Completion, ModelVersion, Pair, Prompt, Volunteer
+from feedback.models import Completion, ModelVersion, Pair, Prompt, Volunteer, Vote
 from tests import factories
 from tests.training.fake_openai import FakeServer, completion_choices
 from training import fim
@@ -136,3 +136,35 @@ def test_the_volunteer_sees_the_code_after_the_gap_on_the_page_and_in_the_api(vo
     page = client.get("/rank/").content.decode()
     assert "code continues after the gap" in page and "return" in page.split("after the gap", 1)[1]
     assert Pair.objects.count() == 1
+
+
+def test_a_fim_pair_is_exported_with_its_suffix_and_the_training_stages_leave_it_out_loudly(caplog):
+    import uuid
+
+    from feedback.datasets.services import snapshot_build
+    from training import data
+
+    fim_pair = factories.PairFactory(prompt=factories.PromptFactory(text=PREFIX, suffix=SUFFIX))
+    plain_pair = factories.PairFactory()
+    voter = factories.UserFactory(username="fimvoter")
+    for pair in (fim_pair, plain_pair):
+        Vote.objects.create(pair=pair, volunteer=voter, choice="a", left_is_a=True, idempotency_key=uuid.uuid4().hex)
+    snapshot = snapshot_build().snapshot
+
+    def rows(part):
+        return [
+            json.loads(line)
+            for split in ("train", "test")
+            for line in (snapshot.path / part / f"{split}.jsonl").read_text().splitlines()
+        ]
+
+    assert {r["pair_id"]: r["suffix"] for r in rows("preference")} == {fim_pair.pk: SUFFIX, plain_pair.pk: ""}
+    assert {r["prompt_id"]: r["suffix"] for r in rows("prompts")} == {
+        fim_pair.prompt_id: SUFFIX,
+        plain_pair.prompt_id: "",
+    }
+    opened = data.open_snapshot(snapshot.path)
+    with caplog.at_level("WARNING", logger="training"):
+        kept = [r for split in ("train", "test") for r in data.preference_rows(opened, split)]
+    assert len(kept) == 1 and kept[0]["prompt"].startswith(plain_pair.prompt.text.rstrip())
+    assert "1 fill-in-the-middle row(s) left out" in caplog.text
