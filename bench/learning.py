@@ -60,6 +60,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=("http", "in-process"), default="http")
     parser.add_argument("--quality-control", default="", help="module:function run after the votes (issue 12)")
     parser.add_argument("--jobs", type=int, default=1, help="arms run at once (each in its own process)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="assemble learning.json from the arms' arm.json files as they are"
+    )
     parser.add_argument("--anchor-pairs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--arm", default="", help=argparse.SUPPRESS)
     return parser
@@ -83,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise SystemExit(f"--controls: unknown {', '.join(unknown)} (known: swapped, bad25)")
-    records = run_arm_processes(args, arms)
+    if args.report_only:  # a run cut short: each arm's arm.json holds the rounds it finished
+        records = {a: json.loads((args.out / a / "arm.json").read_text()) for a in arms if (args.out / a).is_dir()}
+    else:
+        records = run_arm_processes(args, arms)
     result = learning_report.assemble(records, bootstrap=model_info, args=vars(args))
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     (args.out / "learning.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
