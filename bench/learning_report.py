@@ -188,20 +188,33 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, rounds in [("main (honest crowd)", result["rounds"])] + [
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    arms = [("main (honest crowd)", result["rounds"])] + [
         (k.replace("_", " "), result[k]["rounds"]) for k in result if k.startswith("control_")
-    ]:
+    ]
+    for index, (name, rounds) in enumerate(arms):
+        shift = (index - (len(arms) - 1) / 2) * 0.08  # side by side: the arms often share a value
         shown = [r for r in rounds if r["pass_at_1"] is not None]
         if not shown:
             continue
-        xs = [r["round"] for r in shown]
+        xs = [r["round"] + shift for r in shown]
         ys = [r["pass_at_1"] for r in shown]
-        errors = [
-            [y - r["pass_at_1_low"] for y, r in zip(ys, shown, strict=True)],
-            [r["pass_at_1_high"] - y for y, r in zip(ys, shown, strict=True)],
-        ]
-        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=4, label=name)
+        low = [y - r["pass_at_1_low"] for y, r in zip(ys, shown, strict=True)]
+        high = [r["pass_at_1_high"] - y for y, r in zip(ys, shown, strict=True)]
+        line = ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=f"{name}: active model")
+        tried = [r for r in shown if r.get("candidate")]
+        ax.plot(
+            [r["round"] + shift for r in tried],
+            [r["candidate"]["pass_at_1"] for r in tried],
+            linestyle="none",
+            marker="x",
+            markersize=8,
+            color=line[0].get_color(),
+            label=f"{name}: candidate (gate kept the parent)"
+            if not any(r["promoted"] for r in tried)
+            else f"{name}: candidate",
+        )
+    ax.set_xticks(sorted({r["round"] for _, rounds in arms for r in rounds}))
     ax.set_xlabel("round (0 = bootstrap model)")
     ax.set_ylabel("held-out ladder pass@1 (95% bootstrap interval)")
     ax.set_title("The closed loop: active model after each round")
