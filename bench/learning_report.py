@@ -158,9 +158,13 @@ def summary(result: dict) -> str:
         f"pass@1 rise within 3 rounds: {f(rise['value'])} (target {rise['target']:.2f}, ratio "
         f"{f(rise['value'] / rise['target']) if rise['value'] is not None else 'n/a'}; outside intervals: "
         f"{rise['outside_intervals']}): {'MET' if rise['met'] else 'NOT MET'}",
-        f"swapped control rise: {f(t['swapped_does_not_rise']['value'])} (outside intervals: "
-        f"{t['swapped_does_not_rise']['outside_intervals']}): does not rise "
-        f"{'MET' if t['swapped_does_not_rise']['met'] else 'NOT MET'}",
+        (
+            f"swapped control rise: {f(t['swapped_does_not_rise']['value'])} (outside intervals: "
+            f"{t['swapped_does_not_rise']['outside_intervals']}): does not rise "
+            f"{'MET' if t['swapped_does_not_rise']['met'] else 'NOT MET'}"
+        )
+        if "control_swapped" in result
+        else "swapped control: not run (--controls swapped)",
         f"rounds promoting a worse model: {t['no_worse_promoted']['value'] or 'none'}: "
         f"{'MET' if t['no_worse_promoted']['met'] else 'NOT MET'}",
     ]
