@@ -3,6 +3,7 @@ services, fixed seeds, small; and the swapped crowd the benchmark's control uses
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -99,7 +100,10 @@ def loop_settings(settings, tmp_path, test_model):
 @pytest.mark.slow
 # Fresh id sequences: the crowd draws each vote from (seed, account, pair id), so the same ids give the same votes.
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
-def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_settings, test_model):
+def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_settings, test_model, monkeypatch):
+    # A crowd that is always right: which volunteer meets which pair depends on the server's order, and a careful
+    # volunteer's 5% of errors would land on other pairs from run to run; the data must not.
+    monkeypatch.setitem(PROFILES, "careful", dataclasses.replace(PROFILES["careful"], accuracy=(1.0, 1.0)))
     tasks = ladder_tasks(n=32, seed=5, split="train", levels=(1,))
     prompt_ids = ladder_prompts_import(tasks, tag="t", anchor_pairs=True)
     round_settings = RoundSettings(
@@ -113,7 +117,7 @@ def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_set
     assert record["votes_used"] == Pair.objects.count()
     decided = Pair.objects.filter(decided_by_tests=True).count()
     assert decided >= len(tasks) // 2
-    assert record["label_accuracy"]["test_decided"] == decided and record["label_accuracy"]["accuracy"] >= 0.9
+    assert record["label_accuracy"]["test_decided"] == decided and record["label_accuracy"]["accuracy"] == 1.0
     # The boundary: every sample the parent wrote was stored (an empty one is dropped), and no sample of the
     # trained policy in the evaluation is empty right after the prompt.
     assert record["completions"] == len(prompt_ids) * SAMPLES
@@ -130,8 +134,11 @@ def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_set
     assert gate["parent_pass_at_1"] == evaluation["pass@1"]["parent"]
     assert run.model_version.is_active == gate["promote"]
     # Each stage's own metric against its before value.
-    assert record["reward_accuracy_after"] > record["reward_accuracy_before"]
-    assert record["reward_margin_after"] > record["reward_margin_before"]
+    # Reward accuracy rises, unless the untrained head already ranked every held-out pair right (it sees two
+    # kinds of broken body): then its margin must.
+    before, after = record["reward_accuracy_before"], record["reward_accuracy_after"]
+    assert after > before or before == after == 1.0
+    assert record["reward_margin_after"] > record["reward_margin_before"] + 0.1
     assert record["policy_margin_after"] > record["policy_margin_before"]
     assert record["policy_preference_after"] >= record["policy_preference_before"]
     curve = record["rl_reward_curve"]
