@@ -180,6 +180,14 @@ class EvaluateArguments(SnapshotArguments):
     split: str = field(
         default="test", metadata={"help": "Snapshot split to evaluate on.", "choices": ["train", "test"]}
     )
+    prompts_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A JSON-lines file of prompts evaluated instead of the snapshot's split: a fixed held-out set "
+            "kept out of every snapshot (the snapshot's prompts schema, or HumanEval's: task_id, prompt, test, "
+            "entry_point; e.g. `python -m training.ladder --split heldout`)."
+        },
+    )
     n_samples: int = field(default=4, metadata={"help": "Completions sampled per prompt (n in pass@k)."})
     pass_k: list[int] = field(
         default_factory=lambda: [1], metadata={"help": "The k values of pass@k to report, each <= n_samples."}

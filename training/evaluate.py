@@ -12,6 +12,9 @@ the per-prompt passing and degenerate counts of both models (``paired``) are wha
     python -m training.evaluate --config training/recipes/tiny/evaluate.yaml --snapshot DIR --output_dir DIR \\
         --model_name_or_path POLICY_DIR --parent_model_path PARENT_DIR --reward_model_path REWARD_DIR
 
+``--prompts_file FILE`` evaluates a fixed set of prompts (the snapshot's prompts schema, or HumanEval's, which
+training.ladder writes) instead of the snapshot's split: a held-out set no training snapshot ever holds.
+
 Writes eval.json (headline numbers plus every prompt's counts and a sample completion per policy), result.json
 (the headline numbers: {"pass@1": {"policy": x, "parent": y}, "pass@k": {"k": {"policy": .., "parent": ..}},
 "reward_accuracy": z, "degenerate_rate": {"policy": .., "parent": ..}, "pass@1_strong": {..} (prompts whose
@@ -148,6 +151,32 @@ def _reward_accuracy(args: EvaluateArguments, snapshot) -> dict:
     return reward_scoring.pair_accuracy(model, tokenizer, pairs)
 
 
+def eval_prompts(args: EvaluateArguments, snapshot) -> list[dict]:
+    """The prompts with tests to evaluate: ``--prompts_file`` when given, else the snapshot's split."""
+    if not args.prompts_file:
+        return data.prompt_rows(snapshot, args.split, with_tests_only=True, max_rows=args.max_prompts)
+    rows = []
+    for row in data.read_jsonl(args.prompts_file, columns=("prompt",)):
+        if "test" in row and "tests" not in row:  # HumanEval's schema (training.ladder writes it)
+            row = {**row, "prompt_id": row.get("task_id"), "tests": row["test"], "test_style": "humaneval"}
+        tests = row.get("tests") or ""
+        style = row.get("test_style") or "none"
+        if not tests.strip() or style == "none":
+            continue
+        rows.append(
+            {
+                "prompt_id": row.get("prompt_id", len(rows) + 1),
+                "prompt": row["prompt"],
+                "tests": tests,
+                "test_style": style,
+                "entry_point": row.get("entry_point") or "",
+            }
+        )
+    if not rows:
+        raise data.SnapshotError(f"--prompts_file {args.prompts_file}: no prompt with tests in it")
+    return rows[: args.max_prompts] if args.max_prompts else rows
+
+
 def run(args: EvaluateArguments) -> dict:
     from transformers import set_seed
 
@@ -156,7 +185,7 @@ def run(args: EvaluateArguments) -> dict:
     set_seed(args.seed)
     with run_record.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
         snapshot = data.open_snapshot(args.snapshot)
-        prompts = data.prompt_rows(snapshot, args.split, with_tests_only=True, max_rows=args.max_prompts)
+        prompts = eval_prompts(args, snapshot)
         models = {"policy": args.model_name_or_path}
         if args.parent_model_path:
             models["parent"] = args.parent_model_path
@@ -197,6 +226,7 @@ def run(args: EvaluateArguments) -> dict:
             {
                 **result,
                 "split": args.split,
+                "prompts_file": args.prompts_file,
                 "temperature": args.temperature,
                 "top_p": args.top_p,
                 "max_new_tokens": args.max_new_tokens,

@@ -17,6 +17,16 @@ logger = logging.getLogger("training.bootstrap")
 
 
 @dataclass(frozen=True)
+class LadderMix:
+    """Training-split task-ladder tasks (prompt + reference solution, training/ladder.py) mixed into the corpus."""
+
+    tasks: int = field(metadata={"help": "Training-split ladder tasks generated (each one document)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the ladder generator (not the held-out seed)."})
+    levels: tuple[int, ...] = field(default=(1, 2, 3), metadata={"help": "Difficulty levels (steps per task)."})
+    repeats: int = field(default=1, metadata={"help": "Times the ladder documents appear in the corpus."})
+
+
+@dataclass(frozen=True)
 class Preset:
     vocab_size: int = field(metadata={"help": "Tokenizer vocabulary (BPE merges + 256 bytes + 2 specials)."})
     corpus_bytes: int | None = field(metadata={"help": "Standard-library source used, in bytes (None: all)."})
@@ -33,6 +43,7 @@ class Preset:
     max_positions: int = field(default=1024, metadata={"help": "Context length of the model."})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     val_fraction: float = field(default=0.02, metadata={"help": "Share of sequences held out for a val loss."})
+    ladder: LadderMix | None = field(default=None, metadata={"help": "Ladder tasks mixed into the corpus."})
 
 
 def _blocks(tokenizer, texts: list[str], seq_len: int):
@@ -111,6 +122,8 @@ def _corpus(preset: Preset):
     started = time.monotonic()
     files = tiny.python_source_files(preset.corpus_bytes)
     texts = list(tiny.read_texts(files))
+    ladder_texts = ladder_documents(preset.ladder) if preset.ladder else []
+    texts = _interleave(texts, ladder_texts * (preset.ladder.repeats if preset.ladder else 0))
     corpus_bytes = sum(len(t.encode("utf-8")) for t in texts)
     tokenizer = tiny.make_tokenizer(vocab_size=preset.vocab_size, texts=texts)
     logger.info(
@@ -121,7 +134,47 @@ def _corpus(preset: Preset):
         time.monotonic() - started,
     )
     blocks, corpus_tokens = _blocks(tokenizer, texts, preset.seq_len)
-    return tokenizer, blocks, {"files": len(files), "bytes": corpus_bytes, "tokens": corpus_tokens}
+    facts = {"files": len(files), "bytes": corpus_bytes, "tokens": corpus_tokens}
+    if preset.ladder:
+        facts["ladder_documents"] = len(ladder_texts)
+        facts["ladder_templates"] = len(set(ladder_templates(preset.ladder)))
+    return tokenizer, blocks, facts
+
+
+def ladder_documents(mix: LadderMix) -> list[str]:
+    """Each training-split ladder task as the program a model should write: its prompt and reference body.
+
+    Only ``split="train"`` tasks: a held-out template never enters the corpus (training/ladder.py splits by
+    template, so no renamed or re-parameterised copy of a held-out task can either).
+    """
+    from training.ladder import ladder_tasks
+
+    return [t.prompt + t.canonical_solution for t in ladder_tasks(n=mix.tasks, seed=mix.seed, levels=mix.levels)]
+
+
+def ladder_templates(mix: LadderMix) -> list[str]:
+    """The templates of the ladder documents (what a decontamination check compares with the held-out split)."""
+    from training.ladder import ladder_tasks
+
+    return [t.template for t in ladder_tasks(n=mix.tasks, seed=mix.seed, levels=mix.levels)]
+
+
+def _interleave(files: list[str], extra: list[str]) -> list[str]:
+    """The extra documents spread evenly among the files, so that every stretch of the stream holds some."""
+    if not extra:
+        return files
+    if not files:
+        return list(extra)
+    out: list[str] = []
+    per_file = len(extra) / len(files)
+    taken = 0
+    for index, text in enumerate(files, start=1):
+        out.append(text)
+        upto = round(index * per_file)
+        out.extend(extra[taken:upto])
+        taken = upto
+    out.extend(extra[taken:])
+    return out
 
 
 def _model(tokenizer, preset: Preset):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
-    rule: str  # "judge": honest answer bent by accuracy; "random", "left", "longer": ignores the truth
+    rule: str  # "judge": honest answer bent by accuracy; "swapped": its opposite; "random", "left", "longer": no truth
     accuracy: tuple[float, float]  # each volunteer's accuracy is drawn uniformly from this range
     reading: float  # share of --reading-seconds this profile waits between seeing a pair and voting
     description: str
@@ -31,6 +31,8 @@ PROFILES: dict[str, Profile] = {
         Profile("left", "left", (0.0, 0.0), 0.1, "always picks the left side"),
         Profile("fast", "judge", (0.5, 0.7), 0.0, "votes at once, accuracy drawn from 0.50-0.70 per volunteer"),
         Profile("colluding", "longer", (0.0, 0.0), 0.25, "a group that always picks the longer completion"),
+        # A control, never in the default mix: the loop benchmark's crowd with its labels swapped.
+        Profile("swapped", "swapped", (0.0, 0.0), 0.5, "votes against the tests' verdict; tie/both_bad as is"),
     )
 }
 DEFAULT_MIX = "careful:10,noisy:20,random:2,left:2,fast:2,colluding:4"
@@ -91,6 +93,8 @@ def screen_choice(
         return "left" if len(left) >= len(right) else "right"
     if profile.rule == "random":
         return _shown(rng.choice("ab"), left_is_a)
+    if profile.rule == "swapped":  # the labels swapped: the failing side wins; no truth, the honest vote
+        return _shown("b" if honest == "a" else "a", left_is_a) if honest in ("a", "b") else honest
     shown = _shown(honest, left_is_a) if honest in ("a", "b") else honest
     if rng.random() < accuracy:
         return shown

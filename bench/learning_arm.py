@@ -1,0 +1,137 @@
+"""One arm of bench/learning.py in its own process: settings, database, prompts, then rounds of the loop.
+
+The arm's record goes to DIR/<arm>/arm.json after every round (a run cut short keeps what it finished).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+HELD_OUT_SEED = 1
+TRAIN_SEED_BASE = 100  # round r imports training-split ladder tasks generated with seed 100 + r
+
+
+def configure(args, arm_dir: Path) -> None:
+    """Environment for feedback.settings, before Django starts: eager Celery, this arm's folders and recipe."""
+    var = arm_dir / "var"
+    shutil.rmtree(arm_dir, ignore_errors=True)
+    (var / "recipes").mkdir(parents=True)
+    recipe = var / "recipes" / "ladder"
+    shutil.copytree(args.recipe, recipe)
+    with open(recipe / "evaluate.yaml", "a") as handle:
+        handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+    pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
+    (recipe / "pipeline.yaml").write_text(pipeline)
+    database = _database_url(args.database_url, arm_dir.name) if args.database_url else f"sqlite:///{var}/db.sqlite3"
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "feedback.settings",
+            "DATABASE_URL": database,
+            "CELERY_TASK_ALWAYS_EAGER": "1",
+            "CODEPREF_VAR_DIR": str(var),
+            "CODEPREF_MODEL": str(args.model),
+            "CODEPREF_TRAINING_RECIPES_DIR": str(var / "recipes"),
+            "CODEPREF_TRAINING_RECIPE": "ladder",
+            "CODEPREF_TRAINING_POLL_SECONDS": "1",
+            "CODEPREF_TRAINING_ARENA_PROMPTS": "0",  # each round generates with the active model itself
+            "CODEPREF_PAIRING_POLICY": "self",
+            "CODEPREF_VOTES_PER_PAIR": "3",
+            "CODEPREF_SNAPSHOT_TEST_FRACTION": "0.2",
+            "CODEPREF_PROMOTION_MIN_COMPLETIONS": str(min(100, args.heldout * 4)),
+        }
+    )
+    os.environ.pop("CELERY_BROKER_URL", None)
+
+
+def _database_url(url: str, arm: str) -> str:
+    """``<url>_<arm>``: the arm's own PostgreSQL database, created (or emptied) here."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    own = f"{name}_{arm}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{own}"')
+    return f"{base}/{own}"
+
+
+@contextlib.contextmanager
+def http_api(transport: str):
+    """The crowd's way in: a WSGI server on loopback in a thread (the real HTTP API), or Django's test client."""
+    from feedback.crowd.transport import HttpApi, InProcessApi
+
+    if transport == "in-process":
+        yield InProcessApi()
+        return
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", 0), Quiet, allow_reuse_address=False)
+    server.set_app(get_wsgi_application())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api = HttpApi(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield api
+    finally:
+        api.close()
+        server.shutdown()
+        server.server_close()
+
+
+def import_round_prompts(args, number: int) -> list[int]:
+    """New training-split ladder prompts for round ``number``."""
+    from feedback.crowd.rounds import ladder_prompts_import
+    from training.ladder import ladder_tasks
+
+    levels = [int(v) for v in args.levels.split(",")]
+    tasks = ladder_tasks(n=args.train_prompts, seed=TRAIN_SEED_BASE + number, split="train", levels=levels)
+    return ladder_prompts_import(tasks, tag=f"r{number}", anchor_pairs=args.anchor_pairs)
+
+
+def quality_control_hook(spec: str):
+    """``module:function`` (issue 12's quality control, when it exists), or None."""
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_arm(args, *, mix: str) -> None:
+    arm_dir = args.out / args.arm
+    configure(args, arm_dir)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench import learning_measure
+    from feedback.crowd.rounds import RoundSettings, loop_round
+
+    call_command("migrate", interactive=False, verbosity=0)
+    rounds: list[dict] = []
+    with http_api(args.transport) as api:
+        for number in range(1, args.rounds + 1):
+            settings = RoundSettings(
+                prompt_ids=tuple(import_round_prompts(args, number)),
+                samples=args.samples,
+                mix=mix,
+                crowd_seed=number,
+                quality_control=quality_control_hook(args.quality_control),
+            )
+            record = loop_round(number, settings, api=api, model_path=str(args.model))
+            learning_measure.add_figures(record, heldout=args.out / "heldout.jsonl")
+            rounds.append(record)
+            print(learning_measure.round_line(args.arm, record), flush=True)
+            arm = {"arm": args.arm, "mix": mix, "rounds": rounds}
+            (arm_dir / "arm.json").write_text(json.dumps(arm, indent=2, default=str) + "\n")

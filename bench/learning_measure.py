@@ -1,0 +1,98 @@
+"""The figures bench/learning.py adds to a round's record: held-out pass@1 with bootstrap intervals (from the
+cycle's eval.json), and the reward model's accuracy on held-out, test-decided ladder pairs."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+RESAMPLES = 2000
+
+
+def bootstrap_interval(rates: list[float], *, seed: int = 0) -> tuple[float | None, float | None]:
+    """95% percentile bootstrap of the mean over prompts (each resample draws prompts with replacement)."""
+    if not rates:
+        return None, None
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(rates, k=len(rates))) / len(rates) for _ in range(RESAMPLES))
+    return round(means[int(0.025 * RESAMPLES)], 4), round(means[int(0.975 * RESAMPLES) - 1], 4)
+
+
+def pass_figures(per_prompt: list[dict], role: str) -> dict:
+    """pass@1 (mean over prompts of passed / n) of one model in eval.json, with its interval."""
+    rates = [row[role]["passed"] / row[role]["n"] for row in per_prompt if row.get(role) and row[role]["n"]]
+    if not rates:
+        return {"pass_at_1": None, "pass_at_1_low": None, "pass_at_1_high": None}
+    low, high = bootstrap_interval(rates)
+    return {"pass_at_1": round(sum(rates) / len(rates), 4), "pass_at_1_low": low, "pass_at_1_high": high}
+
+
+def truth_pairs(per_prompt: list[dict], heldout: dict[str, dict]) -> list[dict]:
+    """Held-out ladder pairs decided by the tests: the reference solution against each model's first sample
+    when that sample failed (its outcome is in eval.json)."""
+    pairs = []
+    for row in per_prompt:
+        task = heldout.get(str(row["prompt_id"]))
+        for role in ("parent", "policy"):
+            seen = row.get(role) or {}
+            if task and seen.get("outcomes") and seen["outcomes"][0] != "passed" and seen.get("sample", "").strip():
+                pairs.append(
+                    {"prompt": task["prompt"], "chosen": task["canonical_solution"], "rejected": seen["sample"]}
+                )
+    return pairs
+
+
+def heldout_reward_accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
+    from training import reward_scoring
+    from training.boundary import at_token_boundary
+
+    if not pairs or not (reward_dir / "config.json").is_file():
+        return {"accuracy": None, "pairs": len(pairs)}
+    rows = []
+    for pair in pairs:
+        prompt, chosen, rejected = at_token_boundary(pair["prompt"], pair["chosen"], pair["rejected"])
+        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    model, tokenizer = reward_scoring.load_reward_model(str(reward_dir))
+    result = reward_scoring.pair_accuracy(model, tokenizer, rows)
+    return {"accuracy": round(result["accuracy"], 4), "pairs": result["pairs"]}
+
+
+def add_figures(record: dict, *, heldout: Path) -> None:
+    """pass@1 of the parent, the candidate and the model active after the round; held-out reward accuracy."""
+    eval_dir = Path(record["eval_dir"])
+    try:
+        evaluation = json.loads((eval_dir / "eval.json").read_text())
+    except (OSError, ValueError):
+        evaluation = {"per_prompt": []}
+    per_prompt = evaluation.get("per_prompt") or []
+    parent, candidate = pass_figures(per_prompt, "parent"), pass_figures(per_prompt, "policy")
+    promoted = bool((record.get("promotion") or {}).get("promote"))
+    record["parent"] = parent
+    record["candidate"] = candidate
+    record["promoted"] = promoted
+    record.update(candidate if promoted else parent)  # pass_at_1*: the model active after the round
+    tasks = {}
+    for line in heldout.read_text().splitlines():
+        task = json.loads(line)
+        tasks[task["task_id"]] = task
+    pairs = truth_pairs(per_prompt, tasks)
+    record["reward_accuracy_heldout_ladder"] = heldout_reward_accuracy(eval_dir.parent / "reward", pairs)
+    seconds = record["seconds"]
+    record["round_seconds"] = round(sum(v for k, v in seconds.items() if not k.startswith("stage_")), 1)
+
+
+def round_line(arm: str, record: dict) -> str:
+    def f(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    heldout = record["reward_accuracy_heldout_ladder"]
+    return (
+        f"[{arm}] round {record['round']}: pass@1 parent {f(record['parent']['pass_at_1'])} "
+        f"candidate {f(record['candidate']['pass_at_1'])} -> active {f(record['pass_at_1'])} "
+        f"[{f(record['pass_at_1_low'])}, {f(record['pass_at_1_high'])}]; promoted {record['promoted']}; "
+        f"labels {f(record['label_accuracy']['accuracy'])}; reward {f(record['reward_accuracy_before'])} -> "
+        f"{f(record['reward_accuracy_after'])} (held-out ladder {f(heldout['accuracy'])}); "
+        f"DPO preference {f(record['policy_preference_before'])} -> {f(record['policy_preference_after'])}; "
+        f"votes {record['votes_used']}; {record['round_seconds']:.0f}s"
+    )

@@ -1,0 +1,229 @@
+"""bench/learning.py's output: learning.json assembled from the arms, the plot, and the targets' verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PASS_RISE = 0.10  # held-out pass@1 up by 10 points absolute within 3 rounds, outside the 95% intervals
+LABEL_ACCURACY = 0.90
+REWARD_ACCURACY = 0.90
+ROUND_SECONDS = 15 * 60
+KEEP = (
+    "round",
+    "pass_at_1",
+    "pass_at_1_low",
+    "pass_at_1_high",
+    "promoted",
+    "parent",
+    "candidate",
+    "promotion",
+    "reward_accuracy_before",
+    "reward_accuracy_after",
+    "reward_heldout_pairs",
+    "reward_dropped_too_long",
+    "reward_accuracy_heldout_ladder",
+    "policy_preference_before",
+    "policy_preference_after",
+    "dpo_heldout_pairs",
+    "rl_reward_curve",
+    "rl_tests_pass_rate",
+    "sft_examples",
+    "label_accuracy",
+    "crowd_majority_accuracy",
+    "crowd",
+    "quality_control",
+    "votes_used",
+    "completions",
+    "completions_passed",
+    "completions_empty",
+    "generator",
+    "cycle",
+    "seconds",
+    "round_seconds",
+)
+
+
+def _rounds(arm: dict) -> list[dict]:
+    """Round 0 (the bootstrap: round 1's parent, same prompts and seeds), then each round's record."""
+    records = arm.get("rounds") or []
+    out = []
+    if records:
+        out.append({"round": 0, **records[0]["parent"], "model": "bootstrap"})
+    out += [{k: r.get(k) for k in KEEP} for r in records]
+    return out
+
+
+def assemble(records: dict[str, dict], *, bootstrap: dict, args: dict) -> dict:
+    result: dict = {
+        "interval": "95% percentile bootstrap over held-out prompts (2,000 resamples of per-prompt pass rates)",
+        "bootstrap_model": bootstrap,
+        "settings": {k: str(v) for k, v in args.items() if k != "arm"},
+        "crowds": {arm: record.get("mix") for arm, record in records.items()},
+        "quality_control": args.get("quality_control") or None,
+        "rounds": _rounds(records.get("main", {})),
+    }
+    for arm, record in records.items():
+        if arm != "main":
+            result[arm] = {"rounds": _rounds(record)}
+    result["targets"] = targets(result)
+    return result
+
+
+def _rise(rounds: list[dict]) -> tuple[float | None, bool]:
+    """The best rise of pass@1 over round 0 within rounds 1-3, and whether that round's interval clears round 0's."""
+    if len(rounds) < 2 or rounds[0]["pass_at_1"] is None:
+        return None, False
+    base = rounds[0]
+    best = max(rounds[1:4], key=lambda r: r["pass_at_1"] if r["pass_at_1"] is not None else -1)
+    if best["pass_at_1"] is None:
+        return None, False
+    return round(best["pass_at_1"] - base["pass_at_1"], 4), best["pass_at_1_low"] > base["pass_at_1_high"]
+
+
+def targets(result: dict) -> dict:
+    main = result["rounds"][1:]
+    rise, outside = _rise(result["rounds"])
+    swapped = result.get("control_swapped", {}).get("rounds") or []
+    swapped_rise, swapped_outside = _rise(swapped)
+    worse = [
+        r["round"]
+        for r in main
+        if r["promoted"] and (r["candidate"]["pass_at_1"] or 0) < (r["parent"]["pass_at_1"] or 0)
+    ]
+    worse += [
+        f"control round {r['round']}"
+        for arm in ("control_swapped", "control_bad25")
+        for r in (result.get(arm, {}).get("rounds") or [])[1:]
+        if r["promoted"] and (r["candidate"]["pass_at_1"] or 0) < (r["parent"]["pass_at_1"] or 0)
+    ]
+    labels = [r["label_accuracy"]["accuracy"] for r in main if r["label_accuracy"]["accuracy"] is not None]
+    rewards = [
+        r["reward_accuracy_heldout_ladder"]["accuracy"]
+        for r in main
+        if r["reward_accuracy_heldout_ladder"]["accuracy"] is not None
+    ]
+    seconds = [r["round_seconds"] for arm in _arms(result) for r in arm[1:]]
+    return {
+        "pass_rise": {
+            "value": rise,
+            "target": PASS_RISE,
+            "outside_intervals": outside,
+            "met": rise is not None and rise >= PASS_RISE and outside,
+        },
+        "swapped_does_not_rise": {
+            "value": swapped_rise,
+            "outside_intervals": swapped_outside,
+            "met": bool(swapped) and not (swapped_rise is not None and swapped_rise > 0 and swapped_outside),
+        },
+        "no_worse_promoted": {"value": worse, "met": not worse},
+        "label_accuracy": {
+            "value": min(labels) if labels else None,
+            "target": LABEL_ACCURACY,
+            "met": bool(labels) and min(labels) >= LABEL_ACCURACY,
+        },
+        "reward_accuracy_heldout": {
+            "value": min(rewards) if rewards else None,
+            "target": REWARD_ACCURACY,
+            "met": bool(rewards) and min(rewards) >= REWARD_ACCURACY,
+        },
+        "round_seconds": {
+            "value": max(seconds) if seconds else None,
+            "target": ROUND_SECONDS,
+            "met": bool(seconds) and max(seconds) < ROUND_SECONDS,
+        },
+    }
+
+
+def _arms(result: dict) -> list[list[dict]]:
+    return [result["rounds"]] + [result[k]["rounds"] for k in result if k.startswith("control_")]
+
+
+def summary(result: dict) -> str:
+    def f(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = []
+    for name, rounds in [("main", result["rounds"])] + [
+        (k, result[k]["rounds"]) for k in result if k.startswith("control_")
+    ]:
+        trail = ", ".join(
+            f"r{r['round']} {f(r['pass_at_1'])} [{f(r['pass_at_1_low'])}, {f(r['pass_at_1_high'])}]"
+            + ("" if r["round"] == 0 else (" promoted" if r["promoted"] else " kept"))
+            for r in rounds
+        )
+        lines.append(f"{name}: held-out pass@1 {trail}")
+    t = result["targets"]
+    rise = t["pass_rise"]
+    lines += [
+        f"pass@1 rise within 3 rounds: {f(rise['value'])} (target {rise['target']:.2f}, ratio "
+        f"{f(rise['value'] / rise['target']) if rise['value'] is not None else 'n/a'}; outside intervals: "
+        f"{rise['outside_intervals']}): {'MET' if rise['met'] else 'NOT MET'}",
+        (
+            f"swapped control rise: {f(t['swapped_does_not_rise']['value'])} (outside intervals: "
+            f"{t['swapped_does_not_rise']['outside_intervals']}): does not rise "
+            f"{'MET' if t['swapped_does_not_rise']['met'] else 'NOT MET'}"
+        )
+        if "control_swapped" in result
+        else "swapped control: not run (--controls swapped)",
+        f"rounds promoting a worse model: {t['no_worse_promoted']['value'] or 'none'}: "
+        f"{'MET' if t['no_worse_promoted']['met'] else 'NOT MET'}",
+    ]
+    for key, what in (
+        ("label_accuracy", "honest exported label accuracy (min over rounds)"),
+        ("reward_accuracy_heldout", "reward accuracy, held-out test-decided ladder pairs (min)"),
+    ):
+        value, target = t[key]["value"], t[key]["target"]
+        ratio = f(value / target) if value is not None else "n/a"
+        lines.append(
+            f"{what}: {f(value)} (target {target:.2f}, ratio {ratio}): {'MET' if t[key]['met'] else 'NOT MET'}"
+        )
+    sec = t["round_seconds"]
+    ratio = f(sec["value"] / sec["target"]) if sec["value"] is not None else "n/a"
+    lines.append(
+        f"slowest round: {sec['value']}s (target < {sec['target']}s, ratio {ratio}): "
+        f"{'MET' if sec['met'] else 'NOT MET'}"
+    )
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    arms = [("main (honest crowd)", result["rounds"])] + [
+        (k.replace("_", " "), result[k]["rounds"]) for k in result if k.startswith("control_")
+    ]
+    for index, (name, rounds) in enumerate(arms):
+        shift = (index - (len(arms) - 1) / 2) * 0.08  # side by side: the arms often share a value
+        shown = [r for r in rounds if r["pass_at_1"] is not None]
+        if not shown:
+            continue
+        xs = [r["round"] + shift for r in shown]
+        ys = [r["pass_at_1"] for r in shown]
+        low = [y - r["pass_at_1_low"] for y, r in zip(ys, shown, strict=True)]
+        high = [r["pass_at_1_high"] - y for y, r in zip(ys, shown, strict=True)]
+        line = ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=f"{name}: active model")
+        tried = [r for r in shown if r.get("candidate")]
+        ax.plot(
+            [r["round"] + shift for r in tried],
+            [r["candidate"]["pass_at_1"] for r in tried],
+            linestyle="none",
+            marker="x",
+            markersize=8,
+            color=line[0].get_color(),
+            label=f"{name}: candidate (gate kept the parent)"
+            if not any(r["promoted"] for r in tried)
+            else f"{name}: candidate",
+        )
+    ax.set_xticks(sorted({r["round"] for _, rounds in arms for r in rounds}))
+    ax.set_xlabel("round (0 = bootstrap model)")
+    ax.set_ylabel("held-out ladder pass@1 (95% bootstrap interval)")
+    ax.set_title("The closed loop: active model after each round")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
