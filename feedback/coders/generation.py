@@ -41,13 +41,12 @@ from training.openai_client import OpenAIClient
 
 from .model_input import Row, check_can_fill, rows_for, version_fim_template
 from .pairing import pairing_policy_check, pairs_form_for_model
+from .seed_settings import stop_sequences_clean
 
 logger = logging.getLogger(__name__)
 
 MAX_N = 16
 MAX_NEW_TOKENS = 2048
-MAX_STOP_SEQUENCES = 16
-MAX_STOP_LENGTH = 32
 DEFAULT_PARAMS = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 128, "seed": 0, "endpoint": "completions"}
 # Parameters that change how the work is done, not what comes out: not part of the idempotency key.
 EXECUTION_PARAMS = {"batch_size": 8}
@@ -93,15 +92,7 @@ def generation_params_clean(params: dict | None) -> dict:
         return clean
     if isinstance(stop, str):
         stop = [stop]
-    if (
-        not isinstance(stop, list)
-        or len(stop) > MAX_STOP_SEQUENCES
-        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LENGTH for s in stop)
-    ):
-        raise ServiceError(
-            f"stop must be a list of at most {MAX_STOP_SEQUENCES} strings of 1 to {MAX_STOP_LENGTH} characters"
-        )
-    clean["stop"] = list(dict.fromkeys(stop))  # order kept, repeats dropped
+    clean["stop"] = list(dict.fromkeys(stop_sequences_clean(stop, name="stop")))  # order kept, repeats dropped
     return clean
 
 

@@ -10,14 +10,19 @@ from feedback.errors import ServiceError
 from feedback.models import ModelVersion
 from training import fim
 
-MAX_STOPS, MAX_STOP_LENGTH = 16, 32
+MAX_STOP_SEQUENCES, MAX_STOP_LENGTH = 16, 32
 
 
-def stop_sequences_clean(stops) -> list[str]:
-    if not isinstance(stops, list) or len(stops) > MAX_STOPS:
-        raise ServiceError(f"stop_sequences must be a list of at most {MAX_STOPS} strings")
-    if not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LENGTH for s in stops):
-        raise ServiceError(f"each stop sequence must be a string of 1 to {MAX_STOP_LENGTH} characters")
+def stop_sequences_clean(stops, *, name: str = "stop_sequences") -> list[str]:
+    """A list of stop sequences as a version or a generation request gives it; ServiceError names ``name``."""
+    if (
+        not isinstance(stops, list)
+        or len(stops) > MAX_STOP_SEQUENCES
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_LENGTH for s in stops)
+    ):
+        raise ServiceError(
+            f"{name} must be a list of at most {MAX_STOP_SEQUENCES} strings of 1 to {MAX_STOP_LENGTH} characters"
+        )
     return stops
 
 

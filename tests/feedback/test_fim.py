@@ -17,7 +17,7 @@ from feedback.coders.verdicts import completions_run_tests
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, Pair, Prompt, Volunteer, Vote
 from tests import factories
-from tests.training.fake_openai import FakeServer, completion_choices
+from tests.training.fake_openai import completion_choices
 from training import fim
 
 pytestmark = pytest.mark.django_db
@@ -40,13 +40,6 @@ def _fim_line(**extra) -> str:
             **extra,
         }
     )
-
-
-@pytest.fixture
-def server():
-    fake = FakeServer()
-    yield fake
-    fake.close()
 
 
 def _generate(version, prompts, n=1, **params):

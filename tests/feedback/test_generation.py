@@ -13,7 +13,7 @@ from feedback.errors import Conflict, ServiceError
 from feedback.models import Completion, ModelVersion, Pair
 from tests import factories
 from tests.fake_tasks import RecordingTask
-from tests.training.fake_openai import FakeServer, completion_choices
+from tests.training.fake_openai import completion_choices
 from training import bootstrap
 
 pytestmark = pytest.mark.django_db
@@ -271,13 +271,6 @@ def test_the_arena_policy_forms_nothing_without_a_rival(tiny, prompts, settings)
 
 
 # --- the openai backend ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server():
-    fake = FakeServer()
-    yield fake
-    fake.close()
 
 
 def test_an_openai_endpoint_generates_with_the_key_from_the_environment(server, prompts, monkeypatch):

@@ -9,32 +9,22 @@ import json
 import pytest
 
 from feedback.coders import generation, registry
-from feedback.cycles import services
 from feedback.cycles.runs import run_dir_for
 from feedback.cycles.services import training_cycle_execute
 from feedback.errors import ServiceError
 from feedback.models import Completion, ModelVersion, TrainingRun
 from tests import factories
-from tests.feedback.test_training_cycle import cycle_settings, make_snapshot, no_snapshot_build  # noqa: F401 (fixtures)
-from tests.training.fake_openai import FakeServer, completion_choices
+from tests.feedback.test_training_cycle import (  # noqa: F401 (fixtures)
+    cycle_settings,
+    enqueued,
+    make_snapshot,
+    no_snapshot_build,
+)
+from tests.training.fake_openai import completion_choices
 from training.languages import STOP_SEQUENCES
 from training.openai_client import OPENAI_MAX_STOP
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def server():
-    fake = FakeServer()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(services, "arena_generation_enqueue", lambda *, version_id: calls.append(version_id))
-    return calls
 
 
 def _generate(version, prompts, n=1, **params):
@@ -113,12 +103,8 @@ def _arguments(run: TrainingRun) -> dict:
     return json.loads((run_dir_for(run) / "arguments.json").read_text())
 
 
-@pytest.mark.usefixtures("cycle_settings", "no_snapshot_build")
-def test_a_cycle_trains_the_weights_a_served_version_names_and_the_child_replaces_it(
-    enqueued,
-    server,
-    tmp_path,  # noqa: F811
-):
+@pytest.mark.usefixtures("cycle_settings", "no_snapshot_build", "enqueued")
+def test_a_cycle_trains_the_weights_a_served_version_names_and_the_child_replaces_it(server, tmp_path):
     weights = tmp_path / "served-weights"
     weights.mkdir()
     served = registry.model_version_register(
@@ -141,9 +127,8 @@ def test_a_cycle_trains_the_weights_a_served_version_names_and_the_child_replace
     assert child.is_active and not served.is_active  # the fake pipeline's policy wins clearly
 
 
-@pytest.mark.usefixtures("cycle_settings", "no_snapshot_build")
+@pytest.mark.usefixtures("cycle_settings", "no_snapshot_build", "enqueued")
 def test_a_served_version_without_weights_fails_the_cycle_saying_why(
-    enqueued,
     server,
 ):
     registry.model_version_register(
