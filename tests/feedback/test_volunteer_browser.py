@@ -19,12 +19,12 @@ from feedback.datasets.privacy import pseudonym
 from feedback.datasets.services import snapshot_build
 from feedback.models import Pair, Volunteer, Vote
 from tests import factories
+from tests.feedback.test_browser import browser  # noqa: F401 (the browser fixture, one Chromium per module)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 AXE = Path(__file__).resolve().parents[1] / "assets" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 10_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -35,22 +35,6 @@ document.addEventListener("securitypolicyviolation", function (e) {
   window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " at " + location.pathname);
 });
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
-            yield browser
-            browser.close()
 
 
 def accepted(user):
@@ -94,7 +78,7 @@ class Watch:
         return self.page.evaluate("window.__csp || []")
 
 
-def new_page(browser, viewport=DESKTOP, **options):
+def new_page(browser, viewport=DESKTOP, **options):  # noqa: F811
     mobile = viewport["width"] < 600
     context = browser.new_context(viewport=viewport, is_mobile=mobile, has_touch=mobile, **options)
     page = context.new_page()
@@ -134,7 +118,7 @@ def shot(page, name: str) -> None:
 # --- reveal, undo, rationale ------------------------------------------------------------------------
 
 
-def test_the_pair_is_blind_until_the_vote_then_revealed_and_undone_with_u(browser, live_server, ranker, settings):
+def test_the_pair_is_blind_until_the_vote_then_revealed_and_undone_with_u(browser, live_server, ranker, settings):  # noqa: F811
     pairs = make_pairs(3)
     page, watch = new_page(browser)
     log_in(page, live_server, "rita")
@@ -172,7 +156,7 @@ def test_the_pair_is_blind_until_the_vote_then_revealed_and_undone_with_u(browse
     page.context.close()
 
 
-def test_a_rationale_written_on_the_page_is_in_the_exported_votes_file(browser, live_server, ranker):
+def test_a_rationale_written_on_the_page_is_in_the_exported_votes_file(browser, live_server, ranker):  # noqa: F811
     make_pairs(2)
     page, watch = new_page(browser)
     log_in(page, live_server, "rita")
@@ -198,7 +182,7 @@ def test_a_rationale_written_on_the_page_is_in_the_exported_votes_file(browser, 
 # --- profile, guidelines, keys ------------------------------------------------------------------------
 
 
-def test_the_profile_page_shows_the_votes_just_made(browser, live_server, ranker):
+def test_the_profile_page_shows_the_votes_just_made(browser, live_server, ranker):  # noqa: F811
     make_pairs(3)
     page, watch = new_page(browser)
     log_in(page, live_server, "rita")
@@ -216,7 +200,7 @@ def test_the_profile_page_shows_the_votes_just_made(browser, live_server, ranker
     page.context.close()
 
 
-def test_the_guidelines_sit_beside_the_pair_and_question_mark_lists_the_keys(browser, live_server, ranker):
+def test_the_guidelines_sit_beside_the_pair_and_question_mark_lists_the_keys(browser, live_server, ranker):  # noqa: F811
     make_pairs(2)
     page, watch = new_page(browser)
     log_in(page, live_server, "rita")
@@ -287,7 +271,7 @@ MEASURE = """
 """
 
 
-def test_the_phone_layout_fits_the_screen_with_big_enough_targets(browser, live_server, ranker):
+def test_the_phone_layout_fits_the_screen_with_big_enough_targets(browser, live_server, ranker):  # noqa: F811
     make_pairs(3)
     page, watch = new_page(browser, PHONE)
     log_in(page, live_server, "rita")
@@ -374,7 +358,11 @@ def axe_serious(page) -> list[str]:
     ("viewport", "scheme"), [(DESKTOP, "light"), (PHONE, "light"), (DESKTOP, "dark")], ids=["1280", "390", "1280-dark"]
 )
 def test_axe_finds_no_serious_or_critical_violation_on_any_volunteer_page(
-    browser, live_server, ranker, viewport, scheme
+    browser,  # noqa: F811
+    live_server,
+    ranker,
+    viewport,
+    scheme,  # noqa: F811
 ):
     make_pairs(3)
     # axe is injected as an inline script, which the site's CSP rightly blocks: this context bypasses it (the
@@ -388,7 +376,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_volunteer_page(
     page.context.close()
 
 
-def test_the_terms_page_passes_axe(browser, live_server):
+def test_the_terms_page_passes_axe(browser, live_server):  # noqa: F811
     factories.UserFactory(username="newt")
     page, _watch = new_page(browser, bypass_csp=True)
     log_in(page, live_server, "newt", lands_on="/rank/terms/")
@@ -397,7 +385,7 @@ def test_the_terms_page_passes_axe(browser, live_server):
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "390"])
-def test_no_page_logs_a_csp_violation_or_an_error_and_each_is_photographed(browser, live_server, ranker, viewport):
+def test_no_page_logs_a_csp_violation_or_an_error_and_each_is_photographed(browser, live_server, ranker, viewport):  # noqa: F811
     make_pairs(3)
     page, watch = new_page(browser, viewport)
     seen, misfits = {}, {}
