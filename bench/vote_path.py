@@ -44,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 TARGET_RATIO = 0.15
 TARGET_P99_MS = 150
 COMPLETIONS_PER_PROMPT = 4  # six pairs per prompt
+# The 'redis' option's cache: where production keeps the rate limits' counts (CACHE_URL).
+REDIS_CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/14")
 PAIRS_PER_PROMPT = COMPLETIONS_PER_PROMPT * (COMPLETIONS_PER_PROMPT - 1) // 2
 
 
@@ -71,7 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
         "prepared; nocache: token lookups not cached; syncclaim: claims committed synchronously; nospread: every "
         "claim starts at the first least-claimed pair; querycheck: Django's SELECT 1 health check; nofreeze: "
         "start-up objects not frozen out of the garbage collector; nometrics: without django-prometheus's request "
-        "middleware). Several are run in turn in every round.",
+        "middleware; redis: rate limits counted in Redis at $BENCH_CACHE_URL, as in production, instead of each "
+        "process's memory). Several are run in turn in every round.",
     )
     parser.add_argument("--db", default="codepref_bench", help="Database to create (dropped at the end).")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432", help="PostgreSQL server URL.")
@@ -444,13 +447,17 @@ def parse_config(spec: str) -> dict:
         "nofreeze": "BENCH_GC_FREEZE",
         "nometrics": "BENCH_REQUEST_METRICS",
     }
-    unknown = set(options) - set(switches)
+    settings = {"redis": ("CACHE_URL", REDIS_CACHE_URL)}
+    unknown = set(options) - set(switches) - set(settings)
     if unknown:
         raise SystemExit(f"--configs {spec!r}: unknown option(s) {', '.join(sorted(unknown))}")
     return {
         "spec": spec,
         "arguments": ["--worker-class", worker_class, "--workers", workers, "--threads", threads or "1"],
-        "env": {switches[option]: "0" for option in options},
+        "env": {
+            **{switches[option]: "0" for option in options if option in switches},
+            **dict(settings[option] for option in options if option in settings),
+        },
     }
 
 

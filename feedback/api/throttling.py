@@ -47,35 +47,58 @@ def rate_for(scope: str) -> str | None:
 
 def window_take(scope: str, ident: str, rate: str) -> float | None:
     """Count one request of ``ident`` in ``scope``: None if allowed, else the seconds until the window ends."""
+    return windows_take([(scope, ident, rate)])
+
+
+def windows_take(takes: list[tuple[str, str, str | None]]) -> float | None:
+    """Count one request in each (scope, ident, rate), in one round trip to the cache: None if every limit
+    allows it, else the longest wait among those exceeded. A limit without a rate is not counted."""
     global _cache_down_until
-    if not rate:
+    takes = [take for take in takes if take[2]]
+    if not takes or time.monotonic() < _cache_down_until:
         return None
-    limit, window = parse_rate(rate)
     now = time.time()
-    if time.monotonic() < _cache_down_until:
-        return None
-    started = int(now // window) * window
+    windows = []
+    for scope, ident, rate in takes:
+        limit, window = parse_rate(rate)
+        started = int(now // window) * window
+        windows.append((f"throttle:{scope}:{ident}:{started}", window + 1, limit, started + window))
     try:
-        count = _count(f"throttle:{scope}:{ident}:{started}", window + 1)
+        counts = _count([(key, lifetime) for key, lifetime, _limit, _end in windows])
     except Exception:
         _cache_down_until = time.monotonic() + CACHE_PAUSE_SECONDS
         log.warning("rate limits off for %.0f s: the cache did not answer", CACHE_PAUSE_SECONDS, exc_info=True)
         return None
-    if count <= limit:
-        return None
-    return max(started + window - now, 0.001)
+    waits = [end - now for (_key, _life, limit, end), count in zip(windows, counts, strict=True) if count > limit]
+    return max(max(waits), 0.001) if waits else None
 
 
-def _count(key: str, lifetime: int) -> int:
-    """Add one to ``key`` (created with ``lifetime`` seconds to live) and return the count."""
+def _count(keys: list[tuple[str, int]]) -> list[int]:
+    """Add one to each key (created with its lifetime in seconds) and return the counts."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        # One round trip (Django's incr asks whether the key exists first, and add is another).
-        full = backend.make_and_validate_key(key)
-        pipe = backend._cache.get_client(full, write=True).pipeline(transaction=False)
-        pipe.incr(full)
-        pipe.expire(full, lifetime)
-        return pipe.execute()[0]
+        # One round trip for all of them (Django's incr asks whether the key exists first, and add is another).
+        client = _redis_client(backend)
+        pipe = client.pipeline(transaction=False)
+        for key, lifetime in keys:
+            full = backend.make_and_validate_key(key)
+            pipe.incr(full)
+            pipe.expire(full, lifetime)
+        return pipe.execute()[::2]
+    return [_count_one(backend, key, lifetime) for key, lifetime in keys]
+
+
+def _redis_client(backend: RedisCache):
+    """The backend's Redis client, made once: Django's ``get_client`` builds a new one on every call, which
+    cost more CPU than the round trip. ``caches`` gives each thread its own backend, so each its own client."""
+    client = getattr(backend, "_codepref_client", None)
+    if client is None:
+        client = backend._cache.get_client(write=True)
+        backend._codepref_client = client
+    return client
+
+
+def _count_one(backend, key: str, lifetime: int) -> int:
     backend.add(key, 0, timeout=lifetime)
     try:
         return backend.incr(key)
@@ -85,20 +108,21 @@ def _count(key: str, lifetime: int) -> int:
 
 
 class CountingThrottle(BaseThrottle):
-    """A DRF throttle over ``window_take``; subclasses name the scope and whom a request counts against."""
+    """A DRF throttle over ``windows_take``: subclasses name the scopes and whom a request counts against;
+    the scopes of one throttle are counted in one round trip."""
 
-    scope = ""
+    scopes: tuple[str, ...] = ()
 
     def ident(self, request, view) -> str | None:
         raise NotImplementedError
 
     def allow_request(self, request, view) -> bool:
         self._wait = None
-        rate = rate_for(self.scope)
-        ident = self.ident(request, view) if rate else None
+        rates = [(scope, rate_for(scope)) for scope in self.scopes]
+        ident = self.ident(request, view) if any(rate for _scope, rate in rates) else None
         if ident is None:
             return True
-        self._wait = window_take(self.scope, ident, rate)
+        self._wait = windows_take([(scope, ident, rate) for scope, rate in rates])
         return self._wait is None
 
     def wait(self) -> float | None:
@@ -108,7 +132,7 @@ class CountingThrottle(BaseThrottle):
 class AnonThrottle(CountingThrottle):
     """Requests without an account, per client address."""
 
-    scope = "anon"
+    scopes = ("anon",)
 
     def ident(self, request, view):
         return None if request.user and request.user.is_authenticated else client_ip(request)
@@ -117,7 +141,7 @@ class AnonThrottle(CountingThrottle):
 class UserThrottle(CountingThrottle):
     """Requests with an account (token or session), per account."""
 
-    scope = "user"
+    scopes = ("user",)
 
     def ident(self, request, view):
         return str(request.user.pk) if request.user and request.user.is_authenticated else None
@@ -128,18 +152,18 @@ class TokenThrottle(CountingThrottle):
     counts per account and address."""
 
     scope = "token"
+    scopes = (scope,)
 
     def ident(self, request, view):
         return client_ip(request)
 
 
-class VoteThrottle(CountingThrottle):
-    """Votes per volunteer, the API's and the page's together (``vote_rate_wait``)."""
+class VoteThrottle(UserThrottle):
+    """Votes per volunteer, the API's and the page's together (``vote_rate_wait``); counted with the
+    volunteer's requests (``UserThrottle``) in the same round trip."""
 
     scope = "votes"
-
-    def ident(self, request, view):
-        return str(request.user.pk) if request.user and request.user.is_authenticated else None
+    scopes = ("user", scope)
 
 
 def vote_rate_wait(user) -> float | None:

@@ -15,7 +15,7 @@ from feedback import metrics
 from feedback.api.permissions import IsVolunteer
 from feedback.api.rendering import JSONOnlyNegotiation, ORJSONParser, ORJSONRenderer
 from feedback.api.schema import AUTH_ERRORS, ErrorSerializer, errors
-from feedback.api.throttling import UserThrottle, VoteThrottle
+from feedback.api.throttling import VoteThrottle
 from feedback.api.validation import validated
 from feedback.models import MAX_ID, Flag, Vote
 
@@ -100,7 +100,7 @@ class PairNextView(_RankingView):
 
 
 class VoteCreateView(_RankingView):
-    throttle_classes = [UserThrottle, VoteThrottle]
+    throttle_classes = [VoteThrottle]  # the user's and the vote limit, in one round trip
 
     @extend_schema(
         operation_id="votes_create",
@@ -130,7 +130,8 @@ class VoteCreateView(_RankingView):
         body = vote_body(result.vote)
         body["feedback"] = vote_feedback(user=request.user, result=result)
         body["next"] = pair_body(assignment_claim_next_shown(user=request.user))
-        body["reveal"] = vote_reveal(vote_id=result.vote.pk, user=request.user)
+        reveal = result.reveal
+        body["reveal"] = reveal if reveal is not None else vote_reveal(vote_id=result.vote.pk, user=request.user)
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 

@@ -49,13 +49,13 @@ def snapshot_holding(vote_id: int) -> DatasetSnapshot | None:
     )
 
 
-def _side(completion: Completion, *, has_tests: bool) -> dict:
-    ran = has_tests and completion.outcome != Completion.Outcome.NOT_RUN
+def _side(outcome: str, model: str, *, has_tests: bool) -> dict:
+    ran = has_tests and outcome != Completion.Outcome.NOT_RUN
     return {
-        "model": completion.model_version.name,
-        "outcome": completion.outcome if has_tests else None,
-        "outcome_label": completion.get_outcome_display() if has_tests else "",
-        "passes": (completion.outcome == Completion.Outcome.PASSED) if ran else None,
+        "model": model,
+        "outcome": outcome if has_tests else None,
+        "outcome_label": Completion.Outcome(outcome).label if has_tests else "",
+        "passes": (outcome == Completion.Outcome.PASSED) if ran else None,
     }
 
 
@@ -70,25 +70,37 @@ def vote_reveal(*, vote_id: int, user) -> dict | None:
     if vote is None:
         return None
     pair = vote.pair
-    has_tests = pair.prompt.has_tests
-    a = _side(pair.completion_a, has_tests=has_tests)
-    b = _side(pair.completion_b, has_tests=has_tests)
-    left, right = (a, b) if vote.left_is_a else (b, a)
+    a, b = pair.completion_a, pair.completion_b
+    return reveal_body(
+        vote,
+        has_tests=pair.prompt.has_tests,
+        a=(a.outcome, a.model_version.name),
+        b=(b.outcome, b.model_version.name),
+        held=snapshot_holding(vote.pk),
+    )
+
+
+def reveal_body(
+    vote: Vote, *, has_tests: bool, a: tuple[str, str], b: tuple[str, str], held: DatasetSnapshot | None
+) -> dict:
+    """The reveal from values already read: each side's (outcome, model name) and the snapshot holding the
+    vote (None if none). The vote path's statement reads them with the vote (votes._VOTE_SQL)."""
+    a_side, b_side = _side(*a, has_tests=has_tests), _side(*b, has_tests=has_tests)
+    left, right = (a_side, b_side) if vote.left_is_a else (b_side, a_side)
     return {
         "vote": vote.pk,
-        "pair": pair.pk,
+        "pair": vote.pair_id,
         "choice": vote.screen_choice,
         "has_tests": has_tests,
         "left": left,
         "right": right,
-        **undo_state(vote),
+        **_undo_fields(vote, held),
     }
 
 
-def undo_state(vote: Vote) -> dict:
+def _undo_fields(vote: Vote, held: DatasetSnapshot | None) -> dict:
     """``undo_until`` (None once the vote cannot be undone) and ``undo_blocked`` (why not, or "")."""
     until = vote.created_at + timedelta(seconds=undo_seconds())
-    held = snapshot_holding(vote.pk)
     if held is not None:
         verb = "published in" if held.state == DatasetSnapshot.State.PUBLISHED else "being written into"
         return {"undo_until": None, "undo_blocked": f"This vote is already {verb} dataset v{held.version}."}

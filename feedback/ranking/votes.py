@@ -14,9 +14,10 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from feedback.errors import Conflict, NotFound, ServiceError
-from feedback.models import MAX_ID, Assignment, Pair, Vote
+from feedback.models import MAX_ID, Assignment, DatasetSnapshot, Pair, Vote
 
 from .limits import MAX_KEY_LENGTH, MAX_RATIONALE_LENGTH, MAX_TIME_TAKEN_MS, SCREEN_CHOICES
+from .reveal import reveal_body
 from .statements import execute_one_or_none, loaded_instance, one_statement_paths
 
 
@@ -43,6 +44,8 @@ class VoteResult:
     created: bool
     # The pair's known answer ("" for a pair that is not gold) when the vote's statement read it; None: unknown.
     gold_choice: str | None = None
+    # What the answer reveals of the pair (reveal.reveal_body), when the vote's statement read it; None: unknown.
+    reveal: dict | None = None
 
 
 def _replay(*, user, pair_id: int, key: str) -> VoteResult | None:
@@ -80,7 +83,7 @@ def vote_record(
             user=user, pair_id=pair_id, screen_choice=screen_choice, key=key, rationale=rationale
         )
         if inserted is not None:
-            return VoteResult(inserted[0], created=True, gold_choice=inserted[1])
+            return inserted
     assignment = (
         Assignment.objects.filter(volunteer=user, pair_id=pair_id)
         .values_list("pk", "pair_id", "left_is_a", "created_at", "skipped_at", "released_at", "voted_at", named=True)
@@ -190,16 +193,29 @@ counted AS (
         last_vote_at = %(now)s::timestamptz,
         state = CASE WHEN state = 'open' AND votes_count >= votes_wanted - 1 THEN 'complete' ELSE state END
     WHERE id = %(pair)s::bigint AND EXISTS (SELECT 1 FROM v)
-    RETURNING gold_choice
+    RETURNING gold_choice, prompt_id, completion_a_id, completion_b_id
 )
-SELECT id, choice, left_is_a, time_taken_ms, (SELECT gold_choice FROM counted) FROM v
+-- with what the answer reveals of the pair (reveal.py), so that the answer needs no other statement
+SELECT v.id, v.choice, v.left_is_a, v.time_taken_ms, c.gold_choice,
+    pr.test_style <> 'none' AND pr.tests ~ '[^[:space:]]', ca.outcome, ma.name, cb.outcome, mb.name,
+    held.version, held.state
+FROM v CROSS JOIN counted c
+    JOIN feedback_prompt pr ON pr.id = c.prompt_id
+    JOIN feedback_completion ca ON ca.id = c.completion_a_id
+    JOIN feedback_modelversion ma ON ma.id = ca.model_version_id
+    JOIN feedback_completion cb ON cb.id = c.completion_b_id
+    JOIN feedback_modelversion mb ON mb.id = cb.model_version_id
+    -- reveal.snapshot_holding: a snapshot already holding the vote blocks its undo
+    LEFT JOIN LATERAL (SELECT s.version, s.state FROM feedback_datasetsnapshot s
+        WHERE s.state IN ('published', 'building') AND s.last_vote_id >= v.id ORDER BY s.version LIMIT 1) held ON true
 """
 
 
 def _vote_insert_in_one_statement(
     *, user, pair_id: int, screen_choice: str, key: str, rationale: str
-) -> tuple[Vote, str] | None:
-    """The stored vote and its pair's known answer ("" if not gold), or None when the ORM path must settle it."""
+) -> VoteResult | None:
+    """The stored vote with its pair's known answer ("" if not gold) and its reveal, or None when the ORM path
+    must settle it."""
     now = timezone.now()
     params = {
         "user": user.pk,
@@ -214,7 +230,8 @@ def _vote_insert_in_one_statement(
     row = execute_one_or_none(_VOTE_SQL, params)
     if row is None:
         return None
-    vote_id, choice, left_is_a, ms, gold_choice = row
+    (vote_id, choice, left_is_a, ms, gold_choice, has_tests, a_outcome, a_model, b_outcome, b_model,
+     held_version, held_state) = row  # fmt: skip
     values = {
         "id": vote_id,
         "pair_id": pair_id,
@@ -226,4 +243,9 @@ def _vote_insert_in_one_statement(
         "time_taken_ms": ms,
         "created_at": now,
     }
-    return loaded_instance(Vote, values), gold_choice or ""
+    vote = loaded_instance(Vote, values)
+    held = None
+    if held_version is not None:
+        held = loaded_instance(DatasetSnapshot, {"version": held_version, "state": held_state})
+    reveal = reveal_body(vote, has_tests=has_tests, a=(a_outcome, a_model), b=(b_outcome, b_model), held=held)
+    return VoteResult(vote, created=True, gold_choice=gold_choice or "", reveal=reveal)

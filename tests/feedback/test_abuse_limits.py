@@ -4,8 +4,11 @@ answer JSON 429 with Retry-After, the vote rate shared by the page and the API, 
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.test import RequestFactory
@@ -178,6 +181,48 @@ def test_a_cache_that_does_not_answer_lets_requests_through(ranker, settings, mo
     codes = [APIClient().get("/api/v1/pairs/next/", HTTP_AUTHORIZATION=f"Token {token}").status_code for _ in range(3)]
     assert codes == [204, 204, 204]
     assert throttling._cache_down_until > time.monotonic()  # left alone for a few seconds
+
+
+@pytest.mark.redis
+def test_in_redis_a_vote_counts_against_both_limits_in_one_round_trip(ranker, settings):
+    """The vote answer's two limits (requests and votes per volunteer) are one pipeline to Redis: both counts
+    go up on every vote, and the tighter limit refuses."""
+    import redis
+    from django.core.cache import caches
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    backend = "django.core.cache.backends.redis.RedisCache"
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": prefix}}
+    _rates(settings, user="1000/min", votes="2/min")
+    factories.PairFactory.create_batch(4)
+    sent = []
+    client = throttling._redis_client(caches["default"])
+    execute = client.pipeline().__class__.execute
+
+    def counted(pipe, *args, **kwargs):
+        sent.append([command[0][0] for command in pipe.command_stack])
+        return execute(pipe, *args, **kwargs)
+
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(ranker)[1]}")
+    pair = api.get("/api/v1/pairs/next/").json()["pair"]
+    sent.clear()
+    with mock.patch.object(client.pipeline().__class__, "execute", counted):
+        codes = []
+        for i in range(3):
+            vote = {"pair": pair, "choice": "left", "idempotency_key": f"r{i}"}
+            answer = api.post("/api/v1/votes/", vote, format="json")
+            codes.append(answer.status_code)
+            if answer.status_code == 201:
+                pair = answer.json()["next"]["pair"]
+    assert codes == [201, 201, 429]
+    assert sent == [["INCRBY", "EXPIRE", "INCRBY", "EXPIRE"]] * 3  # one round trip per vote, both limits in it
+    counts = redis.Redis.from_url(url)
+    keys = {key.decode(): int(counts.get(key)) for key in counts.keys(f"{prefix}:*")}
+    # the user limit also counted the first GET of a pair
+    assert {key.split(":")[3]: count for key, count in keys.items()} == {"user": 4, "votes": 3}
+    counts.delete(*keys)
 
 
 def test_a_bad_rate_setting_is_named():

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from feedback.errors import Conflict, ServiceError
 from feedback.models import Assignment, DatasetSnapshot, Pair, Volunteer, Vote
-from feedback.ranking import claims, statements, undo, votes
+from feedback.ranking import claims, reveal, statements, undo, votes
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +138,32 @@ def test_the_api_vote_answer_carries_the_reveal_and_its_undo_deadline(api, ranke
     deadline = timezone.datetime.fromisoformat(reveal["undo_until"])
     assert abs((deadline - vote.created_at).total_seconds() - 10) < 0.01
     assert reveal["undo_blocked"] == ""
+
+
+@pytest.mark.parametrize(
+    ("tests", "style", "outcomes", "snapshot"),
+    [
+        ("assert f() == 1", "asserts", ("passed", "timeout"), None),
+        (" \n\t", "asserts", ("failed", "error"), ("building", 3)),  # whitespace only: no tests
+        ("assert f() == 1", "none", ("passed", "failed"), ("published", 5)),
+        ("def check(candidate): pass", "humaneval", ("not_run", "passed"), ("failed", 2)),
+    ],
+)
+def test_the_vote_statements_reveal_is_the_one_read_back_later(ranker, tests, style, outcomes, snapshot):
+    """The one-statement path reads the reveal with the vote; it must say what reveal.vote_reveal says."""
+    pair = named_pair(prompt=factories.PromptFactory(tests=tests, test_style=style))
+    pair.completion_a.__class__.objects.filter(pk=pair.completion_a_id).update(outcome=outcomes[0])
+    pair.completion_b.__class__.objects.filter(pk=pair.completion_b_id).update(outcome=outcomes[1])
+    if snapshot is not None:  # a watermark ahead of every vote: a snapshot being built holds the new one
+        DatasetSnapshot.objects.create(version=snapshot[1], state=snapshot[0], last_vote_id=10**12)
+    claims.assignment_claim_next(user=ranker)
+    result = votes.vote_record(user=ranker, pair_id=pair.pk, screen_choice="right", key="k-same")
+    assert result.reveal is not None, "the one-statement path read no reveal"
+    later = reveal.vote_reveal(vote_id=result.vote.pk, user=ranker)
+    assert result.reveal == later
+    blocked = snapshot is not None and snapshot[0] != "failed"
+    assert (result.reveal["undo_until"] is None) is blocked
+    assert result.reveal["has_tests"] is (style != "none" and bool(tests.strip()))
 
 
 # --- undo -------------------------------------------------------------------------------------------
