@@ -249,6 +249,9 @@ class Pair(models.Model):
     completion_b = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="pairs_as_b")
     votes_wanted = models.PositiveSmallIntegerField(default=_default_votes_wanted)
     votes_count = models.PositiveIntegerField(default=0)
+    # Of votes_count, the votes quality control does not count (weighed below QC_TRUST_THRESHOLD: a flagged,
+    # held or untrusted volunteer's); votes_wanted has been raised by as many, so they do not fill the pair.
+    votes_uncounted = models.PositiveIntegerField(default=0, db_default=0)
     # Live assignments plus votes: a pair is handed out only while this is below votes_wanted.
     claims_count = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)

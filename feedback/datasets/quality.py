@@ -2,8 +2,10 @@
 every vote (``quality_recompute``: the beat task every hour, the admin's action, ``manage.py recompute_quality``).
 
 What it writes: on each vote ``qc_weight`` and ``qc_flags``; on each volunteer ``trust`` (the weight of their
-votes), ``trust_by_language``, gold counts, ``qc_flagged`` and ``qc_evidence``; on non-gold pairs whose votes
-agree less than ``QC_LOW_AGREEMENT``, more ``votes_wanted`` (up to ``QC_MAX_VOTES_PER_PAIR``), reopened. The
+votes), ``trust_by_language``, gold counts, ``qc_flagged`` and ``qc_evidence``; on non-gold pairs, more
+``votes_wanted`` for each vote that does not count and for low agreement (``pairs_reopen``), reopened. A
+flagged or untrusted volunteer is then handed gold pairs only (``ranking.claims``): their votes go on
+measuring them and stop using up the pairs that need human judgement. The
 snapshot builder reads the weights (``datasets.reader.vote_weight_sql``); nothing is deleted.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -136,7 +139,7 @@ def quality_recompute() -> dict:
             volunteer.qc_flagged, volunteer.qc_evidence, volunteer.trust_computed_at = flagged, proof, now
             volunteer.save(update_fields=["trust", "trust_by_language", "gold_votes", "gold_correct", "qc_flagged",
                                           "qc_evidence", "trust_computed_at"])  # fmt: skip
-        reopened = pairs_reopen_low_agreement(result.labels)
+        reopened = pairs_reopen(result.labels, rows, result.vote_weights)
     stats = {
         "votes": len(rows),
         "volunteers": len(result.volunteers),
@@ -162,18 +165,42 @@ def _votes_store(rows: list[_Row], result: TrustResult, flags: dict[int, set[str
     Vote.objects.bulk_update(changed, ["qc_weight", "qc_flags"], batch_size=2000)
 
 
-def pairs_reopen_low_agreement(labels: dict[int, tuple[str, float]]) -> int:
-    """Adaptive k: complete non-gold pairs whose weighted votes agree less than ``QC_LOW_AGREEMENT`` want
-    ``QC_EXTRA_VOTES`` more (never past ``QC_MAX_VOTES_PER_PAIR``) and go back into assignment."""
+def pairs_reopen(labels: dict[int, tuple[str, float]], rows: list[_Row], weights: dict[int, float]) -> int:
+    """Votes that do not count are replaced, and adaptive k; returns how many pairs went back into assignment.
+
+    A non-gold pair's votes that weigh below ``QC_TRUST_THRESHOLD`` (a flagged, held or untrusted volunteer's)
+    do not fill it: its ``votes_wanted`` rises by as many (``votes_uncounted`` remembers them, so a later
+    recompute only adds the difference, or gives votes back when a volunteer's trust recovers). A pair whose
+    weighted votes agree less than ``QC_LOW_AGREEMENT`` wants ``QC_EXTRA_VOTES`` more counted votes, never
+    past ``QC_MAX_VOTES_PER_PAIR`` counted votes.
+    """
     conf = settings.CODEPREF
-    low = [pair for pair, (_label, agreement) in labels.items() if agreement < conf["QC_LOW_AGREEMENT"]]
-    cap = int(conf["QC_MAX_VOTES_PER_PAIR"])
+    threshold, cap, extra = (
+        float(conf["QC_TRUST_THRESHOLD"]),
+        int(conf["QC_MAX_VOTES_PER_PAIR"]),
+        int(conf["QC_EXTRA_VOTES"]),
+    )
+    low = {pair for pair, (_label, agreement) in labels.items() if agreement < conf["QC_LOW_AGREEMENT"]}
+    uncounted: Counter[int] = Counter()
+    for row in rows:
+        if not row.gold and weights[row.id] < threshold:
+            uncounted[row.pair] += 1
+    states = (Pair.State.OPEN, Pair.State.COMPLETE)
+    candidates = Pair.objects.filter(state__in=states).filter(
+        Q(pk__in=low) | Q(pk__in=list(uncounted)) | Q(votes_uncounted__gt=0)
+    )
     reopened = 0
-    for pair in Pair.objects.filter(pk__in=low, state=Pair.State.COMPLETE, votes_wanted__lt=cap).only(
-        "id", "votes_wanted"
-    ):
-        wanted = min(cap, pair.votes_wanted + int(conf["QC_EXTRA_VOTES"]))
-        reopened += Pair.objects.filter(pk=pair.pk, state=Pair.State.COMPLETE).update(
-            votes_wanted=wanted, state=Pair.State.OPEN
+    for pair in candidates.only("id", "votes_wanted", "votes_count", "votes_uncounted", "state"):
+        counted_wanted = pair.votes_wanted - pair.votes_uncounted
+        if pair.pk in low and pair.state == Pair.State.COMPLETE and counted_wanted < cap:
+            counted_wanted = min(cap, counted_wanted + extra)
+        wanted = counted_wanted + uncounted[pair.pk]
+        state = Pair.State.OPEN if pair.votes_count < wanted else Pair.State.COMPLETE
+        if (wanted, uncounted[pair.pk], state) == (pair.votes_wanted, pair.votes_uncounted, pair.state):
+            continue
+        # Only if no vote landed since it was read: the vote statement closes pairs by the same fields.
+        changed = Pair.objects.filter(pk=pair.pk, votes_count=pair.votes_count, state=pair.state).update(
+            votes_wanted=wanted, votes_uncounted=uncounted[pair.pk], state=state
         )
+        reopened += changed and state == Pair.State.OPEN and pair.state == Pair.State.COMPLETE
     return reopened

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from feedback.models import Assignment, Completion, Pair, Prompt, Volunteer, Vote
@@ -119,6 +119,16 @@ def gold_turn_drawn() -> bool:
     return random.random() < settings.CODEPREF["QC_GOLD_RATE"]
 
 
+def held_to_gold(user) -> bool:
+    """Whether quality control hands this volunteer gold pairs only: suspended, flagged, or trusted less than
+    ``QC_TRUST_THRESHOLD`` at the last recompute. Their votes would not count; on gold pairs they go on
+    measuring the volunteer (trust can recover) without using up pairs that need human judgement.
+    (``_NEXT_SQL``'s ``me.held`` is the same rule.)"""
+    threshold = settings.CODEPREF["QC_TRUST_THRESHOLD"]
+    held = Q(suspended_at__isnull=False) | Q(qc_flagged=True) | Q(trust_computed_at__isnull=False, trust__lt=threshold)
+    return Volunteer.objects.filter(held, user=user).exists()
+
+
 def _gold_turn(user) -> bool:
     onboarding = settings.CODEPREF["QC_ONBOARDING_PAIRS"]
     return gold_turn_drawn() or Vote.objects.filter(volunteer=user)[:onboarding].count() < onboarding
@@ -133,9 +143,11 @@ def _claimable_gold(user):
     return pairs
 
 
-def _claim(user, languages: list[str], *, gold: bool = False) -> Assignment | None:
+def _claim(user, languages: list[str], *, gold: bool = False, held: bool = False) -> Assignment | None:
     with transaction.atomic():
-        pair = _claimable_gold(user).first() if gold else None
+        pair = _claimable_gold(user).first() if gold or held else None
+        if pair is None and held:
+            return None
         if pair is None and languages:
             pair = _claimable(user, languages).first()
         if pair is None:
@@ -159,10 +171,10 @@ def _next_pair_orm(user) -> Assignment | None:
     if pending is not None:
         return pending
     languages = Volunteer.objects.filter(user=user).values_list("languages", flat=True).first() or []
-    gold = _gold_turn(user)
+    gold, held = _gold_turn(user), held_to_gold(user)
     for _attempt in range(3):
         try:
-            assignment = _claim(user, languages, gold=gold)
+            assignment = _claim(user, languages, gold=gold, held=held)
         except IntegrityError:
             # The same volunteer asked twice at once and both requests picked the same pair.
             pending = pending_assignment(user)
@@ -187,6 +199,7 @@ def _next_pair_orm(user) -> Assignment | None:
 # expired claims); the same volunteer claiming twice at once fails on the unique assignment, likewise.
 _CLAIMABLE = (
     "p.state = 'open' AND p.claims_count < p.votes_wanted"
+    " AND NOT coalesce((SELECT held FROM me), false)"
     # see _claimable: skip a row another claim changed after this statement began
     " AND p.claims_count = (SELECT q.claims_count FROM feedback_pair q WHERE q.id = p.id)"
     " AND NOT EXISTS (SELECT 1 FROM feedback_assignment x"
@@ -226,7 +239,10 @@ _NEXT_SQL = f"""
 WITH me AS (
     SELECT array(
         SELECT jsonb_array_elements_text(CASE jsonb_typeof(v.languages) WHEN 'array' THEN v.languages END)
-    )::varchar[] AS languages
+    )::varchar[] AS languages,
+    -- held_to_gold: quality control hands this volunteer gold pairs only
+    (v.suspended_at IS NOT NULL OR v.qc_flagged
+        OR (v.trust_computed_at IS NOT NULL AND v.trust < %(threshold)s::float8)) AS held
     FROM feedback_volunteer v WHERE v.user_id = %(user)s::bigint
 ),
 pending AS (
@@ -242,10 +258,12 @@ least AS (
     ORDER BY p.claims_count, p.shuffle_key LIMIT 1
 ),
 turn AS (
-    -- A gold pair this time: drawn at the gold rate, or always while the volunteer is onboarding (fewer
-    -- votes than QC_ONBOARDING_PAIRS; counting stops there, so an old hand's count costs a few index rows).
-    SELECT %(gold)s::boolean OR (SELECT count(*) FROM (SELECT 1 FROM feedback_vote w
-        WHERE w.volunteer_id = %(user)s::bigint LIMIT %(onboarding)s::integer) s) < %(onboarding)s::integer AS gold
+    -- A gold pair this time: drawn at the gold rate, always for a held volunteer, or always while the volunteer
+    -- is onboarding (fewer votes than QC_ONBOARDING_PAIRS; counting stops there, so an old hand's count costs a
+    -- few index rows).
+    SELECT %(gold)s::boolean OR coalesce((SELECT held FROM me), false)
+        OR (SELECT count(*) FROM (SELECT 1 FROM feedback_vote w
+            WHERE w.volunteer_id = %(user)s::bigint LIMIT %(onboarding)s::integer) s) < %(onboarding)s::integer AS gold
 ),
 pick AS (
     SELECT coalesce(
@@ -293,6 +311,7 @@ def _next_in_one_statement(user) -> tuple | None:
         "claim_async": ASYNC_CLAIM and not connection.in_atomic_block,
         "gold": gold_turn_drawn(),
         "onboarding": settings.CODEPREF["QC_ONBOARDING_PAIRS"],
+        "threshold": float(settings.CODEPREF["QC_TRUST_THRESHOLD"]),
     }
     return execute_one_or_none(_NEXT_SQL, params)
 

@@ -353,7 +353,8 @@ def test_recompute_stores_weights_flags_and_evidence_and_lists_flagged_volunteer
 
 
 def test_the_beat_schedule_and_the_command_run_the_recompute(capsys):
-    task = PeriodicTask.objects.get(name="every-1h-quality-control")
+    task = PeriodicTask.objects.get(name="every-10min-quality-control")
+    assert (task.interval.every, task.interval.period) == (10, "minutes")
     assert task.task == "feedback.tasks.recompute_quality" and task.enabled
     from feedback.datasets.tasks import recompute_quality
 
