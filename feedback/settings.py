@@ -384,8 +384,8 @@ CODEPREF = {
     "TRAINING_ARENA_PROMPTS": env_int("CODEPREF_TRAINING_ARENA_PROMPTS", 50),  # prompts the new policy answers
     # The promotion gate's evidence floor: completions per model (prompts x samples); see training/promotion_gate.py.
     "PROMOTION_MIN_COMPLETIONS": env_int("CODEPREF_PROMOTION_MIN_COMPLETIONS", 100),
-    # Leaderboards (feedback/leaderboards/): bootstrap resamples of the votes for the 95% intervals, their seed,
-    # and how many contributors each list shows.
+    # Leaderboards (feedback/leaderboards/): bootstrap resamples of the votes for the simultaneous 95% intervals,
+    # their seed, and how many contributors each list shows.
     "LEADERBOARD_BOOTSTRAP_ROUNDS": env_int("CODEPREF_LEADERBOARD_BOOTSTRAP_ROUNDS", 1000),
     "LEADERBOARD_SEED": env_int("CODEPREF_LEADERBOARD_SEED", 12),
     "LEADERBOARD_CONTRIBUTORS": env_int("CODEPREF_LEADERBOARD_CONTRIBUTORS", 50),

@@ -50,7 +50,8 @@ class LeaderboardView(_JSONView):
         operation_id="leaderboard_retrieve",
         summary="The model and contributors leaderboards",
         description=serializers.MODELS_HELP + " Computed off the request path (every 10 minutes, and on demand); "
-        "intervals are 95% percentile intervals over bootstrap resamples of the votes. No authentication needed.",
+        "ci_low and ci_high are simultaneous 95% intervals (bootstrap max-t band over resamples of the votes): "
+        "together they hold every rated model's rating at once. No authentication needed.",
         auth=[],
         responses={200: serializers.LeaderboardSerializer},
     )

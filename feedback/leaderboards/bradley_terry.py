@@ -7,7 +7,23 @@ the matrix of wins, where a tie is half a win for each side.
 
 Bootstrap: resampling the votes with replacement is drawing, for each round, how many times each grouped
 outcome occurs from a multinomial with the observed shares, which is the same distribution and needs no
-vote list. Intervals are the 2.5 and 97.5 percentiles of the refitted strengths.
+vote list.
+
+Intervals: the board's are *simultaneous* 95% intervals (``simultaneous``), a band meant to hold every rated
+model's true strength at once in 95% of data sets, not each one alone. Per-model percentile intervals
+(``intervals``: the 2.5 and 97.5 percentiles of each model's refitted strengths) cover each model 95% of the time,
+so all of k models together less often (on 5 simulated models, 36 runs in 50), and a leaderboard is read
+jointly: "is A above B, and B above C". The band is the bootstrap max-t ("sup-t") band (Montiel Olea and
+Plagborg-Moller, "Simultaneous confidence bands: Theory, implementation, and an application to SVARs", Journal
+of Applied Econometrics 34(1), 2019): centred on the full-data
+fit r, with se_i the bootstrap standard deviation of model i and c the 95th percentile over the draws b of
+max_i |r_i^b - r_i| / se_i, model i's interval is r_i +- c * se_i. Dividing by se_i lets a precisely measured
+model and a rarely compared one share one c; c is above the 1.96 of one normal interval (about 2.5 for five
+models) because it covers the largest of the k deviations. Strengths are identified only up to a shift, so every
+draw (and the fit) is centred on its mean before the deviations are taken. The band is symmetric around the fit;
+it is at least as wide as the percentile interval unless a model's draws are strongly skewed, which the
+bootstrap of a fit to many votes is not (tests/feedback/test_bradley_terry.py checks the widths on
+simulated votes).
 
 Strengths are natural-log Bradley-Terry parameters centred on their mean (P(i beats j) = 1 / (1 + e^(s_j - s_i)));
 ``rating`` puts them on the Elo-like scale the Chatbot Arena uses (1000 + 400 * s / ln 10).
@@ -78,8 +94,39 @@ def bootstrap(data: Outcomes, n_items: int, *, rounds: int, seed: int) -> np.nda
 
 
 def intervals(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Per-model percentile intervals: each covers its own model at ``level``, not all models at once."""
     tail = (1.0 - level) / 2.0 * 100.0
     return np.percentile(samples, tail, axis=0), np.percentile(samples, 100.0 - tail, axis=0)
+
+
+def _centred(strength: np.ndarray) -> np.ndarray:
+    """Each row (or the one vector) shifted to mean 0: strengths mean nothing up to a common shift."""
+    strength = np.asarray(strength, dtype=float)
+    return strength - strength.mean(axis=-1, keepdims=True)
+
+
+def max_t(samples: np.ndarray, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the largest |draw - point| / se over the models; and se, the bootstrap sd of each model.
+
+    A model whose draws never move (se 0: one model, or one draw) counts 0 here and gets a zero-width interval,
+    instead of an infinite c that would blow up every other model's interval.
+    """
+    samples, point = _centred(samples), _centred(point)
+    if samples.ndim != 2 or samples.shape[0] == 0 or samples.shape[1] != point.shape[-1]:
+        raise ValueError(f"need draws x {point.shape[-1]} strengths, at least one draw; got {samples.shape}")
+    se = samples.std(axis=0)  # ddof does not matter: scaling every se scales c inversely, the band is the same
+    moving = se > 0
+    ratios = np.zeros_like(samples)
+    ratios[:, moving] = np.abs(samples[:, moving] - point[moving]) / se[moving]
+    return ratios.max(axis=1), se
+
+
+def simultaneous(samples: np.ndarray, point: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap max-t band: (low, high) holding every model's strength at once at ``level`` (see above)."""
+    largest, se = max_t(samples, point)
+    c = np.quantile(largest, level)
+    centre = _centred(point)
+    return centre - c * se, centre + c * se
 
 
 def rating(strength):

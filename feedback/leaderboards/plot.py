@@ -1,4 +1,4 @@
-"""The model leaderboard's plot: each rated model's rating with its 95% interval, a PNG drawn by matplotlib's Agg.
+"""The model leaderboard's plot: each rated model's rating with its simultaneous 95% interval, a PNG (matplotlib Agg).
 
 A file, not inline SVG or a script: the page's CSP allows images from the site and nothing inline.
 """
@@ -27,7 +27,7 @@ def ratings_png(models: list[dict]) -> bytes:
     axes.errorbar(ratings, positions, xerr=[below, above], fmt="o", color="#2563eb", ecolor="#64748b", capsize=4)
     # Names are shown as typed: parse_math off, or a "$" in a name would start math text (a lone one fails).
     axes.set_yticks(positions, [_short(row["model"]) for row in rated], parse_math=False)
-    axes.set_xlabel("Bradley-Terry rating (Elo scale) with 95% bootstrap interval")
+    axes.set_xlabel("Bradley-Terry rating (Elo scale), simultaneous 95% intervals (bootstrap max-t)")
     axes.grid(axis="x", alpha=0.3)
     axes.set_ylim(-0.7, len(rated) - 0.3)
     figure.tight_layout()

@@ -8,6 +8,10 @@ Only votes that ``counting.counted_votes`` keeps are read.
 pass@1 of a model version: over the prompts with tests on which its completions were run, the mean share of
 its completions that passed (c / n per prompt, the unbiased pass@1 estimate from n samples); a failure,
 an error and a timeout all count as not passed; completions not run are left out.
+
+Intervals (``ci_low``, ``ci_high``) are simultaneous 95% intervals, the bootstrap max-t band of
+``bradley_terry.simultaneous``: they hold all rated models' strengths at once, so reading the board as a whole
+(ranks, "A above B above C") keeps the 95%; per-model percentile intervals would not.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from . import bradley_terry as bt
 from .counting import counted_votes
 
 SCORES = {Vote.Choice.A: 1.0, Vote.Choice.TIE: 0.5, Vote.Choice.B: 0.0}
+INTERVAL = "simultaneous 95% (bootstrap max-t)"
 RUN = (Completion.Outcome.PASSED, Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT)
 
 
@@ -68,12 +73,15 @@ def pass_at_1() -> dict[int, dict]:
 
 
 def _ranks(low: np.ndarray, high: np.ndarray) -> list[int]:
-    """The Arena's rank: 1 + how many models are better beyond doubt (their lower bound above my upper bound)."""
+    """The Arena's rank: 1 + how many models are better beyond doubt (their lower bound above my upper bound).
+
+    With simultaneous intervals every such "better" holds jointly at 95%, not each one at 95% on its own.
+    """
     return [1 + int((low > high[i]).sum()) for i in range(len(low))]
 
 
 def model_board(*, rounds: int, seed: int) -> dict:
-    """Ratings with 95% intervals, head-to-head win rates and pass@1, ready to store as JSON."""
+    """Ratings with simultaneous 95% intervals, head-to-head win rates and pass@1, ready to store as JSON."""
     if rounds < 1:
         raise ValueError(f"the bootstrap needs at least 1 round (CODEPREF_LEADERBOARD_BOOTSTRAP_ROUNDS); got {rounds}")
     grouped, left_out = vote_outcomes()
@@ -86,7 +94,7 @@ def model_board(*, rounds: int, seed: int) -> dict:
     win_rates: list[dict] = []
     if rated_ids:
         point = bt.fit(data, len(rated_ids))
-        low, high = bt.intervals(bt.bootstrap(data, len(rated_ids), rounds=rounds, seed=seed))
+        low, high = bt.simultaneous(bt.bootstrap(data, len(rated_ids), rounds=rounds, seed=seed), point)
         table = bt.head_to_head(data, len(rated_ids))
         ranks = _ranks(low, high)
         for i, model_id in enumerate(rated_ids):
@@ -120,6 +128,7 @@ def model_board(*, rounds: int, seed: int) -> dict:
         "left_out_same_model": left_out["same_model"],
         "bootstrap_rounds": rounds,
         "seed": seed,
+        "interval": INTERVAL,
     }
 
 

@@ -16,6 +16,7 @@ EMPTY = {
     "left_out_same_model": 0,
     "bootstrap_rounds": 0,
     "seed": None,
+    "interval": None,
     "contributors": {"week": [], "all_time": []},
 }
 

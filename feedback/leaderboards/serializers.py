@@ -26,17 +26,28 @@ MODELS_HELP = (
     "and both-bad votes are left out (they say nothing about which is better). Only votes that pass quality "
     "control count. Model versions with test verdicts but no such votes follow, unrated."
 )
+INTERVAL_HELP = (
+    "Simultaneous 95% intervals: together they hold every rated model's rating at once (bootstrap max-t band: "
+    "rating +- c * the bootstrap sd, c the 95th percentile over resamples of the largest deviation in sds), so "
+    "they are wider than per-model 95% intervals."
+)
 
 
 class ModelRowSerializer(serializers.Serializer):
     model = serializers.CharField(help_text="The model version's name.")
     model_id = serializers.IntegerField()
     rank = serializers.IntegerField(
-        allow_null=True, help_text="1 + how many models are better beyond doubt (95% intervals apart)."
+        allow_null=True,
+        help_text="1 + how many models are better beyond doubt (simultaneous 95% intervals apart: their lower "
+        "bound above this model's upper bound).",
     )
     rating = serializers.FloatField(allow_null=True, help_text="1000 + 400 * strength / ln 10 (Elo-like scale).")
-    ci_low = serializers.FloatField(allow_null=True, help_text="2.5th percentile of the bootstrap ratings.")
-    ci_high = serializers.FloatField(allow_null=True, help_text="97.5th percentile of the bootstrap ratings.")
+    ci_low = serializers.FloatField(
+        allow_null=True, help_text="Lower end of the rating's simultaneous 95% interval. " + INTERVAL_HELP
+    )
+    ci_high = serializers.FloatField(
+        allow_null=True, help_text="Upper end of the rating's simultaneous 95% interval. " + INTERVAL_HELP
+    )
     strength = serializers.FloatField(allow_null=True, help_text="Bradley-Terry log-strength, centred on 0.")
     comparisons = serializers.IntegerField(help_text="Counted votes against other model versions.")
     wins = serializers.IntegerField()
@@ -82,6 +93,12 @@ class LeaderboardSerializer(serializers.Serializer):
     left_out_same_model = serializers.IntegerField(help_text="Votes on pairs of one model's own completions.")
     bootstrap_rounds = serializers.IntegerField(help_text="Resamples of the votes behind the 95% intervals.")
     seed = serializers.IntegerField(allow_null=True, help_text="The bootstrap's random seed.")
+    interval = serializers.CharField(
+        allow_null=True,
+        help_text='What ci_low and ci_high are: today always "simultaneous 95% (bootstrap max-t)". Null before '
+        "the first refresh, and on a board stored before intervals were simultaneous (per-model 95% percentile "
+        "intervals then); the next refresh (every 10 minutes) replaces it.",
+    )
     contributors = ContributorsSerializer(
         help_text="Volunteers by counted votes; those who opted out (PATCH /api/v1/leaderboard/me/) are not listed."
     )

@@ -137,6 +137,7 @@ def test_ratings_intervals_and_pass_at_1_side_by_side(settings):
     assert unrated["rating"] is None and unrated["pass_at_1"] == 0.5 and unrated["comparisons"] == 0
     assert strong["rank"] == 1
     assert body["bootstrap_rounds"] == 200 and body["seed"] == 5
+    assert body["interval"] == "simultaneous 95% (bootstrap max-t)"
     # Seeded: the same votes give the same intervals.
     assert by_model(refreshed(settings))["strong"]["ci_low"] == strong["ci_low"]
 
@@ -167,6 +168,7 @@ def test_the_api_answers_anonymously_before_and_after_a_refresh(api_client, sett
     empty = api_client.get("/api/v1/leaderboard/")
     assert empty.status_code == 200
     assert empty.json()["computed_at"] is None and empty.json()["models"] == []
+    assert empty.json()["interval"] is None
     votes(model_pair("m1", "m2", outcomes=(PASSED, FAILED)), "aaab")
     refreshed(settings)
     response = api_client.get("/api/v1/leaderboard/", HTTP_AUTHORIZATION="Token not-a-token")
@@ -188,6 +190,8 @@ def test_the_schema_documents_the_leaderboard_and_says_both_bad_is_left_out(api_
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Leaderboard")
     row = schema["components"]["schemas"]["ModelRow"]["properties"]
     assert {"rating", "ci_low", "ci_high", "pass_at_1", "win_rate"} <= set(row)
+    assert "simultaneous 95%" in row["ci_low"]["description"] and "simultaneous 95%" in operation["description"]
+    assert "interval" in schema["components"]["schemas"]["Leaderboard"]["properties"]
     assert "patch" in schema["paths"]["/api/v1/leaderboard/me/"]
 
 
@@ -285,6 +289,7 @@ def test_the_page_shows_the_table_the_exclusions_and_the_plot(client, settings):
     assert page.index(">m1<") < page.index(">m2<")
     assert "both-bad votes are left out</strong> (1)" in page
     assert "75%" in page  # m1's win rate, 3 of 4
+    assert "with simultaneous 95% intervals from" in page and "Simultaneous 95% interval</th>" in page
     assert 'id="ratings-plot"' in page and "<script" not in page and "style=" not in page
     plot = client.get("/leaderboard/plot.png")
     assert plot.status_code == 200 and plot["Content-Type"] == "image/png" and plot.content.startswith(b"\x89PNG")
