@@ -143,6 +143,57 @@ def test_gold_pairs_are_mixed_in_at_the_gold_rate_and_never_close(volunteer, oth
     assert claims.assignment_claim_next(user=volunteer).pair_id == human.pk
 
 
+@pytest.mark.parametrize(
+    ("change", "held"),
+    [
+        ({}, False),  # a new volunteer: trust not computed yet
+        ({"trust": 0.1}, False),  # set, but not by a recompute
+        ({"trust": 0.1, "trust_computed_at": datetime(2026, 12, 1, tzinfo=UTC)}, True),
+        ({"trust": 0.5, "trust_computed_at": datetime(2026, 12, 1, tzinfo=UTC)}, False),
+        ({"qc_flagged": True}, True),
+        ({"suspended_at": datetime(2026, 12, 1, tzinfo=UTC)}, True),
+    ],
+)
+def test_a_flagged_untrusted_or_suspended_volunteer_is_handed_gold_pairs_only(
+    volunteer, settings, both_paths, change, held
+):
+    settings.CODEPREF = {**settings.CODEPREF, "QC_GOLD_RATE": 0.0, "QC_ONBOARDING_PAIRS": 0}
+    Volunteer.objects.filter(user=volunteer).update(**change)
+    golds = {gold_pair().pk for _ in range(2)}
+    human = {factories.PairFactory().pk for _ in range(2)}
+    seen = []
+    while (assignment := claims.assignment_claim_next(user=volunteer)) is not None:
+        seen.append(assignment.pair_id)
+        votes.vote_record(user=volunteer, pair_id=assignment.pair_id, screen_choice="left", key=uuid.uuid4().hex)
+    assert claims.held_to_gold(volunteer) is held
+    # held: both gold pairs, then nothing (the human pairs are not theirs to fill); else the human pairs only
+    assert set(seen) == (golds if held else human) and len(seen) == 2
+
+
+def test_votes_that_do_not_count_are_replaced_and_given_back_when_trust_recovers(settings):
+    settings.CODEPREF = {**settings.CODEPREF, "QC_ONBOARDING_PAIRS": 0, "QC_LOW_AGREEMENT": 0.0}
+    good = [factories.UserFactory() for _ in range(2)]
+    bot = factories.UserFactory()
+    pair = factories.PairFactory(votes_wanted=3)
+    for user in (*good, bot):
+        _vote(pair, user, "a")
+    Pair.objects.filter(pk=pair.pk).update(state="complete", votes_count=3, claims_count=3)
+    for _ in range(6):  # the bot misses every gold pair: its trust falls below the threshold
+        _vote(gold_pair(winner="a"), bot, "b")
+    assert quality_recompute()["pairs_reopened"] == 1
+    pair.refresh_from_db()
+    assert Volunteer.objects.get(user=bot).trust < settings.CODEPREF["QC_TRUST_THRESHOLD"]
+    assert (pair.state, pair.votes_wanted, pair.votes_uncounted) == ("open", 4, 1)  # 3 counted wanted, 1 not
+    assert quality_recompute()["pairs_reopened"] == 0  # a second recompute adds nothing more
+    pair.refresh_from_db()
+    assert (pair.state, pair.votes_wanted, pair.votes_uncounted) == ("open", 4, 1)
+    # the bot's trust recovers: its vote counts again and the extra vote is no longer wanted
+    Vote.objects.filter(volunteer=bot, pair__state="gold").update(choice="a")
+    quality_recompute()
+    pair.refresh_from_db()
+    assert (pair.state, pair.votes_wanted, pair.votes_uncounted) == ("complete", 3, 0)
+
+
 def test_the_api_shows_a_gold_pair_like_any_other_and_gives_feedback_only_while_onboarding(volunteer, settings):
     settings.CODEPREF = {**settings.CODEPREF, "QC_GOLD_RATE": 0.0, "QC_ONBOARDING_PAIRS": 2}
     gold = [gold_pair() for _ in range(3)]
