@@ -44,6 +44,9 @@ def configure(args, arm_dir: Path) -> None:
             "CODEPREF_VOTES_PER_PAIR": "3",
             "CODEPREF_SNAPSHOT_TEST_FRACTION": "0.2",
             "CODEPREF_PROMOTION_MIN_COMPLETIONS": str(min(100, args.heldout * 4)),
+            # The simulated crowd votes as fast as the server answers; the rate limits are not what is measured.
+            "API_USER_RATE": "100000/min",
+            "API_VOTE_RATE": "100000/min",
         }
     )
     os.environ.pop("CELERY_BROKER_URL", None)

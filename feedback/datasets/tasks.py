@@ -30,7 +30,7 @@ def build_snapshot(self, slot: str | None = None, filters: dict | None = None, s
 
 @shared_task(name="feedback.tasks.recompute_quality", autoretry_for=TRANSIENT_ERRORS, retry_backoff=30, max_retries=3)
 def recompute_quality() -> dict:
-    """Quality control off the vote path: flags, trust, vote weights, adaptive k (beat, every hour)."""
+    """Quality control off the vote path: flags, trust, vote weights, adaptive k (beat, every 10 minutes)."""
     return quality_recompute()
 
 
