@@ -131,6 +131,7 @@ def run_arm(args, *, mix: str) -> None:
                 mix=mix,
                 crowd_seed=number,
                 quality_control=quality_control_hook(args.quality_control),
+                swap_labels=args.arm == "control_swapped",
             )
             record = loop_round(number, settings, api=api, model_path=str(args.model))
             learning_measure.add_figures(record, heldout=args.out / "heldout.jsonl")

@@ -9,7 +9,11 @@ those, ``decide`` promotes the policy only when all of these hold:
    100, is the least that resolves a 10-point change in pass@1 (the step the learning benchmark aims for per
    round): a pass rate measured on N completions has a 95% interval of up to +-1.96 * sqrt(0.25 / N), that is
    +-0.20 at today's demo size (6 prompts x 4 samples = 24) and +-0.098 at 100.
-2. **Not more degenerate**: the policy's degenerate rate is not above its parent's (see ``degenerate_reason``).
+2. **Not more degenerate**: the policy writes no more degenerate completions than its parent (see
+   ``degenerate_reason``), give or take ``DEGENERATE_TOLERANCE`` (1%) of the completions, rounded down: one
+   sample in 100-199. Degenerate samples are rare and land on different prompts from run to run (a probe
+   round: 5 against 4 of 192, on 5 and 4 different prompts), so an exact "not above" refused a candidate at
+   pass@1 0.250 against 0.130 on one sample's noise; the demo's failure (47 of 48 samples empty) is far past it.
 3. **Better beyond noise**: its pass@1 is above the parent's and an exact one-sided paired permutation test
    on the prompts gives p < ``alpha`` (0.05). Per prompt, d = policy's passing count - parent's. Under "no
    difference" each nonzero d is as likely to have either sign, so p is the share of the 2^m sign
@@ -37,6 +41,7 @@ from training.sandbox.program import program_source
 MIN_COMPLETIONS = 100
 ALPHA = 0.05
 FIRST_MODEL_MAX_DEGENERATE = 0.5
+DEGENERATE_TOLERANCE = 0.01  # of the completions, rounded down: how many more degenerate samples are noise
 REPETITIVE_MIN_LINES = 4
 
 
@@ -169,7 +174,7 @@ def decide(
         "prompts_worse": sum(d < 0 for d in differences),
     }
     scores = f"pass@1 {policy.pass_at_1:.3f} vs parent {parent.pass_at_1:.3f}"
-    if policy.degenerate_rate > parent.degenerate_rate:
+    if sum(policy.degenerate) - sum(parent.degenerate) > int(DEGENERATE_TOLERANCE * policy.completions):
         rates = f"{policy.degenerate_rate:.3f} vs parent {parent.degenerate_rate:.3f}"
         return Decision(False, f"more degenerate completions than its parent ({rates}; {scores})", **evidence)
     if policy.pass_at_1 <= parent.pass_at_1:

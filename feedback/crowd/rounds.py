@@ -52,6 +52,8 @@ class RoundSettings:
     max_crowd_seconds: float = 1800.0
     recipe: str = "ladder"
     quality_control: Callable[[], dict] | None = None  # issue 12's hook: after the votes, before the export
+    # The labels-swapped control: every exported preference (the tests' labels too) goes in reversed.
+    swap_labels: bool = False
 
 
 @contextmanager
@@ -142,6 +144,23 @@ def crowd_vote(settings: RoundSettings, api) -> dict:
     return report
 
 
+def preference_labels_swap(folder: Path) -> int:
+    """The control's export: chosen and rejected exchanged in every preference row (JSONL and Parquet twin), so
+    that every stage learns the opposite of what the tests and the crowd said. Returns the rows swapped."""
+    swapped = 0
+    for split in ("train", "test"):
+        path = folder / "preference" / f"{split}.jsonl"
+        if not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for row in rows:
+            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        path.with_suffix(".parquet").unlink(missing_ok=True)  # the JSONL is what is read
+        swapped += len(rows)
+    return swapped
+
+
 def label_accuracy(snapshot: DatasetSnapshot | None) -> dict:
     """The exported preference rows scored against the tests: right when chosen passed and rejected failed."""
     right = wrong = undecided = 0
@@ -215,6 +234,8 @@ def loop_round(number: int, settings: RoundSettings, *, api, model_path: str) ->
             quality = settings.quality_control()
     with timed(times, "snapshot"):
         built = snapshot_build()
+        if settings.swap_labels and built.snapshot is not None:
+            preference_labels_swap(built.snapshot.path)
     with timed(times, "cycle"):
         run = training_cycle_execute(recipe=settings.recipe, force=True)
     run.refresh_from_db()

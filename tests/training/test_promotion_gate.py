@@ -80,6 +80,21 @@ def test_a_win_within_noise_does_not_promote():
     assert decision.reason.startswith("better within noise (pass@1 0.233 vs parent 0.217, +0.017, p = 0.344 >= 0.05")
 
 
+def test_one_more_degenerate_sample_in_a_hundred_is_noise_two_are_not():
+    # 48 prompts x 4 = 192 completions: 1% rounded down allows one more degenerate sample than the parent
+    parent = outcomes([0] * 24 + [1] * 24, degenerate=[1] * 4 + [0] * 44)
+    better = [1] * 24 + [2] * 24
+    assert decide(outcomes(better, degenerate=[0] * 43 + [1] * 5), parent).promote  # 5 vs 4
+    refused = decide(outcomes(better, degenerate=[0] * 42 + [1] * 6), parent)  # 6 vs 4
+    assert not refused.promote
+    assert refused.reason.startswith("more degenerate completions than its parent (0.031 vs parent 0.021")
+    # at 100 completions the allowance is one sample: two more are refused
+    small_parent = outcomes([0] * 12 + [1] * 13, degenerate=[0] * 25)
+    small_better = [2] * 25
+    assert decide(outcomes(small_better, degenerate=[1] + [0] * 24), small_parent).promote  # 100 completions
+    assert not decide(outcomes(small_better[:-1] + [2], degenerate=[1] * 2 + [0] * 23), small_parent).promote
+
+
 def test_a_higher_degenerate_rate_blocks_even_with_a_higher_pass_at_1():
     policy = outcomes([3] * 30, degenerate=[1] * 30)  # 0.75, a quarter of its completions empty or broken
     parent = outcomes([1] * 30, degenerate=[0] * 29 + [1])
