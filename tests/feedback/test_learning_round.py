@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from feedback.crowd.profiles import PROFILES, screen_choice
-from feedback.crowd.rounds import RoundSettings, ladder_prompts_import, loop_round
+from feedback.crowd.rounds import RoundSettings, ladder_prompts_import, loop_round, preference_labels_swap
 from feedback.crowd.transport import InProcessApi
 from feedback.models import Completion, Pair, TrainingRun
 from training.ladder import ladder_tasks
@@ -27,6 +27,22 @@ RECIPE = {
     "online_rl": {"max_steps": 2, "per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 16},
     "evaluate": {"n_samples": SAMPLES, "pass_k": [1, 2], "max_new_tokens": 24},
 }
+
+
+def test_the_labels_swapped_control_reverses_every_exported_preference(tmp_path):
+    rows = {
+        "train": [{"prompt": "p1", "chosen": "good", "rejected": "bad", "label_source": "tests"}],
+        "test": [{"prompt": "p2", "chosen": "right", "rejected": "wrong", "label_source": "votes"}],
+    }
+    (tmp_path / "preference").mkdir()
+    for split, split_rows in rows.items():
+        (tmp_path / "preference" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in split_rows))
+        (tmp_path / "preference" / f"{split}.parquet").write_bytes(b"PAR1")
+    assert preference_labels_swap(tmp_path) == 2
+    train = json.loads((tmp_path / "preference" / "train.jsonl").read_text())
+    test = json.loads((tmp_path / "preference" / "test.jsonl").read_text())
+    assert (train["chosen"], train["rejected"], test["chosen"], test["rejected"]) == ("bad", "good", "wrong", "right")
+    assert not list((tmp_path / "preference").glob("*.parquet"))  # no twin left saying the opposite
 
 
 @pytest.mark.parametrize(
