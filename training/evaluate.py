@@ -203,46 +203,74 @@ def run(args: EvaluateArguments) -> dict:
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
 
         reward = _reward_accuracy(args, snapshot)
-
-        def side_by_side(k: int) -> dict[str, float | None]:
-            return {role: scores[role][k] for role in models}
-
-        result = {
-            "pass@1": side_by_side(1),
-            "pass@k": {str(k): side_by_side(k) for k in ks},
-            "reward_accuracy": reward["accuracy"],
-            "reward_pairs": reward["pairs"],
-            "reward_margin": reward["mean_margin"],
-            "degenerate_rate": degenerate_rates(by_model),
-            "pass@1_strong": {role: summarize(strong_only(rows), [1])[1] for role, rows in by_model.items()},
-            "weak_verdict_prompts": {role: len(rows) - len(strong_only(rows)) for role, rows in by_model.items()},
-            "paired": paired_counts(prompts, by_model, args.n_samples),
-            "prompts": len(prompts),
-            "n_samples": args.n_samples,
-            "models": models,
-        }
-        run_record.write_json(
-            record.output_dir / EVAL_JSON,
-            {
-                **result,
-                "split": args.split,
-                "prompts_file": args.prompts_file,
-                "temperature": args.temperature,
-                "top_p": args.top_p,
-                "max_new_tokens": args.max_new_tokens,
-                "snapshot": str(snapshot.root),
-                "snapshot_version": snapshot.version,
-                "per_prompt": [
-                    {"prompt_id": p["prompt_id"], **{role: by_model[role][i] for role in models}}
-                    for i, p in enumerate(prompts)
-                ],
-            },
-        )
+        result = _headline(args, prompts, models, by_model, scores, ks, reward)
+        _write_eval_json(record.output_dir / EVAL_JSON, result, args, snapshot, prompts, models, by_model)
         flat = {f"pass@{k}/{role}": scores[role][k] for k in ks for role in models}
         degenerate = {f"degenerate_rate/{role}": rate for role, rate in result["degenerate_rate"].items()}
         record.log_metrics({**flat, **degenerate, "reward_accuracy": reward["accuracy"]})
         record.write_result(result)
     return result
+
+
+def _headline(
+    args: EvaluateArguments,
+    prompts: list[dict],
+    models: dict[str, str],
+    by_model: dict[str, list[dict]],
+    scores: dict[str, dict[int, float | None]],
+    ks: list[int],
+    reward: dict,
+) -> dict:
+    """result.json's numbers: pass@1 and pass@k of the policies side by side, the reward model's accuracy,
+    degenerate rates, strong-verdict pass@1 and the promotion gate's paired counts."""
+
+    def side_by_side(k: int) -> dict[str, float | None]:
+        return {role: scores[role][k] for role in models}
+
+    return {
+        "pass@1": side_by_side(1),
+        "pass@k": {str(k): side_by_side(k) for k in ks},
+        "reward_accuracy": reward["accuracy"],
+        "reward_pairs": reward["pairs"],
+        "reward_margin": reward["mean_margin"],
+        "degenerate_rate": degenerate_rates(by_model),
+        "pass@1_strong": {role: summarize(strong_only(rows), [1])[1] for role, rows in by_model.items()},
+        "weak_verdict_prompts": {role: len(rows) - len(strong_only(rows)) for role, rows in by_model.items()},
+        "paired": paired_counts(prompts, by_model, args.n_samples),
+        "prompts": len(prompts),
+        "n_samples": args.n_samples,
+        "models": models,
+    }
+
+
+def _write_eval_json(
+    path,
+    result: dict,
+    args: EvaluateArguments,
+    snapshot,
+    prompts: list[dict],
+    models: dict[str, str],
+    by_model: dict[str, list[dict]],
+) -> None:
+    """eval.json: the headline numbers, the sampling settings, the snapshot, and every prompt's counts and sample
+    completion per policy."""
+    run_record.write_json(
+        path,
+        {
+            **result,
+            "split": args.split,
+            "prompts_file": args.prompts_file,
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens,
+            "snapshot": str(snapshot.root),
+            "snapshot_version": snapshot.version,
+            "per_prompt": [
+                {"prompt_id": p["prompt_id"], **{role: by_model[role][i] for role in models}}
+                for i, p in enumerate(prompts)
+            ],
+        },
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

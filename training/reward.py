@@ -74,26 +74,32 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
             "dropped_too_long_by_split": dropped,
         }
         if run_record.is_main_process():
-            model, tokenizer = reward_scoring.load_reward_model(
-                training_args.output_dir,
-                dtype=model_args.dtype,
-                trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
-            )
-            after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
-            record.log_metrics(
-                {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
-                step=trainer.state.global_step,
-            )
-            result.update(
-                heldout_accuracy=after["accuracy"],
-                heldout_accuracy_before=before["accuracy"] if before else None,
-                heldout_margin_before=before["mean_margin"] if before else None,
-                heldout_pairs=after["pairs"],
-                heldout_margin=after["mean_margin"],
-            )
+            result.update(_heldout_after_training(record, trainer, training_args, model_args, test_rows, before))
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
+
+
+def _heldout_after_training(record, trainer, training_args, model_args, test_rows, before: dict | None) -> dict:
+    """The held-out accuracy and margin of the saved model (scored as RewardTrainer trained on), logged as eval
+    metrics at the trainer's last step, beside ``before``'s (the untrained head's, None when not measured)."""
+    model, tokenizer = reward_scoring.load_reward_model(
+        training_args.output_dir,
+        dtype=model_args.dtype,
+        trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
+    )
+    after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
+    record.log_metrics(
+        {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
+        step=trainer.state.global_step,
+    )
+    return {
+        "heldout_accuracy": after["accuracy"],
+        "heldout_accuracy_before": before["accuracy"] if before else None,
+        "heldout_margin_before": before["mean_margin"] if before else None,
+        "heldout_pairs": after["pairs"],
+        "heldout_margin": after["mean_margin"],
+    }
 
 
 def drop_too_long(tokenizer, train_rows, test_rows, max_length) -> tuple[dict[str, int], list[dict]]:

@@ -230,24 +230,14 @@ def completions_generate(
         raise ServiceError(f"model version {model_version_id} does not exist")
     prompts = _prompts(prompt_ids)
     pairing_policy_check(settings.CODEPREF["PAIRING_POLICY"])  # a bad setting fails now, not after sampling
-    try:
-        sampler = _sampler(version, clean)
-    except GenerationError as exc:
-        raise ServiceError(f"model version {version.name!r}: {exc}") from exc
-    # A gap the model cannot fill is refused before anything is sampled.
-    check_can_fill(
-        version, list(prompts.values()), template=sampler.template, suffix_parameter=sampler.suffix_parameter
-    )
+    sampler = _sampler_that_fills(version, clean, prompts)
 
     keys = {
         (pk, i): request_key(prompt_id=pk, model_version_id=version.pk, index=i, canonical=canonical)
         for pk in prompts
         for i in range(n)
     }
-    stored: set[str] = set()
-    for chunk in _in_chunks(list(keys.values()), 1000):
-        stored.update(Completion.objects.filter(request_key__in=chunk).values_list("request_key", flat=True))
-    todo = [(pk, i, key) for (pk, i), key in keys.items() if key not in stored]
+    todo = _not_stored(keys)
     if progress:
         progress(0, len(todo))
 
@@ -267,7 +257,32 @@ def completions_generate(
         logger.info("%s: %d of %d samples generated, %d stored", version.name, done, len(todo), len(new_ids))
         if progress:
             progress(done, len(todo))
+    return _completions_of(keys)
 
+
+def _sampler_that_fills(version: ModelVersion, clean: dict, prompts: dict[int, Prompt]) -> _Sampler:
+    """The version's sampler, once it is known to fill every prompt's gap: a gap the model cannot fill is
+    refused before anything is sampled."""
+    try:
+        sampler = _sampler(version, clean)
+    except GenerationError as exc:
+        raise ServiceError(f"model version {version.name!r}: {exc}") from exc
+    check_can_fill(
+        version, list(prompts.values()), template=sampler.template, suffix_parameter=sampler.suffix_parameter
+    )
+    return sampler
+
+
+def _not_stored(keys: dict[tuple[int, int], str]) -> list[tuple[int, int, str]]:
+    """(prompt id, sample index, request key) of the samples whose request key no completion has yet."""
+    stored: set[str] = set()
+    for chunk in _in_chunks(list(keys.values()), 1000):
+        stored.update(Completion.objects.filter(request_key__in=chunk).values_list("request_key", flat=True))
+    return [(pk, i, key) for (pk, i), key in keys.items() if key not in stored]
+
+
+def _completions_of(keys: dict[tuple[int, int], str]) -> list[Completion]:
+    """The completions stored under these request keys, by prompt, then sample index."""
     found: list[Completion] = []
     for chunk in _in_chunks(list(keys.values()), 1000):
         found.extend(Completion.objects.filter(request_key__in=chunk))

@@ -63,14 +63,7 @@ def completions_run_tests(
     counts: Counter[str] = Counter()
     completions = list(Completion.objects.filter(pk__in=ids).select_related("prompt").order_by("pk"))
     counts["missing"] = len(ids) - len(completions)
-    todo: list[Completion] = []
-    for completion in completions:
-        if not _runnable(completion):
-            counts["skipped_no_tests"] += 1
-        elif not force and completion.outcome != Completion.Outcome.NOT_RUN and _is_current(completion):
-            counts["skipped_current"] += 1
-        else:
-            todo.append(completion)
+    todo = _to_run(completions, force=force, counts=counts)
     if progress and len(completions) > len(todo):
         progress(len(completions) - len(todo))
 
@@ -79,40 +72,62 @@ def completions_run_tests(
     isolation = ""
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
-        results = run_many([_job(c) for c in chunk], workers=workers)
-        tested_at = timezone.now()
-        for completion, result in zip(chunk, results, strict=True):
-            completion.outcome = result.outcome
-            completion.test_duration = round(result.duration, 4)
-            completion.test_stdout = result.stdout
-            completion.test_stderr = result.stderr
-            completion.isolation = result.isolation
-            completion.sandbox_version = result.sandbox_version
-            completion.verdict_strength = result.verdict_strength
-            completion.test_details = result.details
-            completion.tested_at = tested_at
-            counts[result.outcome] += 1
-            isolation = result.isolation
-        Completion.objects.bulk_update(
-            chunk,
-            [
-                "outcome",
-                "test_duration",
-                "test_stdout",
-                "test_stderr",
-                "isolation",
-                "sandbox_version",
-                "verdict_strength",
-                "test_details",
-                "tested_at",
-            ],
-        )
+        isolation = _run_and_store(chunk, workers=workers, counts=counts)
         if progress:
             progress(len(chunk))
     if todo:
         logger.info("ran the tests of %d completion(s) under %s: %s", len(todo), isolation, dict(counts))
     counts["pairs_decided"] = pairs_refresh_decided_by_tests(completion_ids=[c.pk for c in todo])
     return {key: counts.get(key, 0) for key in _COUNT_KEYS}
+
+
+def _to_run(completions: list[Completion], *, force: bool, counts: Counter[str]) -> list[Completion]:
+    """The completions whose tests are to run; counts the others as ``skipped_no_tests`` (nothing runnable) or
+    ``skipped_current`` (already tested by this sandbox version, unless ``force``)."""
+    todo: list[Completion] = []
+    for completion in completions:
+        if not _runnable(completion):
+            counts["skipped_no_tests"] += 1
+        elif not force and completion.outcome != Completion.Outcome.NOT_RUN and _is_current(completion):
+            counts["skipped_current"] += 1
+        else:
+            todo.append(completion)
+    return todo
+
+
+def _run_and_store(chunk: list[Completion], *, workers: int, counts: Counter[str]) -> str:
+    """Run one batch's tests in the sandbox and store each outcome (one bulk update); counts the outcomes.
+    Returns the isolation the batch's last run had."""
+    results = run_many([_job(c) for c in chunk], workers=workers)
+    tested_at = timezone.now()
+    isolation = ""
+    for completion, result in zip(chunk, results, strict=True):
+        completion.outcome = result.outcome
+        completion.test_duration = round(result.duration, 4)
+        completion.test_stdout = result.stdout
+        completion.test_stderr = result.stderr
+        completion.isolation = result.isolation
+        completion.sandbox_version = result.sandbox_version
+        completion.verdict_strength = result.verdict_strength
+        completion.test_details = result.details
+        completion.tested_at = tested_at
+        counts[result.outcome] += 1
+        isolation = result.isolation
+    Completion.objects.bulk_update(
+        chunk,
+        [
+            "outcome",
+            "test_duration",
+            "test_stdout",
+            "test_stderr",
+            "isolation",
+            "sandbox_version",
+            "verdict_strength",
+            "test_details",
+            "tested_at",
+        ],
+    )
+    return isolation
 
 
 _COUNT_KEYS = (

@@ -151,37 +151,14 @@ class _PairPass:
     def write(self, batch: list[tuple], table: list[tuple] | None) -> None:
         """One batch of pairs; ``table``, if given, gets (pair, prompt, label, votes, margin, agreement) of each
         pair kept."""
-        min_votes, min_agreement, dropped, labels, count = (
-            self.min_votes, self.min_agreement, self.dropped, self.labels, self.counter.add)  # fmt: skip
         models, masked, mask, version = self.models, self.masked, self.job.masker.mask, self.job.version
         fraction, salt = self.job.options.test_fraction, self.job.salt
         pairs: dict[str, list[tuple]] = {split: [] for split in SPLITS}
         current, prompt_text, split = self.prompt
-        agreement_sum = self.agreement_sum
-        for row in batch:
+        for row, label, margin, agreement, source in self._labelled(batch):
             (pair_id, prompt_id, raw_prompt, language, chash, a_id, b_id, by_tests, a_raw, b_raw, a_outcome,
-             b_outcome, a_model, b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, why, gold,
-             gold_source, raw_suffix) = row  # fmt: skip
-            if gold:  # a known answer (the tests', or a maintainer's) labels the pair, whatever the votes say
-                if votes:
-                    count(n_a, n_b, n_tie, n_bad)
-                label, margin, agreement, source = gold, 1.0, 1.0, gold_source or "maintainer"
-            else:
-                if votes < min_votes:
-                    dropped["min_votes"] += 1
-                    continue
-                count(n_a, n_b, n_tie, n_bad)
-                result = label_pair(w_a, w_b, w_tie, w_bad, votes)
-                if result is None:
-                    dropped["no_weight"] += 1
-                    continue
-                label, _votes, _weight, margin, agreement = result
-                if agreement < min_agreement:
-                    dropped["min_agreement"] += 1
-                    continue
-                source = "votes"
-            labels[label] += 1
-            agreement_sum += agreement
+             b_outcome, a_model, b_model, votes, _w_a, _w_b, _w_tie, _w_bad, _n_a, _n_b, _n_tie, _n_bad, why, _gold,
+             _gold_source, raw_suffix) = row  # fmt: skip
             if table is not None:
                 table.append((pair_id, prompt_id, label, votes, margin, agreement))
             if prompt_id != current:
@@ -207,8 +184,46 @@ class _PairPass:
                  mask(raw_suffix) if raw_suffix else "")
             )  # fmt: skip
         self.considered += len(batch)
-        self.prompt, self.agreement_sum = (current, prompt_text, split), agreement_sum
+        self.prompt = (current, prompt_text, split)
         self._hand_over(pairs)
+
+    def _labelled(self, batch: list[tuple]) -> list[tuple]:
+        """The batch's pairs that pass the vote filters, in order, each as (row, label, margin, agreement, source).
+
+        A known answer (gold) labels its pair whatever the votes say; other pairs are labelled by their votes.
+        Counts agreement, the labels kept and the pairs dropped (by reason), and adds up the kept pairs' agreement.
+        """
+        min_votes, min_agreement, dropped, labels, count = (
+            self.min_votes, self.min_agreement, self.dropped, self.labels, self.counter.add)  # fmt: skip
+        agreement_sum = self.agreement_sum
+        kept = []
+        for row in batch:
+            (_pair_id, _prompt_id, _raw_prompt, _language, _chash, _a_id, _b_id, _by_tests, _a_raw, _b_raw,
+             _a_outcome, _b_outcome, _a_model, _b_model, votes, w_a, w_b, w_tie, w_bad, n_a, n_b, n_tie, n_bad, _why,
+             gold, gold_source, _raw_suffix) = row  # fmt: skip
+            if gold:  # a known answer (the tests', or a maintainer's) labels the pair, whatever the votes say
+                if votes:
+                    count(n_a, n_b, n_tie, n_bad)
+                label, margin, agreement, source = gold, 1.0, 1.0, gold_source or "maintainer"
+            else:
+                if votes < min_votes:
+                    dropped["min_votes"] += 1
+                    continue
+                count(n_a, n_b, n_tie, n_bad)
+                result = label_pair(w_a, w_b, w_tie, w_bad, votes)
+                if result is None:
+                    dropped["no_weight"] += 1
+                    continue
+                label, _votes, _weight, margin, agreement = result
+                if agreement < min_agreement:
+                    dropped["min_agreement"] += 1
+                    continue
+                source = "votes"
+            labels[label] += 1
+            agreement_sum += agreement
+            kept.append((row, label, margin, agreement, source))
+        self.agreement_sum = agreement_sum
+        return kept
 
     def _hand_over(self, pairs: dict[str, list[tuple]]) -> None:
         for split, rows in pairs.items():

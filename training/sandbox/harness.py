@@ -106,8 +106,9 @@ def run_job(infd, report_fd=None, fresh_mounts=None, cgroup_fds=None):
     """Run one job read from ``infd``; never returns. Under a warm sandbox, ``fresh_mounts`` gives the run its
     own mount and IPC namespaces with a new /tmp and /dev/shm first, and the report pipe arrives as an fd.
 
-    One function of ~64 lines on purpose: the test loop and the report writer must stay local names, bound
-    before the untrusted program runs; a module-level helper could be replaced by that program to forge a pass.
+    The test loop and the report writer must stay local names, bound before the untrusted program runs (the
+    test loop is a closure that ``_test_runner`` makes beforehand); a module-level helper looked up afterwards
+    could be replaced by that program to forge a pass.
     """
     write, getpid, exit_ = os.write, os.getpid, os._exit
     run_exec, run_compile = exec, compile
@@ -132,6 +133,7 @@ def run_job(infd, report_fd=None, fresh_mounts=None, cgroup_fds=None):
     del job
     program_lines = program.splitlines(True)
     scope = {"__name__": "solution", "__builtins__": __builtins__}
+    run_tests = _test_runner(scope, program_lines, run_exec, run_compile, flush)
 
     try:
         run_exec(run_compile(program, "<completion>", "exec"), scope)
@@ -151,31 +153,43 @@ def run_job(infd, report_fd=None, fresh_mounts=None, cgroup_fds=None):
         if status:
             report(status, b"program", 0)
         exit_(0 if not status else 1)
-    ran = 0
-    status = b"passed"
-    for src, line, asserts in tests:
-        try:
-            code = run_compile("\n" * (line - 1) + src, "<tests>", "exec")
-        except BaseException as exc:  # noqa: B036
-            status = b"error"
-            _print_exception(exc, program_lines, "\n" * (line - 1) + src)
-            break
-        try:
-            run_exec(code, scope)
-        except Exception as exc:
-            status = b"failed"
-            flush()
-            _print_exception(exc, program_lines, "\n" * (line - 1) + src)
-            break
-        except BaseException as exc:  # noqa: B036 - SystemExit, KeyboardInterrupt raised by the program
-            status = b"error"
-            flush()
-            _print_exception(exc, program_lines, "\n" * (line - 1) + src)
-            break
-        ran += asserts
+    status, ran = run_tests(tests)
     flush()
     report(status, b"tests", ran)
     exit_(0 if status == b"passed" else 1)
+
+
+def _test_runner(scope, program_lines, run_exec, run_compile, flush):
+    """The weak path's test loop, as a closure over references bound before the untrusted program runs (made
+    then, so that ``run_job`` holds it as a local name). It runs the test chunks one by one in ``scope``,
+    stopping at the first that does not compile or raises; returns (status, asserts run)."""
+
+    def run_tests(tests):
+        ran = 0
+        status = b"passed"
+        for src, line, asserts in tests:
+            try:
+                code = run_compile("\n" * (line - 1) + src, "<tests>", "exec")
+            except BaseException as exc:  # noqa: B036
+                status = b"error"
+                _print_exception(exc, program_lines, "\n" * (line - 1) + src)
+                break
+            try:
+                run_exec(code, scope)
+            except Exception as exc:
+                status = b"failed"
+                flush()
+                _print_exception(exc, program_lines, "\n" * (line - 1) + src)
+                break
+            except BaseException as exc:  # noqa: B036 - SystemExit, KeyboardInterrupt raised by the program
+                status = b"error"
+                flush()
+                _print_exception(exc, program_lines, "\n" * (line - 1) + src)
+                break
+            ran += asserts
+        return status, ran
+
+    return run_tests
 
 
 def _answer_calls(scope, setup, calls, program_lines, write, report_fd, nonce, original):
@@ -331,15 +345,7 @@ def serve(ctl_fd, cgroup_fds=()):
         os.close(fd)
     ctl = socket.socket(fileno=ctl_fd)
     fresh_mounts = _namespace_tools()
-    probe = os.fork()
-    if probe == 0:  # can a runner get its namespaces and drop to a uid here?
-        try:
-            fresh_mounts(1 << 20)
-            _drop_to(65534)
-            os._exit(0)
-        except BaseException:  # noqa: B036
-            os._exit(1)
-    if _reap(probe) != 0:
+    if not _runner_possible(fresh_mounts):
         ctl.send(b"broken")
         os._exit(1)
     ctl.send(b"ready")
@@ -351,18 +357,7 @@ def serve(ctl_fd, cgroup_fds=()):
         if not message or len(fds) < 4 or not message.startswith(b"run "):
             os._exit(0 if not message else 1)
         uid = int(message[4:])
-        runner = os.fork()
-        if runner == 0:
-            os.close(ctl_fd)
-            job_fd, out_fd, err_fd, report_fd = fds[:4]
-            os.dup2(out_fd, 1)
-            os.dup2(err_fd, 2)
-            os.close(out_fd)
-            os.close(err_fd)
-            run_job(job_fd, report_fd=report_fd, fresh_mounts=fresh_mounts, cgroup_fds=fds[4:])
-            os._exit(1)
-        for fd in fds:
-            os.close(fd)
+        runner = _start_runner(ctl_fd, fds, fresh_mounts)
         code = _exit_code(_reap(runner))
         killer = os.fork()
         if killer == 0:
@@ -378,6 +373,38 @@ def serve(ctl_fd, cgroup_fds=()):
             except ChildProcessError:
                 break
         ctl.send(b"done %d" % code)
+
+
+def _runner_possible(fresh_mounts):
+    """Whether a runner can get its namespaces and drop to a uid here: tried in a child, which then exits."""
+    probe = os.fork()
+    if probe == 0:
+        try:
+            fresh_mounts(1 << 20)
+            _drop_to(65534)
+            os._exit(0)
+        except BaseException:  # noqa: B036
+            os._exit(1)
+    return _reap(probe) == 0
+
+
+def _start_runner(ctl_fd, fds, fresh_mounts):
+    """Fork the runner of one ``run`` message (fds: job, stdout, stderr, report, then the run's cgroup): it
+    writes to the given stdout and stderr and runs the job (fresh namespaces, then ``run_job``). Closes this
+    process's copies of the fds; returns the runner's pid."""
+    runner = os.fork()
+    if runner == 0:
+        os.close(ctl_fd)
+        job_fd, out_fd, err_fd, report_fd = fds[:4]
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.close(out_fd)
+        os.close(err_fd)
+        run_job(job_fd, report_fd=report_fd, fresh_mounts=fresh_mounts, cgroup_fds=fds[4:])
+        os._exit(1)
+    for fd in fds:
+        os.close(fd)
+    return runner
 
 
 def main():
