@@ -153,8 +153,11 @@ def preference_labels_swap(folder: Path) -> int:
         if not path.exists():
             continue
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        for row in rows:
-            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+        for row in rows:  # chosen / rejected and every chosen_* / rejected_* column (outcomes, ids)
+            for key in [k for k in row if k.startswith("chosen")]:
+                other = "rejected" + key.removeprefix("chosen")
+                if other in row:
+                    row[key], row[other] = row[other], row[key]
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
         path.with_suffix(".parquet").unlink(missing_ok=True)  # the JSONL is what is read
         swapped += len(rows)

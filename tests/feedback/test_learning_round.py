@@ -31,7 +31,16 @@ RECIPE = {
 
 def test_the_labels_swapped_control_reverses_every_exported_preference(tmp_path):
     rows = {
-        "train": [{"prompt": "p1", "chosen": "good", "rejected": "bad", "label_source": "tests"}],
+        "train": [
+            {
+                "prompt": "p1",
+                "chosen": "good",
+                "rejected": "bad",
+                "label_source": "tests",
+                "chosen_outcome": "passed",
+                "rejected_outcome": "failed",
+            }  # fmt: skip
+        ],
         "test": [{"prompt": "p2", "chosen": "right", "rejected": "wrong", "label_source": "votes"}],
     }
     (tmp_path / "preference").mkdir()
@@ -42,6 +51,7 @@ def test_the_labels_swapped_control_reverses_every_exported_preference(tmp_path)
     train = json.loads((tmp_path / "preference" / "train.jsonl").read_text())
     test = json.loads((tmp_path / "preference" / "test.jsonl").read_text())
     assert (train["chosen"], train["rejected"], test["chosen"], test["rejected"]) == ("bad", "good", "wrong", "right")
+    assert (train["chosen_outcome"], train["rejected_outcome"]) == ("failed", "passed")
     assert not list((tmp_path / "preference").glob("*.parquet"))  # no twin left saying the opposite
 
 
