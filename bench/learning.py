@@ -51,7 +51,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--controls", default="swapped", help="comma-separated: swapped, bad25; or none")
     parser.add_argument("--preset", default="ladder", help="bootstrap preset (training/bootstrap.py)")
     parser.add_argument("--model", type=Path, default=ROOT / "var" / "models" / "bootstrap-ladder")
-    parser.add_argument("--train-prompts", type=int, default=48, help="new training-split ladder prompts per round")
+    parser.add_argument("--train-prompts", type=int, default=192, help="new training-split ladder prompts per round")
     parser.add_argument("--heldout", type=int, default=48, help="held-out ladder prompts the cycle evaluates on")
     parser.add_argument("--samples", type=int, default=4, help="completions per training prompt per round")
     parser.add_argument("--levels", default="1,2", help="ladder levels (steps per task)")
