@@ -41,8 +41,12 @@ class IdField(StrictIntegerField):
 
 # What the OpenAPI schema says a StrictCharField takes (feedback/api/schema.py documents it): no NUL.
 NO_NUL = r"^[^\x00]*$"
-# ... and, for a field that is trimmed and may not be blank, at least one character that is not a space.
-NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# ... and, for a field that is trimmed and may not be blank, at least one character that is not a space: a space
+# as Python's str.strip() (DRF's trim) sees it, spelled out, since a schema's \s (ECMA-262) is another set (it
+# leaves out \x1c-\x1f and \x85, which Python strips: schemathesis found a key the schema allowed and the server
+# refused as blank).
+_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+NOT_BLANK = rf"^[^\x00]*[^{_SPACES}\x00][^\x00]*$"
 
 
 class StrictCharField(serializers.CharField):
