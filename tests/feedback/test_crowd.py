@@ -118,7 +118,10 @@ def test_each_profile_votes_as_its_profile_says_and_the_report_scores_it():
 
 def test_the_majority_label_of_each_pair_is_scored_against_the_truth():
     pairs = make_pairs(decided=8, both_pass=1, both_fail=1)
-    report = simulate("--in-process", "--profiles", "careful:3,colluding:2", "--seed", "3")
+    # five careful volunteers (0.95) against two colluders: a pair's majority goes wrong only where the longer
+    # side fails and two careful votes slip (2.3% a pair), so 2 wrong of 8 about 3 runs in 1,000 (three
+    # careful ones failed "at most 1 wrong" one run in ten)
+    report = simulate("--in-process", "--profiles", "careful:5,colluding:2", "--seed", "3")
 
     right = 0
     for pair in pairs:
@@ -128,7 +131,7 @@ def test_the_majority_label_of_each_pair_is_scored_against_the_truth():
     assert report["pairs"]["voted"] == 10 and report["pairs"]["with_truth"] == 8
     assert report["pairs"]["majority_correct"] == right
     assert report["pairs"]["majority_accuracy"] == right / 8
-    assert right >= 7  # three careful volunteers outvote two colluders
+    assert right >= 7  # the careful volunteers outvote the colluders
 
 
 def test_votes_go_through_the_api_with_keys_and_a_rerun_with_the_same_seed_adds_none():
