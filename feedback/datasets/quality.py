@@ -1,5 +1,6 @@
 """Quality control, off the vote path: anomaly flags, trust, vote weights and adaptive k, recomputed from
-every vote (``quality_recompute``: the beat task every hour, the admin's action, ``manage.py recompute_quality``).
+every vote (``quality_recompute``: the beat task every 10 minutes, the admin's action,
+``manage.py recompute_quality``).
 
 What it writes: on each vote ``qc_weight`` and ``qc_flags``; on each volunteer ``trust`` (the weight of their
 votes), ``trust_by_language``, gold counts, ``qc_flagged`` and ``qc_evidence``; on non-gold pairs, more

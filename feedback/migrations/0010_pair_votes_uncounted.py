@@ -10,26 +10,28 @@ from django.db import migrations, models
 OLD, NEW = "every-1h-quality-control", "every-10min-quality-control"
 
 
-def schedule_shorten(apps, schema_editor):
+def _reschedule(apps, name: str, to_name: str, to: tuple[int, str], only_from: tuple[int, str] | None = None) -> None:
+    """Rename the schedule ``name`` to ``to_name`` and run it every ``to`` (every, period); with ``only_from``,
+    only if it still runs at that interval (a schedule a maintainer changed is left alone)."""
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    task = PeriodicTask.objects.filter(name=OLD, interval__every=1, interval__period="hours").first()
+    tasks = PeriodicTask.objects.filter(name=name)
+    if only_from is not None:
+        tasks = tasks.filter(interval__every=only_from[0], interval__period=only_from[1])
+    task = tasks.first()
     if task is None:
         return
-    task.interval, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
-    task.name = NEW
+    task.interval, _ = IntervalSchedule.objects.get_or_create(every=to[0], period=to[1])
+    task.name = to_name
     task.save(update_fields=["interval", "name"])
+
+
+def schedule_shorten(apps, schema_editor):
+    _reschedule(apps, OLD, NEW, (10, "minutes"), only_from=(1, "hours"))
 
 
 def schedule_lengthen(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    task = PeriodicTask.objects.filter(name=NEW).first()
-    if task is None:
-        return
-    task.interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="hours")
-    task.name = OLD
-    task.save(update_fields=["interval", "name"])
+    _reschedule(apps, NEW, OLD, (1, "hours"))
 
 
 class Migration(migrations.Migration):

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from feedback.models import Assignment, Completion, Pair, Prompt, Volunteer, Vote
@@ -119,14 +119,18 @@ def gold_turn_drawn() -> bool:
     return random.random() < settings.CODEPREF["QC_GOLD_RATE"]
 
 
-def held_to_gold(user) -> bool:
-    """Whether quality control hands this volunteer gold pairs only: suspended, flagged, or trusted less than
+def _held_q() -> Q:
+    """Volunteers quality control hands gold pairs only: suspended, flagged, or trusted less than
     ``QC_TRUST_THRESHOLD`` at the last recompute. Their votes would not count; on gold pairs they go on
     measuring the volunteer (trust can recover) without using up pairs that need human judgement.
     (``_NEXT_SQL``'s ``me.held`` is the same rule.)"""
     threshold = settings.CODEPREF["QC_TRUST_THRESHOLD"]
-    held = Q(suspended_at__isnull=False) | Q(qc_flagged=True) | Q(trust_computed_at__isnull=False, trust__lt=threshold)
-    return Volunteer.objects.filter(held, user=user).exists()
+    return Q(suspended_at__isnull=False) | Q(qc_flagged=True) | Q(trust_computed_at__isnull=False, trust__lt=threshold)
+
+
+def held_to_gold(user) -> bool:
+    """Whether quality control hands this volunteer gold pairs only (``_held_q``)."""
+    return Volunteer.objects.filter(_held_q(), user=user).exists()
 
 
 def _gold_turn(user) -> bool:
@@ -170,8 +174,15 @@ def _next_pair_orm(user) -> Assignment | None:
     pending = pending_assignment(user)
     if pending is not None:
         return pending
-    languages = Volunteer.objects.filter(user=user).values_list("languages", flat=True).first() or []
-    gold, held = _gold_turn(user), held_to_gold(user)
+    # the volunteer's languages and whether they are held to gold, in one query
+    facts = (
+        Volunteer.objects.filter(user=user)
+        .annotate(held=ExpressionWrapper(_held_q(), output_field=BooleanField()))
+        .values_list("languages", "held")
+        .first()
+    )
+    languages, held = (facts[0] or [], facts[1]) if facts else ([], False)
+    gold = _gold_turn(user)
     for _attempt in range(3):
         try:
             assignment = _claim(user, languages, gold=gold, held=held)

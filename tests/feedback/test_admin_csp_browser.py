@@ -8,7 +8,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tests import factories
 from tests.feedback.test_api_docs import WATCH
-from tests.feedback.test_browser import TIMEOUT_MS, browser  # noqa: F401 (the browser fixture)
+from tests.feedback.test_browser import TIMEOUT_MS, admin_log_in, browser  # noqa: F401 (the browser fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,11 +39,7 @@ def test_the_periodic_task_editor_and_the_browsable_api_break_no_csp_rule(browse
     context.add_init_script(WATCH)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
+    admin_log_in(page, live_server, "boss")
     found = {}
     for path in pages():
         response = page.goto(live_server.url + path)

@@ -71,6 +71,15 @@ def log_in(page, live_server, username: str) -> None:
     page.wait_for_url(f"{live_server.url}/rank/")
 
 
+def admin_log_in(page, live_server, username: str, next_path: str = "/admin/") -> None:
+    """Through the admin's own login form, landing on ``next_path``."""
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", factories.PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}{next_path}")
+
+
 def left_completion(page, whose) -> tuple[int, str]:
     """(pair id, "a" or "b") of the completion shown on the left, read from the screen."""
     left_text = page.inner_text(".side-left .code")

@@ -8,18 +8,23 @@ import pytest
 from feedback.models import Vote
 from tests import factories
 from tests.feedback.test_api_docs import VIEWPORTS, WATCH
-from tests.feedback.test_browser import ARTIFACTS, TIMEOUT_MS, browser  # noqa: F401 (the browser fixture)
+from tests.feedback.test_browser import ARTIFACTS, TIMEOUT_MS, admin_log_in, browser  # noqa: F401 (the browser fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def boss(db):
+def staff_with_votes():
+    """A superuser "boss" with 3 votes today, on pairs whose A passes and B fails."""
     user = factories.UserFactory(username="boss", is_staff=True, is_superuser=True)
     for n in range(3):
         pair = factories.PairFactory(completion_a__outcome="passed", completion_b__outcome="failed")
         Vote.objects.create(pair=pair, volunteer=user, choice="a", left_is_a=True, idempotency_key=f"k{n}")
     return user
+
+
+@pytest.fixture
+def boss(db):
+    return staff_with_votes()
 
 
 @pytest.mark.parametrize("size", VIEWPORTS)
@@ -37,11 +42,7 @@ def test_the_dashboard_draws_its_plots_within_the_screen_without_a_csp_violation
             errors.append(f"{r.status} {r.url}") if r.status >= 400 and not r.url.endswith("/favicon.ico") else None
         ),
     )
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
+    admin_log_in(page, live_server, "boss")
 
     charts = page.locator(".dash-chart svg")
     assert charts.count() == 3
@@ -74,10 +75,7 @@ def test_the_pair_review_puts_the_sides_side_by_side_or_stacked_on_a_phone(brows
     context.add_init_script(WATCH)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/feedback/pair/{pair.pk}/change/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("input[type=submit]")
+    admin_log_in(page, live_server, "boss", f"/admin/feedback/pair/{pair.pk}/change/")
     a, b = (page.locator(".pair-review-side").nth(i).bounding_box() for i in range(2))
     if size == "1280x800":
         assert a["y"] == b["y"] and a["x"] + a["width"] <= b["x"], (a, b)

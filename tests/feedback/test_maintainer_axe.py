@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from feedback.models import ModelVersion, TrainingRun, Vote
-from tests import factories
-from tests.feedback.test_browser import TIMEOUT_MS, browser  # noqa: F401 (the browser fixture)
+from feedback.models import ModelVersion, TrainingRun
+from tests.feedback.test_browser import TIMEOUT_MS, admin_log_in, browser  # noqa: F401 (the browser fixture)
+from tests.feedback.test_dashboard_browser import staff_with_votes
 from tests.feedback.test_volunteer_browser import axe_serious
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,10 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def boss(db):
-    user = factories.UserFactory(username="boss", is_staff=True, is_superuser=True)
-    for n in range(3):
-        pair = factories.PairFactory(completion_a__outcome="passed", completion_b__outcome="failed")
-        Vote.objects.create(pair=pair, volunteer=user, choice="a", left_is_a=True, idempotency_key=f"k{n}")
+    user = staff_with_votes()
     ModelVersion.objects.create(name="replit-like", backend="transformers", target="x", trust_remote_code=True)
     TrainingRun.objects.create(stage=TrainingRun.Stage.CYCLE, state=TrainingRun.State.SUCCEEDED, recipe="tiny")
     return user
@@ -52,11 +49,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_maintainer_page(brows
     context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "boss")
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
+    admin_log_in(page, live_server, "boss")
     found = {}
     for name, path in maintainer_pages():
         response = page.goto(f"{live_server.url}{path}")

@@ -129,24 +129,34 @@ def seeded():
     random.setstate(state)
 
 
+def _turns(members: list[dict], truth: dict[int, str], gold: dict[int, str], rng: random.Random, before=None) -> None:
+    """Turns in the order of the simulated clocks (a volunteer who reads less votes more often) until no pair is
+    left for anyone; ``before(clock)`` runs ahead of each turn."""
+    queue = [(m["clock"], n) for n, m in enumerate(members)]
+    heapq.heapify(queue)
+    while queue:
+        clock, n = heapq.heappop(queue)
+        if before is not None:
+            before(clock)
+        if _turn(members[n], truth, gold, rng):
+            heapq.heappush(queue, (members[n]["clock"], n))
+
+
 def _crowd_votes(members: list[dict], truth: dict[int, str], gold: dict[int, str], rng: random.Random) -> int:
-    """The crowd votes in the order of their simulated clocks, with quality control recomputed on the beat's
-    schedule in simulated time, then after the crowd runs dry, until no pair goes back for more votes.
-    Returns how many recomputes ran."""
+    """The crowd votes, with quality control recomputed on the beat's schedule in simulated time, then after the
+    crowd runs dry, until no pair goes back for more votes. Returns how many recomputes ran."""
     task = PeriodicTask.objects.get(task="feedback.tasks.recompute_quality")
     every = timedelta(**{task.interval.period: task.interval.every})
-    next_recompute, recomputes = START + every, 0
+    next_at, recomputes = START + every, 0
+
+    def on_schedule(clock) -> None:
+        nonlocal next_at, recomputes
+        if clock >= next_at:
+            quality_recompute()
+            next_at, recomputes = next_at + every, recomputes + 1
+
     while True:
-        # Turns in the order of the simulated clocks: a volunteer who reads less votes more often.
-        queue = [(m["clock"], n) for n, m in enumerate(members)]
-        heapq.heapify(queue)
-        while queue:
-            clock, n = heapq.heappop(queue)
-            if clock >= next_recompute:
-                quality_recompute()
-                next_recompute, recomputes = next_recompute + every, recomputes + 1
-            if _turn(members[n], truth, gold, rng):
-                heapq.heappush(queue, (members[n]["clock"], n))
+        _turns(members, truth, gold, rng, before=on_schedule)
         recomputes += 1
         if quality_recompute()["pairs_reopened"] == 0:
             return recomputes
@@ -174,13 +184,7 @@ def _control_without_quality_control(settings) -> float:
     with transaction.atomic():
         truth = _human_pairs(rng)
         _gold_pairs()
-        members = _crowd(rng)
-        queue = [(m["clock"], n) for n, m in enumerate(members)]
-        heapq.heapify(queue)
-        while queue:
-            _clock, n = heapq.heappop(queue)
-            if _turn(members[n], truth, {}, rng):
-                heapq.heappush(queue, (members[n]["clock"], n))
+        _turns(_crowd(rng), truth, {}, rng)
         assert Vote.objects.filter(pair_id__in=truth).count() == VOTES_PER_PAIR * HUMAN_PAIRS
         accuracy = _unweighted_accuracy(truth)
         transaction.set_rollback(True)
