@@ -102,7 +102,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "feedback.middleware.ContentSecurityPolicyMiddleware",  # django-csp's, with a fixed policy for JSON
     "allauth.account.middleware.AccountMiddleware",
 ]
 

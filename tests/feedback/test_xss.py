@@ -126,3 +126,25 @@ def test_the_diff_cuts_lines_only_at_newlines_as_the_code_panes_do():
     diff = unified_diff(left, "    return 2\n")
     # str.splitlines() would have cut this line in three (at U+2028 and the form feed).
     assert "-x = 1\u2028<script>__xss(1)</script>\x0c\n" in diff
+
+
+def test_json_answers_carry_the_strictest_policy_and_pages_the_nonce_one(client, ranker):
+    """The API's JSON loads nothing and is framed by nobody: ``default-src 'none'`` (written as is, without
+    building the pages' policy); the pages keep theirs."""
+    from feedback.middleware import JSON_POLICY
+
+    factories.PairFactory()
+    answers = [
+        client.get("/api/v1/pairs/next/"),  # 200
+        client.post("/api/v1/votes/", {"pair": "x"}, content_type="application/json"),  # 400
+        client.get("/api/v1/no-such-thing/"),  # 404
+    ]
+    assert [answer.status_code for answer in answers] == [200, 400, 404]
+    for answer in answers:
+        assert answer["Content-Type"].startswith("application/json")
+        assert answer["Content-Security-Policy"] == JSON_POLICY
+    assert csp_directives(answers[0]) == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}
+    page = client.get(reverse("rank-terms"))
+    assert page["Content-Type"].startswith("text/html")
+    assert csp_directives(page)["default-src"] == ["'self'"]
+    assert csp_directives(page)["object-src"] == ["'none'"]
