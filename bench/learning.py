@@ -11,9 +11,12 @@ evaluate, whose evaluation is on HELD-OUT ladder templates; the promotion gate t
 active model. Round 0 is the bootstrap model (``python -m training.bootstrap --preset ladder``, cached).
 
 Arms, each in its own process, database and var folder: ``main`` (an honest crowd), ``control_swapped`` (the
-crowd's labels swapped: must not improve) and ``control_bad25`` (a quarter of the crowd random / always-left /
-colluding, with no quality control: ``--quality-control module:function`` names issue 12's hook, run after the
-votes and before each export). Celery runs eager; the database is SQLite under DIR unless --database-url names
+crowd's labels swapped: must not improve), ``control_bad25_qc`` (a quarter of the crowd random / always-left /
+colluding) and ``control_bad25`` (the same crowd on a platform without quality control: no gold pairs handed out,
+no onboarding, no recompute, every vote weighing 1 in the export). Every other arm runs the platform's quality
+control as deployed: gold pairs and onboarding on, and ``--quality-control`` (module:function, default
+issue 12's recompute; ``none``: off) run after the votes and before each export, where the 10-minute beat
+task would have run. Celery runs eager; the database is SQLite under DIR unless --database-url names
 a PostgreSQL server (each arm then uses, and first empties, its own database ``<name>_<arm>``).
 
 Writes DIR/learning.json ({"rounds": [...], "control_swapped": {"rounds": [...]}, ...}) and DIR/learning.png,
@@ -39,8 +42,12 @@ from bench import learning_report  # noqa: E402
 ARMS = {
     "main": "careful:6,noisy:4",
     "control_swapped": "swapped:10",
-    "control_bad25": "careful:4,noisy:2,random:1,left:1,colluding:2",
+    # 25% bad: 5 of 20 (one random, one always-left, a colluding group of three that picks the longer side)
+    "control_bad25": "careful:9,noisy:6,random:1,left:1,colluding:3",
+    "control_bad25_qc": "careful:9,noisy:6,random:1,left:1,colluding:3",
 }
+WITHOUT_QUALITY_CONTROL = {"control_bad25"}
+QUALITY_CONTROL = "feedback.datasets.quality:quality_recompute"
 HELDOUT_SEED = 1
 
 
@@ -48,7 +55,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--controls", default="swapped", help="comma-separated: swapped, bad25; or none")
+    parser.add_argument(
+        "--controls",
+        default="swapped",
+        help="comma-separated: swapped, bad25 (without quality control), bad25_qc; or none",
+    )
     parser.add_argument("--preset", default="ladder", help="bootstrap preset (training/bootstrap.py)")
     parser.add_argument("--model", type=Path, default=ROOT / "var" / "models" / "bootstrap-ladder")
     parser.add_argument("--train-prompts", type=int, default=192, help="new training-split ladder prompts per round")
@@ -58,7 +69,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", type=Path, default=ROOT / "training" / "recipes" / "ladder")
     parser.add_argument("--database-url", default="", help="postgres://... (default: SQLite under DIR)")
     parser.add_argument("--transport", choices=("http", "in-process"), default="http")
-    parser.add_argument("--quality-control", default="", help="module:function run after the votes (issue 12)")
+    parser.add_argument(
+        "--quality-control",
+        default=QUALITY_CONTROL,
+        help="module:function run after the votes and before the export in every arm but control_bad25; none: off",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="arms run at once (each in its own process)")
     parser.add_argument(
         "--report-only", action="store_true", help="assemble learning.json from the arms' arm.json files as they are"
@@ -85,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = ["main"] + [f"control_{c}" for c in args.controls.split(",") if c and c != "none"]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
-        raise SystemExit(f"--controls: unknown {', '.join(unknown)} (known: swapped, bad25)")
+        raise SystemExit(f"--controls: unknown {', '.join(unknown)} (known: swapped, bad25, bad25_qc)")
     if args.report_only:  # a run cut short: each arm's arm.json holds the rounds it finished
         records = {a: json.loads((args.out / a / "arm.json").read_text()) for a in arms if (args.out / a).is_dir()}
     else:

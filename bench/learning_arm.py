@@ -49,7 +49,15 @@ def configure(args, arm_dir: Path) -> None:
             "API_VOTE_RATE": "100000/min",
         }
     )
+    if not quality_controlled(args):  # a platform without quality control: no gold pairs, no onboarding
+        os.environ.update({"CODEPREF_QC_GOLD_RATE": "0", "CODEPREF_QC_ONBOARDING_PAIRS": "0"})
     os.environ.pop("CELERY_BROKER_URL", None)
+
+
+def quality_controlled(args) -> bool:
+    from bench.learning import WITHOUT_QUALITY_CONTROL
+
+    return args.arm not in WITHOUT_QUALITY_CONTROL
 
 
 def _database_url(url: str, arm: str) -> str:
@@ -102,9 +110,10 @@ def import_round_prompts(args, number: int) -> list[int]:
     return ladder_prompts_import(tasks, tag=f"r{number}", anchor_pairs=args.anchor_pairs)
 
 
-def quality_control_hook(spec: str):
-    """``module:function`` (issue 12's quality control, when it exists), or None."""
-    if not spec:
+def quality_control_hook(args):
+    """``--quality-control``'s ``module:function`` (issue 12's recompute), or None: off, or an arm without it."""
+    spec = args.quality_control
+    if not spec or spec == "none" or not quality_controlled(args):
         return None
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -130,7 +139,9 @@ def run_arm(args, *, mix: str) -> None:
                 samples=args.samples,
                 mix=mix,
                 crowd_seed=number,
-                quality_control=quality_control_hook(args.quality_control),
+                quality_control=quality_control_hook(args),
+                # without quality control every vote weighs 1 (suspended volunteers would still be left out)
+                snapshot_filters=None if quality_controlled(args) else {"quality_control": False},
                 swap_labels=args.arm == "control_swapped",
             )
             record = loop_round(number, settings, api=api, model_path=str(args.model))

@@ -91,9 +91,10 @@ def targets(result: dict) -> dict:
         if r["promoted"] and (r["candidate"]["pass_at_1"] or 0) < (r["parent"]["pass_at_1"] or 0)
     ]
     worse += [
-        f"control round {r['round']}"
-        for arm in ("control_swapped", "control_bad25")
-        for r in (result.get(arm, {}).get("rounds") or [])[1:]
+        f"{arm} round {r['round']}"
+        for arm in result
+        if arm.startswith("control_")
+        for r in (result[arm].get("rounds") or [])[1:]
         if r["promoted"] and (r["candidate"]["pass_at_1"] or 0) < (r["parent"]["pass_at_1"] or 0)
     ]
     labels = [r["label_accuracy"]["accuracy"] for r in main if r["label_accuracy"]["accuracy"] is not None]
@@ -177,6 +178,7 @@ def summary(result: dict) -> str:
         lines.append(
             f"{what}: {f(value)} (target {target:.2f}, ratio {ratio}): {'MET' if t[key]['met'] else 'NOT MET'}"
         )
+    lines += _bad_crowd_lines(result)
     sec = t["round_seconds"]
     ratio = f(sec["value"] / sec["target"]) if sec["value"] is not None else "n/a"
     lines.append(
@@ -184,6 +186,20 @@ def summary(result: dict) -> str:
         f"{'MET' if sec['met'] else 'NOT MET'}"
     )
     return "\n".join(lines)
+
+
+def _bad_crowd_lines(result: dict) -> list[str]:
+    """The 25% bad crowd with and without quality control: exported label accuracy per round."""
+    lines = []
+    for arm, what in (("control_bad25_qc", "with"), ("control_bad25", "without")):
+        rounds = (result.get(arm) or {}).get("rounds") or []
+        if len(rounds) > 1:
+            labels = ", ".join(
+                "n/a" if r["label_accuracy"]["accuracy"] is None else f"{r['label_accuracy']['accuracy']:.3f}"
+                for r in rounds[1:]
+            )
+            lines.append(f"25% bad crowd {what} quality control: exported label accuracy by round {labels}")
+    return lines
 
 
 def plot(result: dict, path: Path) -> None:

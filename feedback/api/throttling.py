@@ -2,10 +2,11 @@
 gunicorn worker and host; per-process memory in the SQLite demo.
 
 Each limit is a fixed-window counter: one ``INCR`` of the window's key, which a new key's ``EXPIRE`` follows
-(every limit of a request in one script, one command to Redis; ``add`` then ``incr`` on other caches). It is atomic, so concurrent requests in different
-processes cannot read the same count and all pass (DRF's own throttles read a list of timestamps and write it
-back: a race, and a list as long as the rate on every request). A window lets at most twice the rate through
-across its boundary; that is the price of one small key.
+(every limit of a request in one script, one command to Redis; ``add`` then ``incr`` on other caches). It is
+atomic, so concurrent requests in different processes cannot read the same count and all pass (DRF's own
+throttles read a list of timestamps and write it back: a race, and a list as long as the rate on every
+request). A window lets at most twice the rate through across its boundary; that is the price of one small
+key.
 
 Rates are ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` entries (``"30/min"``, ``"5/hour"``), read when used,
 so that a changed setting applies at once. A cache that does not answer lets requests through (logged) and

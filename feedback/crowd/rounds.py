@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,7 @@ class RoundSettings:
     max_crowd_seconds: float = 1800.0
     recipe: str = "ladder"
     quality_control: Callable[[], dict] | None = None  # issue 12's hook: after the votes, before the export
+    snapshot_filters: Mapping | None = None  # the export's filters (snapshot_build's; None: the defaults)
     # The labels-swapped control: every exported preference (the tests' labels too) goes in reversed.
     swap_labels: bool = False
 
@@ -236,7 +237,7 @@ def loop_round(number: int, settings: RoundSettings, *, api, model_path: str) ->
         with timed(times, "quality_control"):
             quality = settings.quality_control()
     with timed(times, "snapshot"):
-        built = snapshot_build()
+        built = snapshot_build(filters=settings.snapshot_filters)
         if settings.swap_labels and built.snapshot is not None:
             preference_labels_swap(built.snapshot.path)
     with timed(times, "cycle"):
