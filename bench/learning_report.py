@@ -189,16 +189,21 @@ def summary(result: dict) -> str:
 
 
 def _bad_crowd_lines(result: dict) -> list[str]:
-    """The 25% bad crowd with and without quality control: exported label accuracy per round."""
+    """The 25% bad crowd with and without quality control, beside the honest crowd: exported label accuracy (rows
+    the tests decide) and the rows exported where the tests cannot decide. There an honest judge says tie or
+    both bad, so every such preference row is noise that the bad volunteers put in."""
     lines = []
-    for arm, what in (("control_bad25_qc", "with"), ("control_bad25", "without")):
-        rounds = (result.get(arm) or {}).get("rounds") or []
-        if len(rounds) > 1:
-            labels = ", ".join(
-                "n/a" if r["label_accuracy"]["accuracy"] is None else f"{r['label_accuracy']['accuracy']:.3f}"
-                for r in rounds[1:]
+    for arm, what in (("main", "honest crowd"), ("control_bad25_qc", "25% bad, with quality control"),
+                      ("control_bad25", "25% bad, without quality control")):  # fmt: skip
+        rounds = (result["rounds"] if arm == "main" else (result.get(arm) or {}).get("rounds")) or []
+        if len(rounds) > 1 and (arm != "main" or "control_bad25" in result):
+            labels = [r["label_accuracy"] for r in rounds[1:]]
+            accuracy = ", ".join("n/a" if x["accuracy"] is None else f"{x['accuracy']:.3f}" for x in labels)
+            noise = ", ".join(f"{x['rows'] - x['test_decided']}/{x['rows']}" for x in labels)
+            lines.append(
+                f"{what}: exported label accuracy by round {accuracy}; rows the tests do not decide / rows "
+                f"exported {noise}"
             )
-            lines.append(f"25% bad crowd {what} quality control: exported label accuracy by round {labels}")
     return lines
 
 

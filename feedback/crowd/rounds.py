@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from django.utils import timezone
 
 from feedback.coders.generation import completions_generate
 from feedback.coders.importing import prompts_import
@@ -32,7 +35,7 @@ from training.ladder import Task
 
 from .profiles import mix_parse
 from .report import crowd_report
-from .simulation import crowd_enlist, crowd_run, crowd_tokens_issue, crowd_tokens_revoke
+from .simulation import SimulatedTime, crowd_enlist, crowd_run, crowd_tokens_issue, crowd_tokens_revoke
 
 PASSED = Completion.Outcome.PASSED
 FAILED = {Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT}
@@ -50,6 +53,9 @@ class RoundSettings:
     crowd_seed: int = 0
     max_votes: int = 100_000
     max_crowd_seconds: float = 1800.0
+    # Reading time, simulated (simulation.SimulatedTime): a careful volunteer's mean, in seconds. Quality control
+    # reads the votes' times, and a crowd voting at machine speed is, rightly, flagged as too fast.
+    reading_seconds: float = 20.0
     recipe: str = "ladder"
     quality_control: Callable[[], dict] | None = None  # issue 12's hook: after the votes, before the export
     snapshot_filters: Mapping | None = None  # the export's filters (snapshot_build's; None: the defaults)
@@ -136,6 +142,7 @@ def crowd_vote(settings: RoundSettings, api) -> dict:
             seed=settings.crowd_seed,
             max_votes=settings.max_votes,
             max_seconds=settings.max_crowd_seconds,
+            simulated=SimulatedTime(settings.reading_seconds, start=timezone.now() - timedelta(hours=6)),
         )
     finally:
         crowd_tokens_revoke(members)

@@ -9,6 +9,12 @@ the account and the pair, so a retried or repeated run lands each vote once.
 Each choice is drawn from a generator seeded by (seed, account, pair): the same seed gives the same votes
 whatever order the server hands the pairs out in.
 
+Reading time is either waited (``reading_seconds``: real sleeps, for a load test) or simulated
+(``SimulatedTime``): the crowd votes at machine speed, and the harness writes each vote's times where they would
+have been had the volunteer read that long: the assignment's hand-out moved back by the reading time (the server
+measures a vote's time from it), the vote stamped at the volunteer's own clock. Quality control, which reads
+those times, then sees a crowd of people, not of scripts (issue 10's loop benchmark runs it this way).
+
 Every vote's answer claims the volunteer's next pair, so a run cut short by its bounds leaves each volunteer
 holding one pair until the assignment expires (``ASSIGNMENT_TTL_SECONDS``) or the same crowd runs again
 (a re-run answers the pairs it holds first).
@@ -21,13 +27,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from knox.models import AuthToken
 
 from feedback.accounts.services import api_token_issue, volunteer_has_accepted_terms, volunteer_terms_accept
+from feedback.models import Assignment, Vote
 
 from .oracle import Oracle
 from .profiles import PROFILES, Profile, mix_apportion, screen_choice, volunteer_accuracy
@@ -53,6 +61,18 @@ class Member:
     cast: int = 0
     replayed: int = 0
     conflicts: int = 0
+    user_id: int = 0
+    clock: datetime | None = None  # SimulatedTime: when this volunteer sees the next pair
+
+
+@dataclass(frozen=True)
+class SimulatedTime:
+    """Reading time simulated, not waited: a profile reads ``reading_seconds`` x its ``reading`` share x 0.5-1.5,
+    then takes ``pause`` seconds before the next pair; each volunteer's clock starts ``start`` + 0-60 s."""
+
+    reading_seconds: float
+    start: datetime
+    pause: tuple[float, float] = (1.0, 10.0)
 
 
 @dataclass
@@ -82,7 +102,7 @@ def crowd_enlist(*, mix: dict[str, int], volunteers: int, seed: int) -> list[Mem
             if not volunteer_has_accepted_terms(user):
                 volunteer_terms_accept(user=user)
             accuracy = volunteer_accuracy(PROFILES[name], random.Random(f"{seed}:{username}"))
-            members.append(Member(username=username, profile=PROFILES[name], accuracy=accuracy))
+            members.append(Member(username=username, profile=PROFILES[name], accuracy=accuracy, user_id=user.pk))
     return members
 
 
@@ -128,7 +148,9 @@ def _expect(status: int, body, wanted: tuple[int, ...], what: str) -> None:
         raise CrowdError(f"{what}: HTTP {status} {body}")
 
 
-def _turn(member: Member, *, api, oracle: Oracle, seed: int, reading_seconds: float) -> tuple[bool, float]:
+def _turn(
+    member: Member, *, api, oracle: Oracle, seed: int, reading_seconds: float, simulated: SimulatedTime | None
+) -> tuple[bool, float]:
     """One turn of one volunteer: (whether a new vote was stored, the vote request's latency in ms)."""
     if member.pending is None:
         status, body = api.request("GET", NEXT, token=member.token)
@@ -150,8 +172,7 @@ def _turn(member: Member, *, api, oracle: Oracle, seed: int, reading_seconds: fl
         right=right,
         rng=rng,
     )
-    if reading_seconds and member.profile.reading:
-        time.sleep(reading_seconds * member.profile.reading * rng.uniform(0.5, 1.5))
+    voted_at = _read(member, pair_id, rng, reading_seconds=reading_seconds, simulated=simulated)
     vote = {"pair": pair_id, "choice": choice, "idempotency_key": idempotency_key(member, pair_id)}
     started = time.perf_counter()
     status, body = api.request("POST", VOTES, token=member.token, body=vote)
@@ -161,11 +182,32 @@ def _turn(member: Member, *, api, oracle: Oracle, seed: int, reading_seconds: fl
         member.pending = None
         return False, latency
     _expect(status, body, (200, 201), f"{member.username}: POST {VOTES} {vote}")
+    if status == 201 and voted_at is not None:
+        Vote.objects.filter(pk=body["id"]).update(created_at=voted_at)
     member.cast += status == 201
     member.replayed += status == 200
     member.pending = body["next"]
     member.done = member.pending is None
     return status == 201, latency
+
+
+def _read(member: Member, pair_id: int, rng: random.Random, *, reading_seconds: float,
+          simulated: SimulatedTime | None) -> datetime | None:  # fmt: skip
+    """The volunteer reads the pair: waits ``reading_seconds`` x the profile's share, or, with ``simulated``, moves
+    the hand-out back by the simulated reading time and returns when the vote would have been cast."""
+    if simulated is None:
+        if reading_seconds and member.profile.reading:
+            time.sleep(reading_seconds * member.profile.reading * rng.uniform(0.5, 1.5))
+        return None
+    read = timedelta(seconds=simulated.reading_seconds * member.profile.reading * rng.uniform(0.5, 1.5))
+    Assignment.objects.filter(
+        volunteer_id=member.user_id, pair_id=pair_id, voted_at__isnull=True, skipped_at__isnull=True
+    ).update(created_at=timezone.now() - read)
+    if member.clock is None:
+        member.clock = simulated.start + timedelta(seconds=random.Random(member.username).uniform(0, 60))
+    voted_at = member.clock + read
+    member.clock = voted_at + timedelta(seconds=rng.uniform(*simulated.pause))
+    return voted_at
 
 
 def crowd_run(
@@ -177,6 +219,7 @@ def crowd_run(
     max_seconds: float,
     concurrency: int = 1,
     reading_seconds: float = 0.0,
+    simulated: SimulatedTime | None = None,
 ) -> RunResult:
     """Volunteers take turns until none has a pair left, or the votes or the time run out."""
     result = RunResult()
@@ -199,7 +242,9 @@ def crowd_run(
             voted, latency = False, 0.0
             try:
                 if reason is None:
-                    voted, latency = _turn(member, api=api, oracle=oracle, seed=seed, reading_seconds=reading_seconds)
+                    voted, latency = _turn(
+                        member, api=api, oracle=oracle, seed=seed, reading_seconds=reading_seconds, simulated=simulated
+                    )
             except Exception as exc:  # noqa: BLE001 (any failure stops the crowd; the report says which)
                 reason, result.error = "error", f"{type(exc).__name__}: {exc}"
             with ready:

@@ -5,7 +5,10 @@ vote path, from rows it read).
   (``read_ms_base + read_ms_per_char * characters``);
 - ``same_side``: part of a run of at least ``same_side_run`` votes on the same screen side (left or right;
   sides are drawn at random per hand-out, so an honest judge's runs are short);
-- ``one_choice``: part of a run of at least ``one_choice_run`` identical tie / both-bad answers;
+- ``one_choice``: part of a run of at least ``one_choice_run`` identical tie / both-bad answers that the tests
+  do not back: "both bad" where both completions failed their tests, or "tie" where both passed, is what an
+  honest judge says (a batch of weak samples gives long honest runs of it), so such votes are passed over, and
+  neither lengthen nor break a run;
 - ``rate``: more than ``max_votes_per_minute`` votes in the minute up to this one;
 - ``cap``: past ``daily_cap`` votes in one UTC day;
 - ``length_bias``: of at least ``length_bias_votes`` votes for a side on pairs of unequal length, a share of at
@@ -61,6 +64,7 @@ class VoteSeen:
     at: datetime
     characters: int
     longer: str = ""  # the screen side showing the longer completion ("left" / "right"), "" when equally long
+    tests_say: str = ""  # "tie" when both completions passed their tests, "both_bad" when both failed, else ""
 
 
 def votes_flag(votes: Sequence[VoteSeen], limits: AnomalyLimits) -> list[set[str]]:
@@ -69,8 +73,10 @@ def votes_flag(votes: Sequence[VoteSeen], limits: AnomalyLimits) -> list[set[str
     for i, vote in enumerate(votes):
         if vote.time_taken_ms is not None and vote.time_taken_ms < limits.reading_floor_ms(vote.characters):
             flags[i].add("fast")
-    _runs(votes, flags, lambda s: s in ("left", "right"), limits.same_side_run, "same_side")
-    _runs(votes, flags, lambda s: s in ("tie", "both_bad"), limits.one_choice_run, "one_choice")
+    everyone = list(range(len(votes)))
+    _runs(votes, everyone, flags, lambda s: s in ("left", "right"), limits.same_side_run, "same_side")
+    unbacked = [i for i, vote in enumerate(votes) if vote.screen != vote.tests_say]
+    _runs(votes, unbacked, flags, lambda s: s in ("tie", "both_bad"), limits.one_choice_run, "one_choice")
     window: deque[datetime] = deque()
     days: dict[object, int] = {}
     for i, vote in enumerate(votes):
@@ -98,18 +104,19 @@ def _length_bias(votes: Sequence[VoteSeen], flags: list[set[str]], limits: Anoma
             flags[i].add("length_bias")
 
 
-def _runs(votes: Sequence[VoteSeen], flags: list[set[str]], counts, length: int, flag: str) -> None:
-    """Flag every vote of each run of at least ``length`` equal screen choices that ``counts``."""
+def _runs(votes: Sequence[VoteSeen], among: list[int], flags: list[set[str]], counts, length: int, flag: str) -> None:
+    """Flag every vote of each run of at least ``length`` equal screen choices that ``counts``, in the votes
+    ``among`` (indices, in order: the votes left out neither lengthen nor break a run)."""
     if length <= 0:
         return
     start = 0
-    for i in range(1, len(votes) + 1):
-        if i < len(votes) and votes[i].screen == votes[start].screen:
+    for k in range(1, len(among) + 1):
+        if k < len(among) and votes[among[k]].screen == votes[among[start]].screen:
             continue
-        if counts(votes[start].screen) and i - start >= length:
-            for j in range(start, i):
+        if counts(votes[among[start]].screen) and k - start >= length:
+            for j in among[start:k]:
                 flags[j].add(flag)
-        start = i
+        start = k
 
 
 def longest_run(votes: Sequence[VoteSeen]) -> tuple[str, int]:

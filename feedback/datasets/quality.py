@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
-from feedback.models import Pair, Volunteer, Vote
+from feedback.models import Completion, Pair, Volunteer, Vote
 
 from .anomalies import AnomalyLimits, VoteSeen, longest_run, votes_flag
 from .trust import TrustResult, TrustSettings, VoteFacts, trust_compute
@@ -44,6 +44,7 @@ class _Row:
     gold: str
     characters: int
     longer: str  # the screen side of the longer completion, "" when equally long
+    tests_say: str  # "tie" when both completions passed their tests, "both_bad" when both failed, else ""
 
 
 def _rows() -> list[_Row]:
@@ -61,19 +62,57 @@ def _rows() -> list[_Row]:
             "pair__gold_choice",
             "chars_a",
             "chars_b",
+            "pair__completion_a__outcome",
+            "pair__completion_b__outcome",
         )  # fmt: skip
         .order_by("volunteer_id", "id")
     )
     rows = []
-    for vote_id, volunteer, pair, choice, left_is_a, ms, at, language, gold, chars_a, chars_b in votes.iterator(
-        chunk_size=5000
-    ):
+    for (
+        vote_id,
+        volunteer,
+        pair,
+        choice,
+        left_is_a,
+        ms,
+        at,
+        language,
+        gold,
+        chars_a,
+        chars_b,
+        *outcomes,
+    ) in votes.iterator(chunk_size=5000):
         screen = Vote(choice=choice, left_is_a=left_is_a).screen_choice
         longer = "" if chars_a == chars_b else ("left" if (chars_a > chars_b) == left_is_a else "right")
         rows.append(
-            _Row(vote_id, volunteer, pair, choice, screen, ms, at, language, gold or "", chars_a + chars_b, longer)
+            _Row(
+                vote_id,
+                volunteer,
+                pair,
+                choice,
+                screen,
+                ms,
+                at,
+                language,
+                gold or "",
+                chars_a + chars_b,
+                longer,
+                tests_say(*outcomes),
+            )  # fmt: skip
         )
     return rows
+
+
+_FAILED = {Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT}
+
+
+def tests_say(a_outcome: str, b_outcome: str) -> str:
+    """What the tests back of a tie / both-bad answer: "tie" when both passed, "both_bad" when both failed."""
+    if a_outcome == b_outcome == Completion.Outcome.PASSED:
+        return "tie"
+    if a_outcome in _FAILED and b_outcome in _FAILED:
+        return "both_bad"
+    return ""
 
 
 def _flags(rows: list[_Row], limits: AnomalyLimits) -> tuple[dict[int, set[str]], dict[int, dict]]:
@@ -84,7 +123,7 @@ def _flags(rows: list[_Row], limits: AnomalyLimits) -> tuple[dict[int, set[str]]
     flags: dict[int, set[str]] = {}
     evidence: dict[int, dict] = {}
     for volunteer, own in by_volunteer.items():
-        seen = [VoteSeen(r.screen, r.ms, r.at, r.characters, r.longer) for r in own]
+        seen = [VoteSeen(r.screen, r.ms, r.at, r.characters, r.longer, r.tests_say) for r in own]
         own_flags = votes_flag(seen, limits)
         counts: Counter[str] = Counter()
         for row, found in zip(own, own_flags, strict=True):

@@ -284,3 +284,31 @@ def test_loopback_urls_are_accepted(url):
 def test_other_urls_are_refused(url):
     with pytest.raises(ValueError):
         transport.loopback_url_check(url)
+
+
+def test_simulated_reading_time_is_written_where_the_server_would_have_measured_it():
+    """With SimulatedTime the crowd votes at once, and each vote reads as if its volunteer had read the pair for
+    the profile's share of the reading time: the server's own measurement (from the moved-back hand-out) and
+    the vote's time on the volunteer's clock, so quality control sees people, not a script."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_pairs(decided=8, both_pass=0, both_fail=0, votes_wanted=2)
+    members = simulation.crowd_enlist(mix={"careful": 1, "left": 1}, volunteers=2, seed=3)
+    simulation.crowd_tokens_issue(members, lifetime_seconds=60)
+    start = timezone.now() - timedelta(hours=6)
+    simulated = simulation.SimulatedTime(20.0, start=start)
+    result = simulation.crowd_run(
+        members, api=transport.InProcessApi(), seed=3, max_votes=100, max_seconds=60, simulated=simulated
+    )
+    assert result.error == "" and Vote.objects.count() == 16
+    for member in members:
+        votes = list(Vote.objects.filter(volunteer__username=member.username).order_by("id"))
+        read = 20.0 * member.profile.reading  # careful 1.0, left 0.1 of it; drawn 0.5-1.5 times that
+        taken = [v.time_taken_ms for v in votes]
+        assert all(500 * read <= ms <= 1500 * read + 2000 for ms in taken), taken
+        at = [v.created_at for v in votes]
+        assert start < at[0] < start + timedelta(seconds=60 + 1.5 * read)
+        steps = [(b - a).total_seconds() for a, b in zip(at, at[1:], strict=False)]
+        assert all(0.5 * read + 1 <= step <= 1.5 * read + 10 for step in steps), steps  # reading, then a pause

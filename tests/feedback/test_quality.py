@@ -380,6 +380,31 @@ def test_anomaly_flags_each_rule_on_its_own():
     assert [sorted(f) for f in votes_flag(burst, LIMITS)] == [[]] * 5 + [["rate"]] * 2
 
 
+def test_answers_the_tests_back_neither_lengthen_nor_break_a_run_of_one_choice():
+    """Both bad where both completions failed (tie where both passed) is the honest answer: a batch of weak
+    samples gives long runs of it, which are not an anomaly. Unbacked answers still run, across the backed."""
+    honest = [VoteSeen("both_bad", 60_000, T0 + timedelta(minutes=5 * n), 10, "", "both_bad") for n in range(6)]
+    assert votes_flag(honest, LIMITS) == [set()] * 6
+    # both bad where one side passed (or the prompt has no tests): three in a row are a run, whatever is between
+    mixed = [("both_bad", ""), ("both_bad", "both_bad"), ("both_bad", ""), ("tie", "tie"), ("both_bad", "")]
+    seen = [VoteSeen(c, 60_000, T0 + timedelta(minutes=5 * n), 10, "", say) for n, (c, say) in enumerate(mixed)]
+    assert [sorted(f) for f in votes_flag(seen, LIMITS)] == [["one_choice"], [], ["one_choice"], [], ["one_choice"]]
+    # a tie where both failed is not what the tests say: it runs
+    ties = [VoteSeen("tie", 60_000, T0 + timedelta(minutes=5 * n), 10, "", "both_bad") for n in range(3)]
+    assert votes_flag(ties, LIMITS) == [{"one_choice"}] * 3
+
+
+def test_the_recompute_reads_what_the_tests_say_of_each_pair():
+    from feedback.datasets.quality import _rows
+
+    voter = factories.UserFactory()
+    cases = {(True, True): "tie", (False, False): "both_bad", (True, False): ""}
+    for (a_passed, b_passed), _ in cases.items():
+        pair = factories.PairWithOutcomesFactory(a_passed=a_passed, b_passed=b_passed)
+        _vote(pair, voter, "both_bad", left_is_a=True, at=T0)
+    assert [row.tests_say for row in _rows()] == list(cases.values())
+
+
 def test_recompute_stores_weights_flags_and_evidence_and_lists_flagged_volunteers(settings):
     settings.CODEPREF = {**settings.CODEPREF, "QC_ONBOARDING_PAIRS": 0, "QC_SAME_SIDE_RUN": 6}
     honest, bot = factories.UserFactory(), factories.UserFactory()
