@@ -26,6 +26,11 @@ def configure(args, arm_dir: Path) -> None:
     shutil.copytree(args.recipe, recipe)
     with open(recipe / "evaluate.yaml", "a") as handle:
         handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+    if args.arm == "control_swapped":
+        # Reference pairs are labelled by the tests' outcomes, which the swap leaves true: the control learns
+        # only from the (swapped) labels it was given.
+        with open(recipe / "reward.yaml", "a") as handle:
+            handle.write("reference_pairs: false\n")
     pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
     (recipe / "pipeline.yaml").write_text(pipeline)
     database = _database_url(args.database_url, arm_dir.name) if args.database_url else f"sqlite:///{var}/db.sqlite3"

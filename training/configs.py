@@ -100,6 +100,13 @@ class RewardArguments(SnapshotArguments):
         default=True,
         metadata={"help": "Also measure held-out accuracy of the untrained head, as a baseline in result.json."},
     )
+    reference_pairs: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train on each prompt's reference solution (prompts/train.jsonl) against each exported "
+            "completion whose tests failed: test-decided pairs no one had to vote on (training.data.reference_pairs)."
+        },
+    )
 
 
 @dataclass

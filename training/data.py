@@ -127,6 +127,36 @@ def preference_rows(
     return out
 
 
+FAILED_OUTCOMES = ("failed", "error", "timeout")
+
+
+def reference_pairs(snapshot: Snapshot, split: str) -> list[dict[str, str]]:
+    """Test-decided pairs the platform never showed anyone: each prompt's reference solution (prompts/<split>)
+    against each of its exported completions whose tests failed (the rows' chosen_outcome / rejected_outcome),
+    once per whitespace-distinct completion, the prompt ending on a token boundary (training.boundary).
+
+    The labels come from the tests, not from the rows' chosen / rejected: a run that must learn only what it was
+    told (bench/learning.py's labels-swapped control) leaves them out."""
+    references = {
+        row["prompt_id"]: row["reference_solution"]
+        for row in prompt_rows(snapshot, split)
+        if row["reference_solution"].strip()
+    }
+    path = snapshot.file("preference", split)
+    seen: set[tuple[Any, str]] = set()
+    pairs = []
+    for row in _left_to_right(read_jsonl(path, columns=TRAINER_PREFERENCE_COLUMNS), path):
+        reference = references.get(row.get("prompt_id"))
+        for side in ("chosen", "rejected"):
+            text, key = row[side], (row.get("prompt_id"), " ".join(row[side].split()))
+            if reference is None or row.get(f"{side}_outcome") not in FAILED_OUTCOMES or not key[1] or key in seen:
+                continue
+            seen.add(key)
+            prompt, chosen, rejected = at_token_boundary(row["prompt"], reference, text)
+            pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    return pairs
+
+
 def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """The rows without a fill-in-the-middle suffix. The stages train and evaluate left-to-right prompts only
     (a FIM row needs the model's FIM template in training, not built yet): FIM rows are left out, loudly, rather

@@ -12,7 +12,8 @@ scored from the saved folder in exactly the format RewardTrainer trained on (pro
 after. RewardTrainer DROPS pairs longer than max_length tokens (it does not truncate them): they are counted per
 split before training, logged as a WARNING and reported; over-long held-out pairs are left out of the accuracies.
 result.json: {"heldout_accuracy", "heldout_accuracy_before", "heldout_margin", "heldout_margin_before",
-"heldout_pairs", "dropped_too_long", "dropped_too_long_by_split", "train_pairs", "tokens_per_second", ...}.
+"heldout_pairs", "dropped_too_long", "dropped_too_long_by_split", "train_pairs", "reference_pairs" (added by
+--reference_pairs, see training.data.reference_pairs), "tokens_per_second", ...}.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         train_rows = data.preference_rows(
             snapshot, "train", max_rows=script_args.max_train_rows, with_margin=script_args.use_vote_margin
         )
+        reference = data.reference_pairs(snapshot, "train") if script_args.reference_pairs else []
+        train_rows += [{**row, "margin": 1.0} if script_args.use_vote_margin else row for row in reference]
         test_rows = data.preference_rows(snapshot, "test", max_rows=script_args.max_eval_rows)
         if not train_rows:
             raise data.SnapshotError(f"{snapshot.file('preference', 'train')}: no preference pairs to train on")
@@ -69,6 +72,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         saving.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
         result = {
             "train_pairs": kept,
+            "reference_pairs": len(reference),
             "dropped_pairs": len(train_rows) - kept,  # what the trainer dropped: dropped_too_long["train"]
             "dropped_too_long": sum(dropped.values()),
             "dropped_too_long_by_split": dropped,

@@ -14,6 +14,7 @@ import pytest
 
 from tests.training.conftest import REPO_ROOT, TINY, changed, losses, pipeline_command
 from training import cli, data, reward_scoring, run_record
+from training.boundary import at_token_boundary
 
 ARCHITECTURES = [
     ("llama", "LlamaForSequenceClassification"),
@@ -520,3 +521,16 @@ def test_the_15b_recipe_loads_the_base_in_4_bits_on_this_processs_gpu(tmp_path):
     init = training_args.model_init_kwargs
     assert init["quantization_config"].load_in_4bit and init["quantization_config"].bnb_4bit_quant_type == "nf4"
     assert init["device_map"] == {"": 0} and init["trust_remote_code"] is False
+
+
+def test_reference_pairs_put_each_reference_against_each_distinct_failing_completion(snapshot_dir):
+    snapshot = data.open_snapshot(snapshot_dir)
+    rows = data.read_jsonl(snapshot.file("preference", "train"))
+    references = {p["prompt_id"]: p["reference_solution"] for p in data.prompt_rows(snapshot, "train")}
+    failing = {(r["prompt_id"], r["rejected"]) for r in rows}  # the example's chosen side always passes
+
+    pairs = data.reference_pairs(snapshot, "train")
+
+    assert len(pairs) == len(failing)
+    expected = {at_token_boundary(r["prompt"], references[r["prompt_id"]], r["rejected"]) for r in rows}
+    assert {(p["prompt"], p["chosen"], p["rejected"]) for p in pairs} == expected
