@@ -10,7 +10,8 @@ failing one: ``--pairs``); the reward stage itself (training/reward.py, recipe `
 key=value`` override) trains on them from a snapshot folder. Then the saved reward model is scored on:
 
 - ``heldout_reference``: held-out ladder templates, the reference solution against the model's first sample when
-  that failed, at the evaluate recipe's sampling settings: what bench/learning_measure.py measures each round;
+  that failed, sampled by the evaluate stage with the ladder recipe (as every split here): what
+  bench/learning_measure.py measures each round;
 - ``heldout_samples``: held-out templates, a passing sample against a failing one;
 - ``train_unseen``: training-split templates, prompts the reward stage never saw, pairs as in training;
 - ``train_fit``: the pairs it trained on.
@@ -33,10 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from training.data import FAILED_OUTCOMES  # noqa: E402
+
 TRAIN_SEED = 100  # bench/learning_arm.py: round r imports training tasks of seed 100 + r
 UNSEEN_SEED = 900  # training-split prompts the reward model never trains on
 HELDOUT_SEED = 1  # bench/learning.py's held-out set
-FAILED = ("failed", "error", "timeout")
+EVALUATE_RECIPE = ROOT / "training" / "recipes" / "ladder" / "evaluate.yaml"  # how every split is sampled
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -111,13 +114,15 @@ def sampled(args, model: str, split: str, seed: int, n_prompts: int, levels, *, 
     from training.ladder import ladder_tasks
 
     stamp = (Path(model) / "config.json").stat().st_mtime_ns
-    key = hashlib.sha256(json.dumps([model, stamp, split, seed, n_prompts, levels, n]).encode()).hexdigest()[:16]
+    sampling = EVALUATE_RECIPE.read_text()
+    key = hashlib.sha256(json.dumps([model, stamp, split, seed, n_prompts, levels, n, sampling]).encode()).hexdigest()
+    key = key[:16]
     cache = args.out / "samples" / f"{split}-{seed}-{n_prompts}x{n}-{key}.jsonl"
     if cache.is_file():
         return [json.loads(line) for line in cache.read_text().splitlines()]
     tasks = ladder_tasks(n=n_prompts, seed=seed, split=split, levels=levels)
     started = time.monotonic()
-    rows = sample_and_test(model, [t.record() for t in tasks], n=n)
+    rows = sample_and_test(model, [t.record() for t in tasks], n=n, folder=cache.with_suffix(""))
     passed = sum(o == "passed" for r in rows for o in r["outcomes"])
     print(
         f"{split} seed {seed}: {len(rows)} prompts x {n} samples, {passed} passed, {time.monotonic() - started:.0f}s",
@@ -128,37 +133,23 @@ def sampled(args, model: str, split: str, seed: int, n_prompts: int, levels, *, 
     return rows
 
 
-def sample_and_test(model: str, tasks: list[dict], *, n: int) -> list[dict]:
-    """The evaluate recipe's sampling (T 0.8, top-p 0.95, 64 new tokens, seed 42) and the project's sandbox."""
-    from training.generate import generate
-    from training.sandbox import SandboxJob, run_many
+def sample_and_test(model: str, tasks: list[dict], *, n: int, folder: Path) -> list[dict]:
+    """Each task with ``n`` samples and their outcomes, sampled and tested by the evaluate stage itself
+    (``training.evaluate.generate_and_test``, the ladder recipe's settings and stop sequences): the held-out
+    samples are then the kind bench/learning_measure.py reads from eval.json."""
+    from training import cli, evaluate
 
-    texts = generate(
-        model,
-        [t["prompt"] for t in tasks],
-        n=n,
-        temperature=0.8,
-        top_p=0.95,
-        max_new_tokens=64,
-        seed=42,
-        batch_size=16,
-    )
-    jobs = [
-        SandboxJob(
-            prompt=t["prompt"],
-            completion=text,
-            tests=t["test"],
-            style="humaneval",
-            entry_point=t["entry_point"],
-            timeout=10,
-        )
-        for t, mine in zip(tasks, texts, strict=True)
-        for text in mine
-    ]
-    results = run_many(jobs, workers=2)
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts_file = folder / "tasks.jsonl"
+    prompts_file.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    flags = ["--config", str(EVALUATE_RECIPE), "--prompts_file", str(prompts_file), "--n_samples", str(n)]
+    # the stage's required folders: sampling reads no snapshot (the prompts come from the file) and writes nothing
+    flags += ["--model_name_or_path", model, "--snapshot", str(folder), "--output_dir", str(folder)]
+    (recipe,) = cli.parse(evaluate.make_parser(), flags)
+    completions, results = evaluate.generate_and_test(model, evaluate.eval_prompts(recipe, None), recipe)
     return [
-        {**t, "samples": mine, "outcomes": [r.outcome for r in results[i * n : (i + 1) * n]]}
-        for i, (t, mine) in enumerate(zip(tasks, texts, strict=True))
+        {**t, "samples": texts, "outcomes": [r.outcome for r in mine]}
+        for t, texts, mine in zip(tasks, completions, results, strict=True)
     ]
 
 
@@ -173,7 +164,7 @@ def pairs_of(rows: list[dict], kind: str) -> list[dict]:
             if not normal or normal in seen:
                 continue
             seen.add(normal)
-            (good if outcome == "passed" else bad if outcome in FAILED else []).append(text)
+            (good if outcome == "passed" else bad if outcome in FAILED_OUTCOMES else []).append(text)
         chosen = (good if kind in ("samples", "both") else []) + (
             [row["canonical_solution"]] if kind in ("reference", "both") else []
         )

@@ -56,9 +56,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
-    """For each prompt: the sandbox outcome and degenerate reason ("" if none) of each of n sampled completions,
-    and the first completion."""
+def generate_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> tuple[list[list[str]], list]:
+    """``args.n_samples`` completions per prompt, sampled as the recipe says, and their sandbox results in the
+    same order (one list per prompt)."""
     from training.generate import generate
     from training.sandbox import SandboxJob, run_many
 
@@ -89,9 +89,16 @@ def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) ->
         for text in texts
     ]
     results = run_many(jobs, workers=args.sandbox_workers)
+    n = args.n_samples
+    return completions, [results[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
+def sample_and_test(model: str, prompts: list[dict], args: EvaluateArguments) -> list[dict]:
+    """For each prompt: the sandbox outcome and degenerate reason ("" if none) of each of n sampled completions,
+    and the first completion."""
+    completions, results = generate_and_test(model, prompts, args)
     out = []
-    for i, (p, texts) in enumerate(zip(prompts, completions, strict=True)):
-        mine = results[i * args.n_samples : (i + 1) * args.n_samples]
+    for p, texts, mine in zip(prompts, completions, results, strict=True):
         outcomes = [r.outcome for r in mine]
         degenerate = [degenerate_reason(p["prompt"], text, p["test_style"]) for text in texts]
         out.append(
