@@ -184,6 +184,8 @@ class Completion(models.Model):
         ERROR = "error", "error"
         TIMEOUT = "timeout", "timeout"
 
+    FAILED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT})  # the tests ran and did not pass
+
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="completions")
     text = models.TextField()

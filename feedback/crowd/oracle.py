@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from feedback.models import Completion, Pair
 
 PASSED = Completion.Outcome.PASSED
-FAILED = (Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT)
+FAILED = Completion.FAILED_OUTCOMES
 
 
 class OracleError(RuntimeError):

@@ -33,12 +33,10 @@ from feedback.datasets.services import snapshot_build
 from feedback.models import Completion, DatasetSnapshot, ModelVersion, Prompt, TrainingRun, Vote
 from training.ladder import Task
 
+from .oracle import FAILED, PASSED
 from .profiles import mix_parse
 from .report import crowd_report
 from .simulation import SimulatedTime, crowd_enlist, crowd_run, crowd_tokens_issue, crowd_tokens_revoke
-
-PASSED = Completion.Outcome.PASSED
-FAILED = {Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT}
 
 
 @dataclass(frozen=True)

@@ -103,14 +103,11 @@ def _rows() -> list[_Row]:
     return rows
 
 
-_FAILED = {Completion.Outcome.FAILED, Completion.Outcome.ERROR, Completion.Outcome.TIMEOUT}
-
-
 def tests_say(a_outcome: str, b_outcome: str) -> str:
     """What the tests back of a tie / both-bad answer: "tie" when both passed, "both_bad" when both failed."""
     if a_outcome == b_outcome == Completion.Outcome.PASSED:
         return "tie"
-    if a_outcome in _FAILED and b_outcome in _FAILED:
+    if a_outcome in Completion.FAILED_OUTCOMES and b_outcome in Completion.FAILED_OUTCOMES:
         return "both_bad"
     return ""
 
