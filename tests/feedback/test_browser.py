@@ -63,12 +63,12 @@ def make_pairs(count: int) -> dict[str, tuple[int, str]]:
     return whose
 
 
-def log_in(page, live_server, username: str) -> None:
+def log_in(page, live_server, username: str, lands_on: str = "/rank/") -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_login", username)
     page.fill("#id_password", factories.PASSWORD)
     page.click("button[type=submit].primary")
-    page.wait_for_url(f"{live_server.url}/rank/")
+    page.wait_for_url(f"{live_server.url}{lands_on}")
 
 
 def admin_log_in(page, live_server, username: str, next_path: str = "/admin/") -> None:

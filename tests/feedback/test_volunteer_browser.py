@@ -19,7 +19,7 @@ from feedback.datasets.privacy import pseudonym
 from feedback.datasets.services import snapshot_build
 from feedback.models import Pair, Volunteer, Vote
 from tests import factories
-from tests.feedback.test_browser import browser  # noqa: F401 (the browser fixture, one Chromium per module)
+from tests.feedback.test_browser import browser, log_in  # noqa: F401 (the browser fixture, one Chromium per module)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -84,14 +84,6 @@ def new_page(browser, viewport=DESKTOP, **options):  # noqa: F811
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     return page, Watch(page)
-
-
-def log_in(page, live_server, username: str, lands_on: str = "/rank/") -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_login", username)
-    page.fill("#id_password", factories.PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_url(f"{live_server.url}{lands_on}")
 
 
 def shown_pair(page) -> int:
