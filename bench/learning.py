@@ -39,14 +39,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import learning_report  # noqa: E402
 
+# 25% bad: 5 of 20 (one random, one always-left, a colluding group of three that picks the longer side)
+BAD25 = "careful:9,noisy:6,random:1,left:1,colluding:3"
 ARMS = {
     "main": "careful:6,noisy:4",
     "control_swapped": "swapped:10",
-    # 25% bad: 5 of 20 (one random, one always-left, a colluding group of three that picks the longer side)
-    "control_bad25": "careful:9,noisy:6,random:1,left:1,colluding:3",
-    "control_bad25_qc": "careful:9,noisy:6,random:1,left:1,colluding:3",
+    "control_bad25": BAD25,  # without quality control (bench/learning_arm.py: WITHOUT_QUALITY_CONTROL)
+    "control_bad25_qc": BAD25,
 }
-WITHOUT_QUALITY_CONTROL = {"control_bad25"}
 QUALITY_CONTROL = "feedback.datasets.quality:quality_recompute"
 HELDOUT_SEED = 1
 

@@ -192,11 +192,13 @@ def _bad_crowd_lines(result: dict) -> list[str]:
     """The 25% bad crowd with and without quality control, beside the honest crowd: exported label accuracy (rows
     the tests decide) and the rows exported where the tests cannot decide. There an honest judge says tie or
     both bad, so every such preference row is noise that the bad volunteers put in."""
+    if "control_bad25" not in result and "control_bad25_qc" not in result:
+        return []
     lines = []
     for arm, what in (("main", "honest crowd"), ("control_bad25_qc", "25% bad, with quality control"),
                       ("control_bad25", "25% bad, without quality control")):  # fmt: skip
         rounds = (result["rounds"] if arm == "main" else (result.get(arm) or {}).get("rounds")) or []
-        if len(rounds) > 1 and (arm != "main" or "control_bad25" in result):
+        if len(rounds) > 1:
             labels = [r["label_accuracy"] for r in rounds[1:]]
             accuracy = ", ".join("n/a" if x["accuracy"] is None else f"{x['accuracy']:.3f}" for x in labels)
             noise = ", ".join(f"{x['rows'] - x['test_decided']}/{x['rows']}" for x in labels)
