@@ -11,10 +11,10 @@ prompts that bench/learning.py uses. Writes <run>/stages_pass.json and prints on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,26 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a cycle's folder (summary.json, one per stage)")
     parser.add_argument("--heldout", type=Path, required=True, help="the held-out prompts (HumanEval schema)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also a model folder trained outside the cycle (a variant of a stage), sampled the same way",
+    )
     args = parser.parse_args(argv)
-    import yaml
-
     from training.evaluate import eval_prompts, sample_and_test
-    from training.generate import DEFAULT_STOP
 
     summary = json.loads((args.run / "summary.json").read_text())
-    config = yaml.safe_load((Path(summary["recipe"]) / "evaluate.yaml").read_text())
-    settings = SimpleNamespace(
-        **{
-            "stop_sequences": list(DEFAULT_STOP),
-            "sandbox_memory_mb": 1024,
-            "sandbox_workers": 2,
-            **config,
-            "prompts_file": str(args.heldout),
-            "max_prompts": None,
-        }
-    )
+    settings = evaluate_settings(summary, args.run, args.heldout)
     prompts = eval_prompts(settings, None)
     models = {"parent": summary["parent_dir"], **{s: str(args.run / s) for s in STAGES if (args.run / s).is_dir()}}
+    models.update(item.split("=", 1) for item in args.model)
     out = {}
     for name, path in models.items():
         rows = sample_and_test(path, prompts, settings)
@@ -67,6 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         )
     (args.run / "stages_pass.json").write_text(json.dumps(out, indent=2) + "\n")
     return 0
+
+
+def evaluate_settings(summary: dict, run: Path, heldout: Path):
+    """The cycle's evaluate settings (its recipe's evaluate.yaml over EvaluateArguments' defaults) on ``heldout``.
+
+    The checks want a snapshot, a model and an output folder: the cycle's (only prompts_file is read here)."""
+    import yaml
+
+    from training.configs import EvaluateArguments
+
+    config = yaml.safe_load((Path(summary["recipe"]) / "evaluate.yaml").read_text()) or {}
+    known = {f.name for f in dataclasses.fields(EvaluateArguments)}
+    return EvaluateArguments(
+        **{
+            **{key: value for key, value in config.items() if key in known},
+            "snapshot": summary["snapshot"],
+            "model_name_or_path": summary["parent_dir"],
+            "output_dir": str(run),
+            "prompts_file": str(heldout),
+            "max_prompts": None,
+        }
+    )
 
 
 if __name__ == "__main__":
