@@ -32,6 +32,9 @@ def configure(args, arm_dir: Path) -> None:
         # only from the (swapped) labels it was given.
         with open(recipe / "reward.yaml", "a") as handle:
             handle.write("reference_pairs: false\n")
+        # Likewise the tests' reward in online RL: the control's policy is rewarded by its reward model alone.
+        with open(recipe / "online_rl.yaml", "a") as handle:
+            handle.write("tests_weight: 0.0\nreward_model_weight: 1.0\n")
     pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
     (recipe / "pipeline.yaml").write_text(pipeline)
     database = _database_url(args.database_url, arm_dir.name) if args.database_url else f"sqlite:///{var}/db.sqlite3"
