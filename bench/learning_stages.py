@@ -11,7 +11,6 @@ prompts that bench/learning.py uses. Writes <run>/stages_pass.json and prints on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         action="append",
+        type=named_model,
         default=[],
         metavar="NAME=DIR",
         help="also a model folder trained outside the cycle (a variant of a stage), sampled the same way",
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = evaluate_settings(summary, args.run, args.heldout)
     prompts = eval_prompts(settings, None)
     models = {"parent": summary["parent_dir"], **{s: str(args.run / s) for s in STAGES if (args.run / s).is_dir()}}
-    models.update(item.split("=", 1) for item in args.model)
+    models.update(args.model)
     out = {}
     for name, path in models.items():
         rows = sample_and_test(path, prompts, settings)
@@ -64,26 +64,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def named_model(text: str) -> tuple[str, str]:
+    """``--model NAME=DIR`` as (name, folder)."""
+    name, sep, folder = text.partition("=")
+    if not (name and sep and folder):
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, e.g. rl64=var/variants/rl64; got {text!r}")
+    return name, folder
+
+
 def evaluate_settings(summary: dict, run: Path, heldout: Path):
-    """The cycle's evaluate settings (its recipe's evaluate.yaml over EvaluateArguments' defaults) on ``heldout``.
+    """The cycle's evaluate settings on ``heldout``: its recipe's evaluate.yaml read by the evaluate stage's own
+    parser, as the cycle read it (the stage's defaults under it, an unknown key refused).
 
-    The checks want a snapshot, a model and an output folder: the cycle's (only prompts_file is read here)."""
-    import yaml
+    The parser wants a snapshot, a model and an output folder: the cycle's (only prompts_file is read here)."""
+    from training import cli, evaluate
 
-    from training.configs import EvaluateArguments
-
-    config = yaml.safe_load((Path(summary["recipe"]) / "evaluate.yaml").read_text()) or {}
-    known = {f.name for f in dataclasses.fields(EvaluateArguments)}
-    return EvaluateArguments(
-        **{
-            **{key: value for key, value in config.items() if key in known},
-            "snapshot": summary["snapshot"],
-            "model_name_or_path": summary["parent_dir"],
-            "output_dir": str(run),
-            "prompts_file": str(heldout),
-            "max_prompts": None,
-        }
+    (settings,) = cli.parse(
+        evaluate.make_parser(),
+        [
+            "--config",
+            str(Path(summary["recipe"]) / "evaluate.yaml"),
+            "--snapshot",
+            str(summary["snapshot"]),
+            "--model_name_or_path",
+            str(summary["parent_dir"]),
+            "--output_dir",
+            str(run),
+            "--prompts_file",
+            str(heldout),
+        ],
     )
+    settings.max_prompts = None  # every held-out prompt
+    return settings
 
 
 if __name__ == "__main__":

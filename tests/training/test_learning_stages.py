@@ -1,20 +1,18 @@
 """bench/learning_stages.py samples every model of a cycle with the cycle's own evaluate settings."""
 
 import json
-from pathlib import Path
 
 from bench.learning_stages import evaluate_settings
+from tests.training.conftest import REPO_ROOT
 from training.evaluate import eval_prompts
 from training.ladder import ladder_tasks
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_evaluate_settings_are_the_recipes_on_the_heldout_file(tmp_path):
     tasks = ladder_tasks(n=3, seed=1, split="heldout", levels=(1,))
     heldout = tmp_path / "heldout.jsonl"
     heldout.write_text("".join(json.dumps(task.record()) + "\n" for task in tasks))
-    recipe = REPO / "training" / "recipes" / "ladder"
+    recipe = REPO_ROOT / "training" / "recipes" / "ladder"
     summary = {"recipe": str(recipe), "snapshot": str(tmp_path / "snapshot"), "parent_dir": str(tmp_path / "parent")}
 
     settings = evaluate_settings(summary, tmp_path / "run-1", heldout)
