@@ -80,6 +80,14 @@ class SFTArguments(SnapshotArguments):
     include_reference_solutions: bool = field(
         default=True, metadata={"help": "Train on the prompts' reference solutions (prompts/train.jsonl)."}
     )
+    skip_failed_chosen: bool = field(
+        default=True,
+        metadata={
+            "help": "Leave out chosen completions whose tests failed (the row's chosen_outcome: failed, error or "
+            "timeout). A volunteer may rightly prefer the better of two broken completions: the reward model and "
+            "DPO learn that comparison, but SFT would imitate the broken one as if it were right."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -105,6 +113,14 @@ class RewardArguments(SnapshotArguments):
         metadata={
             "help": "Also train on each prompt's reference solution (prompts/train.jsonl) against each exported "
             "completion whose tests failed: test-decided pairs no one had to vote on (training.data.reference_pairs)."
+        },
+    )
+    init_model_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from this reward model (a folder the reward stage saved, or a hub id of a sequence-"
+            "classification model) instead of a fresh head on --model_name_or_path's backbone: a warm start, e.g. "
+            "from a reward model trained on many more test-decided pairs. Its tokenizer is the one it scores with."
         },
     )
 

@@ -161,7 +161,7 @@ def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any
     """The rows without a fill-in-the-middle suffix. The stages train and evaluate left-to-right prompts only
     (a FIM row needs the model's FIM template in training, not built yet): FIM rows are left out, loudly, rather
     than trained on as if the code after the gap were not there."""
-    kept = [row for row in rows if not (row.get("suffix") or "").strip()]
+    kept = [row for row in rows if not _is_fim(row)]
     if len(kept) < len(rows):
         logger.warning(
             "%s: %d fill-in-the-middle row(s) left out (the stages train and evaluate left-to-right prompts)",
@@ -169,6 +169,10 @@ def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any
             len(rows) - len(kept),
         )
     return kept
+
+
+def _is_fim(row: dict[str, Any]) -> bool:
+    return bool((row.get("suffix") or "").strip())
 
 
 def prompt_rows(
@@ -216,10 +220,14 @@ def sft_rows(
     *,
     chosen: bool = True,
     reference: bool = True,
+    skip_failed: bool = False,
     max_rows: int | None = None,
 ) -> list[dict[str, str]]:
     """prompt / completion rows: the volunteers' chosen completions and the prompts' reference solutions,
-    each (prompt, completion) once, the prompt ending on a token boundary (training.boundary)."""
+    each (prompt, completion) once, the prompt ending on a token boundary (training.boundary).
+
+    ``skip_failed``: leave out a chosen completion whose tests failed (chosen_outcome in FAILED_OUTCOMES; a row
+    without an outcome is kept)."""
     seen: set[tuple[str, str]] = set()
     rows: list[dict[str, str]] = []
 
@@ -230,8 +238,12 @@ def sft_rows(
             rows.append({"prompt": prompt, "completion": completion})
 
     if chosen:
-        for row in preference_rows(snapshot, split):
-            add(row["prompt"], row["chosen"])
+        path = snapshot.file("preference", split)
+        raw = read_jsonl(path, columns=TRAINER_PREFERENCE_COLUMNS)
+        outcomes = [row.get("chosen_outcome") for row in raw if not _is_fim(row)]  # preference_rows' rows
+        for row, outcome in zip(preference_rows(snapshot, split), outcomes, strict=True):
+            if not (skip_failed and outcome in FAILED_OUTCOMES):
+                add(row["prompt"], row["chosen"])
     if reference:
         for row in prompt_rows(snapshot, split):
             add(row["prompt"], row["reference_solution"])

@@ -8,18 +8,20 @@ The model is the policy's backbone with a one-output sequence-classification hea
 
 Held-out accuracy is the share of preference/test.jsonl pairs where chosen scores strictly above rejected,
 scored from the saved folder in exactly the format RewardTrainer trained on (prompt + completion + EOS, see
-``training.reward_scoring.reward_texts``), before training (the freshly initialised head: a random baseline) and
-after. RewardTrainer DROPS pairs longer than max_length tokens (it does not truncate them): they are counted per
-split before training, logged as a WARNING and reported; over-long held-out pairs are left out of the accuracies.
+``training.reward_scoring.reward_texts``), before training (the freshly initialised head: a random baseline; with
+--init_model_path, the reward model it starts from) and after. RewardTrainer DROPS pairs longer than max_length
+tokens (it does not truncate them): they are counted per split before training, logged as a WARNING and reported;
+over-long held-out pairs are left out of the accuracies.
 result.json: {"heldout_accuracy", "heldout_accuracy_before", "heldout_margin", "heldout_margin_before",
 "heldout_pairs", "dropped_too_long", "dropped_too_long_by_split", "train_pairs", "reference_pairs" (added by
---reference_pairs, see training.data.reference_pairs), "tokens_per_second", ...}.
+--reference_pairs, see training.data.reference_pairs), "init_model_path", "tokens_per_second", ...}.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from training import cli, data, reward_scoring, run_record, saving
 from training.configs import RewardArguments, prepare_training_args
@@ -56,7 +58,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         if not train_rows:
             raise data.SnapshotError(f"{snapshot.file('preference', 'train')}: no preference pairs to train on")
         trainer = RewardTrainer(
-            model=model_args.model_name_or_path,
+            model=start_model(script_args, model_args),
             args=training_args,
             train_dataset=data.to_dataset(train_rows, columns),
             peft_config=get_peft_config(model_args),
@@ -73,6 +75,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         result = {
             "train_pairs": kept,
             "reference_pairs": len(reference),
+            "init_model_path": script_args.init_model_path,
             "dropped_pairs": len(train_rows) - kept,  # what the trainer dropped: dropped_too_long["train"]
             "dropped_too_long": sum(dropped.values()),
             "dropped_too_long_by_split": dropped,
@@ -82,6 +85,20 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
+
+
+def start_model(script_args: RewardArguments, model_args) -> str:
+    """What RewardTrainer starts from: --init_model_path (a reward model trained before) when given, else the
+    policy's backbone with a new one-output head. A local path that is not a folder is refused by name."""
+    init = script_args.init_model_path
+    if not init:
+        return model_args.model_name_or_path
+    folder = Path(init).expanduser()
+    if not (folder.exists() or init.startswith((".", "/", "~"))):
+        return init  # a hub id
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--init_model_path {init}: no model folder there (config.json missing)")
+    return str(folder)
 
 
 def _heldout_after_training(record, trainer, training_args, model_args, test_rows, before: dict | None) -> dict:

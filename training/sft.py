@@ -41,6 +41,7 @@ def run(script_args: SFTArguments, training_args, model_args) -> dict:
             "train",
             chosen=script_args.include_chosen,
             reference=script_args.include_reference_solutions,
+            skip_failed=script_args.skip_failed_chosen,
             max_rows=script_args.max_train_rows,
         )
         if not rows:

@@ -187,6 +187,33 @@ def test_the_example_snapshot_has_the_exporters_layout(snapshot_dir):
     assert {p["test_style"] for p in test_prompts} == {"humaneval"}
 
 
+def test_sft_leaves_out_a_chosen_completion_whose_tests_failed(tmp_path):
+    """The better of two broken completions is a fair preference (the reward model and DPO keep it), but not a
+    completion to imitate: SFT skips it by default; a row with no outcome (no tests) is kept."""
+    from training import sft
+
+    rows = [
+        {"prompt": "def f():\n", "chosen": "    return 1\n", "rejected": "    return\n", "chosen_outcome": "passed"},
+        {"prompt": "def g():\n", "chosen": "    return 2\n", "rejected": "    x\n", "suffix": "\nprint(g())\n",
+         "chosen_outcome": "failed"},  # fill-in-the-middle: left out by every stage
+        {"prompt": "def h():\n", "chosen": "    return h\n", "rejected": "    return (\n", "chosen_outcome": "error"},
+        {"prompt": "def k():\n", "chosen": "    return 4\n", "rejected": "    return 5\n"},
+    ]  # fmt: skip
+    (tmp_path / "preference").mkdir()
+    (tmp_path / "preference" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    snapshot = data.open_snapshot(tmp_path)
+
+    def bodies(**flags):
+        return [r["completion"].strip() for r in data.sft_rows(snapshot, reference=False, **flags)]
+
+    assert bodies(skip_failed=True) == ["return 1", "return 4"]
+    assert bodies(skip_failed=False) == ["return 1", "return h", "return 4"]
+    argv = ["--config", str(TINY / "sft.yaml"), "--snapshot", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+    argv += ["--model_name_or_path", "m"]
+    assert cli.parse(sft.make_parser(), argv)[0].skip_failed_chosen is True
+    assert cli.parse(sft.make_parser(), [*argv, "--skip_failed_chosen", "false"])[0].skip_failed_chosen is False
+
+
 def test_reference_solutions_pass_their_tests_and_broken_bodies_do_not(snapshot_dir):
     from training.sandbox import SandboxJob, run_many
 
@@ -342,6 +369,35 @@ def test_the_reward_model_learns_the_labels_not_its_initialisation(tmp_path, mak
     wrong = reward.main(_stage_argv("reward", swapped, tmp_path / "wrong", base, "--max_steps", "8"))
     assert right["heldout_accuracy_before"] == wrong["heldout_accuracy_before"]  # the same start
     assert right["heldout_accuracy"] > 0.5 > wrong["heldout_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_warm_started_reward_model_starts_where_its_init_left_off(tmp_path, make_tiny_model, snapshot_dir):
+    """--init_model_path: the stage starts from a reward model trained before (its accuracy is the "before"
+    figure), not from a new random head on the policy's backbone; a path with no model there is refused."""
+    from training import reward
+
+    base = make_tiny_model("llama")
+    first = reward.main(_stage_argv("reward", snapshot_dir, tmp_path / "first", base, "--max_steps", "8"))
+    warm = reward.main(
+        _stage_argv(
+            "reward", snapshot_dir, tmp_path / "warm", base, "--max_steps", "1", "--learning_rate", "1e-9",
+            "--init_model_path", str(tmp_path / "first"),
+        )
+    )  # fmt: skip
+    cold = reward.main(_stage_argv("reward", snapshot_dir, tmp_path / "cold", base, "--max_steps", "1"))
+    assert first["heldout_accuracy"] > 0.5
+    # the warm start begins where the first model ended (and a learning rate too small to move it keeps it there);
+    # the cold one begins from a new head (the example pairs are easy: compare margins, not only accuracies)
+    assert warm["heldout_accuracy_before"] == pytest.approx(first["heldout_accuracy"])
+    assert warm["heldout_margin_before"] == pytest.approx(first["heldout_margin"], rel=1e-4)
+    assert warm["heldout_margin"] == pytest.approx(first["heldout_margin"], rel=1e-3)
+    assert cold["heldout_margin_before"] < first["heldout_margin"] / 2
+    assert warm["init_model_path"] == str(tmp_path / "first") and cold["init_model_path"] is None
+    with pytest.raises(ValueError, match="--init_model_path .*nowhere: no model folder there"):
+        reward.main(
+            _stage_argv("reward", snapshot_dir, tmp_path / "x", base, "--init_model_path", str(tmp_path / "nowhere"))
+        )
 
 
 @pytest.mark.slow
