@@ -67,6 +67,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=4, help="completions per training prompt per round")
     parser.add_argument("--levels", default="1,2", help="ladder levels (steps per task)")
     parser.add_argument("--recipe", type=Path, default=ROOT / "training" / "recipes" / "ladder")
+    parser.add_argument(
+        "--reward-init",
+        type=Path,
+        default=None,
+        help="every arm's reward stage starts from this reward model (e.g. bench/reward_ladder.py's, trained on "
+        "test-decided training-split pairs) at --reward-init-lr, instead of a new head on the SFT policy",
+    )
+    parser.add_argument("--reward-init-lr", type=float, default=1e-4)
     parser.add_argument("--database-url", default="", help="postgres://... (default: SQLite under DIR)")
     parser.add_argument("--transport", choices=("http", "in-process"), default="http")
     parser.add_argument(
@@ -135,7 +143,8 @@ def heldout_file(args) -> Path:
 
 def arm_command(args, arm: str) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--arm", arm]
-    for name in ("rounds", "out", "preset", "model", "train_prompts", "heldout", "samples", "levels", "recipe"):
+    names = ("rounds", "out", "preset", "model", "train_prompts", "heldout", "samples", "levels", "recipe")
+    for name in (*names, "reward_init_lr", *(("reward_init",) if args.reward_init else ())):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     argv += ["--database-url", args.database_url, "--transport", args.transport]
     return argv + ["--quality-control", args.quality_control] + (["--anchor-pairs"] if args.anchor_pairs else [])

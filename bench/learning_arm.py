@@ -27,12 +27,18 @@ def configure(args, arm_dir: Path) -> None:
     shutil.copytree(args.recipe, recipe)
     with open(recipe / "evaluate.yaml", "a") as handle:
         handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+    if args.reward_init:
+        with open(recipe / "reward.yaml", "a") as handle:
+            handle.write(f"init_model_path: {args.reward_init.resolve()}\nlearning_rate: {args.reward_init_lr}\n")
     if args.arm == "control_swapped":
         # Reference pairs are labelled by the tests' outcomes, which the swap leaves true: the control learns
         # only from the (swapped) labels it was given.
         with open(recipe / "reward.yaml", "a") as handle:
             handle.write("reference_pairs: false\n")
-        # Likewise the tests' reward in online RL: the control's policy is rewarded by its reward model alone.
+        # Likewise SFT's check of the chosen side's outcome (it would drop exactly the control's test-decided rows),
+        # and the tests' reward in online RL: the control's policy is rewarded by its reward model alone.
+        with open(recipe / "sft.yaml", "a") as handle:
+            handle.write("skip_failed_chosen: false\n")
         with open(recipe / "online_rl.yaml", "a") as handle:
             handle.write("tests_weight: 0.0\nreward_model_weight: 1.0\n")
     pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
