@@ -155,6 +155,14 @@ class OnlineRLArguments(SnapshotArguments):
         default=1.0,
         metadata={"help": "Weight of the unit-test reward (1 passed, 0 otherwise) where a prompt has tests."},
     )
+    degenerate_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of a format penalty: -1 for a completion the promotion gate calls degenerate (empty, "
+            "not parseable with its prompt, or a repetition loop; training.promotion_gate.degenerate_reason), "
+            "0 otherwise. It needs no tests and no labels. 0: off."
+        },
+    )
     reward_model_eos: bool = field(
         default=True,
         metadata={
@@ -184,8 +192,8 @@ class OnlineRLArguments(SnapshotArguments):
         _check_positive("sandbox_timeout", self.sandbox_timeout, allow_none=False)
         _check_positive("sandbox_memory_mb", self.sandbox_memory_mb, allow_none=False)
         _check_positive("sandbox_workers", self.sandbox_workers)
-        if self.reward_model_weight < 0 or self.tests_weight < 0:
-            raise ValueError("--reward_model_weight and --tests_weight must be >= 0")
+        if self.reward_model_weight < 0 or self.tests_weight < 0 or self.degenerate_weight < 0:
+            raise ValueError("--reward_model_weight, --tests_weight and --degenerate_weight must be >= 0")
 
 
 @dataclass

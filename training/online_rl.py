@@ -78,6 +78,26 @@ class RewardModelScore:
         return reward_scoring.score_texts(self.model, self.tokenizer, texts, batch_size=self.batch_size)
 
 
+class DegeneratePenalty:
+    """-1.0 for a completion the promotion gate would call degenerate (empty, unparseable with its prompt, a
+    repetition loop: ``training.promotion_gate.degenerate_reason``), 0.0 otherwise: a format reward that reads
+    neither tests nor labels. The completion is cut at the stop sequences first, as the sandbox runs it."""
+
+    __name__ = "degenerate"
+
+    def __init__(self, *, stops: Sequence[str]):
+        self.stops = list(stops)
+
+    def __call__(self, prompts, completions, test_style=None, **kwargs) -> list[float]:
+        from training.promotion_gate import degenerate_reason
+
+        styles = test_style or ["humaneval"] * len(completions)
+        return [
+            -1.0 if degenerate_reason(prompt, truncate_at_stop(text, self.stops), style or "humaneval") else 0.0
+            for prompt, text, style in zip(prompts, completions, styles, strict=True)
+        ]
+
+
 class TestsPass:
     """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests.
 
@@ -277,6 +297,9 @@ def _reward_functions(
         raise ValueError(
             "online RL needs a reward: give --reward_model_path (the reward stage's folder) or prompts with tests"
         )
+    if script_args.degenerate_weight > 0:  # a shaping term beside a reward, never the reward alone
+        reward_funcs.append(DegeneratePenalty(stops=script_args.stop_sequences))
+        weights.append(script_args.degenerate_weight)
     return reward_funcs, weights, tests_reward
 
 

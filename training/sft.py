@@ -45,9 +45,15 @@ def run(script_args: SFTArguments, training_args, model_args) -> dict:
             max_rows=script_args.max_train_rows,
         )
         if not rows:
+            failed = len(data.sft_rows(snapshot, "train", reference=False)) if script_args.skip_failed_chosen else 0
+            because = (
+                f"; {failed} chosen completion(s) left out because their tests failed (--skip_failed_chosen)"
+                if failed
+                else ""
+            )
             raise data.SnapshotError(
                 f"{snapshot.root}: no SFT examples (no chosen completions in preference/train.jsonl and no "
-                "reference_solution in prompts/train.jsonl)"
+                f"reference_solution in prompts/train.jsonl{because})"
             )
         trainer = SFTTrainer(
             model=model_args.model_name_or_path,

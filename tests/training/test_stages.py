@@ -3,6 +3,7 @@ stop rules, pass@k, and the pipeline's failure report. Tiny models on the CPU, a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -212,6 +213,13 @@ def test_sft_leaves_out_a_chosen_completion_whose_tests_failed(tmp_path):
     argv += ["--model_name_or_path", "m"]
     assert cli.parse(sft.make_parser(), argv)[0].skip_failed_chosen is True
     assert cli.parse(sft.make_parser(), [*argv, "--skip_failed_chosen", "false"])[0].skip_failed_chosen is False
+    # nothing left to imitate is an error that says why, before any model is loaded
+    only_failed = tmp_path / "only-failed"
+    (only_failed / "preference").mkdir(parents=True)
+    (only_failed / "preference" / "train.jsonl").write_text(json.dumps(rows[2]) + "\n")
+    argv = ["--config", str(TINY / "sft.yaml"), "--snapshot", str(only_failed), "--output_dir", str(tmp_path / "o2")]
+    with pytest.raises(data.SnapshotError, match=r"1 chosen completion\(s\) left out because their tests failed"):
+        sft.main([*argv, "--model_name_or_path", str(tmp_path / "no-model"), "--include_reference_solutions", "false"])
 
 
 def test_reference_solutions_pass_their_tests_and_broken_bodies_do_not(snapshot_dir):
@@ -287,6 +295,34 @@ def test_the_tests_reward_is_one_for_a_pass_zero_for_a_failure_and_none_without_
     # The text after the stop sequence is cut before the tests run, so the trailing syntax error is harmless.
     assert rewards == [1.0, 0.0, None]
     assert (reward.runs, reward.passes) == (2, 1)
+
+
+def test_the_format_penalty_is_minus_one_for_what_the_gate_calls_degenerate_and_reads_no_tests(tmp_path):
+    from training import online_rl
+    from training.boundary import split_prompt
+
+    head, tail = split_prompt('def f(x):\n    """Return x."""\n')  # online RL's prompts end before the newline
+    penalty = online_rl.DegeneratePenalty(stops=["\ndef "])
+    completions = [
+        tail + "    return x\n",
+        tail + "    return x\ndef g(:\n",  # cut at the stop sequence first: the broken tail is not judged
+        tail + "    return (x\n",  # unparseable
+        "   ",  # empty
+        tail + "    x = 1\n" * 4,  # a loop
+    ]
+    assert penalty(prompts=[head] * 5, completions=completions) == [0.0, 0.0, -1.0, -1.0, -1.0]
+    # a shaping term beside a reward, never the only one; a negative weight is refused
+    argv = ["--config", str(TINY / "online_rl.yaml"), "--snapshot", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+    argv += ["--model_name_or_path", "m", "--degenerate_weight", "0.5"]
+    (args, *_) = cli.parse(online_rl.make_parser(), argv)
+    rows = [{"test_style": "humaneval"}]
+    funcs, weights, _ = online_rl._reward_functions(args, rows, device="cpu", dtype=None)
+    assert [f.__name__ for f in funcs] == ["tests", "degenerate"] and weights == [1.0, 0.5]
+    args.tests_weight = 0.0
+    with pytest.raises(ValueError, match="online RL needs a reward"):
+        online_rl._reward_functions(args, rows, device="cpu", dtype=None)
+    with pytest.raises(ValueError, match="--degenerate_weight must be >= 0"):
+        dataclasses.replace(args, degenerate_weight=-0.5)
 
 
 def test_the_tests_reward_is_none_for_tests_whose_verdict_would_be_weak():
