@@ -12,8 +12,9 @@ SFT stage reads the pairs' chosen side, as it reads a snapshot's). Then the stag
 them (training/pipeline.py: sft -> dpo -> online_rl for the policy, the reward model from the SFT policy, online RL
 rewarded by it and by the prompts' tests), each in its own process with the recipe (``--recipe``) and any ``--set
 stage.key=value``. The parent and every stage's model sample ``--heldout`` held-out ladder prompts (templates
-training never saw) with the recipe's evaluate settings: pass@1 with the 95% bootstrap interval over prompts that
-bench/learning.py uses, and the degenerate rate the promotion gate reads. Writes DIR/<name>/probe.json.
+training never saw) as training/recipes/ladder/evaluate.yaml samples (like reward_ladder.py): pass@1 with the 95%
+bootstrap interval over prompts that bench/learning.py uses, and the degenerate rate the promotion gate reads.
+Writes DIR/<name>/probe.json.
 """
 
 from __future__ import annotations
