@@ -102,9 +102,15 @@ def read_jsonl(path: Path, *, columns: Sequence[str] = (), max_rows: int | None 
 
 
 def preference_rows(
-    snapshot: Snapshot, split: str, *, max_rows: int | None = None, with_margin: bool = False
+    snapshot: Snapshot,
+    split: str,
+    *,
+    max_rows: int | None = None,
+    with_margin: bool = False,
+    optional: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss).
+    """prompt / chosen / rejected rows (and ``margin`` when asked: RewardTrainer then subtracts it in its loss),
+    plus each ``optional`` column as the row has it (None where it has not, e.g. ``chosen_outcome``).
 
     Each prompt ends on a token boundary: its trailing whitespace starts both completions (training.boundary).
     """
@@ -117,7 +123,7 @@ def preference_rows(
         for column in TRAINER_PREFERENCE_COLUMNS:
             if not isinstance(row[column], str):
                 raise SnapshotError(f"{snapshot.file('preference', split)}: row {number}: {column} must be a string")
-    out = [{c: row[c] for c in keep} for row in rows]
+    out = [{**{c: row[c] for c in keep}, **{c: row.get(c) for c in optional}} for row in rows]
     for row in out:
         prompt, chosen, rejected = at_token_boundary(row["prompt"], row["chosen"], row["rejected"])
         row.update(prompt=prompt, chosen=chosen, rejected=rejected)
@@ -161,7 +167,7 @@ def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any
     """The rows without a fill-in-the-middle suffix. The stages train and evaluate left-to-right prompts only
     (a FIM row needs the model's FIM template in training, not built yet): FIM rows are left out, loudly, rather
     than trained on as if the code after the gap were not there."""
-    kept = [row for row in rows if not _is_fim(row)]
+    kept = [row for row in rows if not (row.get("suffix") or "").strip()]
     if len(kept) < len(rows):
         logger.warning(
             "%s: %d fill-in-the-middle row(s) left out (the stages train and evaluate left-to-right prompts)",
@@ -169,10 +175,6 @@ def _left_to_right(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any
             len(rows) - len(kept),
         )
     return kept
-
-
-def _is_fim(row: dict[str, Any]) -> bool:
-    return bool((row.get("suffix") or "").strip())
 
 
 def prompt_rows(
@@ -238,11 +240,8 @@ def sft_rows(
             rows.append({"prompt": prompt, "completion": completion})
 
     if chosen:
-        path = snapshot.file("preference", split)
-        raw = read_jsonl(path, columns=TRAINER_PREFERENCE_COLUMNS)
-        outcomes = [row.get("chosen_outcome") for row in raw if not _is_fim(row)]  # preference_rows' rows
-        for row, outcome in zip(preference_rows(snapshot, split), outcomes, strict=True):
-            if not (skip_failed and outcome in FAILED_OUTCOMES):
+        for row in preference_rows(snapshot, split, optional=("chosen_outcome",)):
+            if not (skip_failed and row["chosen_outcome"] in FAILED_OUTCOMES):
                 add(row["prompt"], row["chosen"])
     if reference:
         for row in prompt_rows(snapshot, split):
