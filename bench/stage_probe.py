@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 from bench import reward_ladder  # noqa: E402
 from bench.learning_measure import bootstrap_interval  # noqa: E402
 
-POLICY_STAGES = ("sft", "dpo", "online_rl")
 STAGES = ("sft", "reward", "dpo", "online_rl")
 
 
@@ -102,36 +101,42 @@ def snapshot_of(rows: list[dict], folder: Path) -> Path:
 
 
 def run_stages(args, snapshot: Path, folder: Path) -> tuple[dict[str, str], dict[str, float]]:
-    """The stages in the cycle's order, each in its own process; the model folder each one wrote."""
-    overrides: dict[str, list[str]] = {}
+    """The stages in the cycle's order, each in its own process, with the command lines the training cycle builds
+    (``training.pipeline.plan``); the model folder each policy stage wrote, and each stage's seconds."""
+    from training import pipeline
+    from training.configs import PipelineArguments
+
+    stage_args: dict[str, list[str]] = {}
+    if "online_rl" in args.stages and "reward" not in args.stages:
+        stage_args["online_rl"] = ["--reward_model_weight", "0"]  # no reward model to score with: the tests only
     for stage, key, value in args.set:
-        overrides.setdefault(stage, []).extend([f"--{key}", value])
-    policy, reward_dir = str(args.model), None
+        stage_args.setdefault(stage, []).extend([f"--{key}", value])
+    steps = pipeline.plan(
+        PipelineArguments(
+            snapshot=str(snapshot),
+            output_dir=str(folder),
+            model_name_or_path=str(args.model),
+            recipe=str(args.recipe),
+            stages=list(args.stages),
+            stage_args=stage_args,
+        )
+    )
     models, seconds = {}, {}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for stage in args.stages:
-        out = folder / stage
-        command = [
-            sys.executable,
-            str(ROOT / "training" / f"{stage}.py"),
-            "--config",
-            str(args.recipe / f"{stage}.yaml"),
-        ]
-        command += ["--snapshot", str(snapshot), "--output_dir", str(out), "--model_name_or_path", policy]
-        if stage == "online_rl":
-            command += ["--reward_model_path", reward_dir] if reward_dir else ["--reward_model_weight", "0"]
-        command += overrides.get(stage, [])
+    for step in steps:
+        stage, log_path = step["stage"], Path(step["log"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with open(folder / f"{stage}.log", "w") as log:
-            done = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        with open(log_path, "w") as log:
+            done = subprocess.run(
+                step["command"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+            )
         if done.returncode:
-            raise SystemExit(f"stage {stage} failed (exit {done.returncode}): see {folder / f'{stage}.log'}")
+            raise SystemExit(f"stage {stage} failed (exit {done.returncode}): see {log_path}")
         seconds[stage] = round(time.monotonic() - started, 1)
         print(f"{stage}: {seconds[stage]}s", flush=True)
-        if stage == "reward":
-            reward_dir = str(out)
-        else:
-            policy = models[stage] = str(out)
+        if stage != "reward":
+            models[stage] = step["output_dir"]
     return models, seconds
 
 
