@@ -20,8 +20,12 @@ task would have run. Celery runs eager; the database is SQLite under DIR unless 
 a PostgreSQL server (each arm then uses, and first empties, its own database ``<name>_<arm>``).
 
 Writes DIR/learning.json ({"rounds": [...], "control_swapped": {"rounds": [...]}, ...}) and DIR/learning.png,
-and prints each target's figure and verdict. pass@1 intervals are 95% percentile bootstraps over the held-out
-prompts (2,000 resamples of the per-prompt pass rates, seed 0).
+and prints each target's figure and verdict. pass@1 intervals are 95% percentile bootstraps of the per-prompt pass
+rates (2,000 resamples, seed 0), drawing prompts and, separately, whole templates: the held-out prompts share
+templates (384 prompts come from 75), so the intervals over templates are the wider, honest ones and the rise's
+verdict reads them; the rise is also given paired (same prompts and seeds) with its interval over templates.
+``--seed`` draws other training prompts, crowd choices, samples and training seeds (0: the runs in
+bench/README.md); bench/learning_seeds.py averages the rise over runs.
 """
 
 from __future__ import annotations
@@ -66,6 +70,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heldout", type=int, default=96, help="held-out ladder prompts the cycle evaluates on")
     parser.add_argument("--samples", type=int, default=4, help="completions per training prompt per round")
     parser.add_argument("--levels", default="1,2", help="ladder levels (steps per task)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the loop's seed: training prompts, crowd, samples and the stages' training seeds (the bootstrap "
+        "model and the held-out prompts stay the same, so runs compare on them)",
+    )
     parser.add_argument("--recipe", type=Path, default=ROOT / "training" / "recipes" / "ladder")
     parser.add_argument(
         "--reward-init",
@@ -93,8 +104,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.rounds < 1 or args.train_prompts < 2 or args.heldout < 2:
-        raise SystemExit("--rounds must be at least 1, --train-prompts and --heldout at least 2")
+    if args.rounds < 1 or args.train_prompts < 2 or args.heldout < 2 or args.seed < 0:
+        raise SystemExit("--rounds must be at least 1, --train-prompts and --heldout at least 2, --seed at least 0")
     args.out = args.out.resolve()
     if args.arm:
         from bench.learning_arm import run_arm
@@ -104,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     model_info = bootstrap_model(args)
-    heldout_file(args)
+    heldout = heldout_file(args)
+    templates = {t["task_id"]: t["template"] for t in map(json.loads, heldout.read_text().splitlines())}
     arms = ["main"] + [f"control_{c}" for c in args.controls.split(",") if c and c != "none"]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         records = {a: json.loads((args.out / a / "arm.json").read_text()) for a in arms if (args.out / a).is_dir()}
     else:
         records = run_arm_processes(args, arms)
-    result = learning_report.assemble(records, bootstrap=model_info, args=vars(args))
+    result = learning_report.assemble(records, bootstrap=model_info, args=vars(args), templates=templates)
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     (args.out / "learning.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     learning_report.plot(result, args.out / "learning.png")
@@ -143,7 +155,7 @@ def heldout_file(args) -> Path:
 
 def arm_command(args, arm: str) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--arm", arm]
-    names = ("rounds", "out", "preset", "model", "train_prompts", "heldout", "samples", "levels", "recipe")
+    names = ("rounds", "out", "preset", "model", "train_prompts", "heldout", "samples", "levels", "recipe", "seed")
     for name in (*names, "reward_init_lr", *(("reward_init",) if args.reward_init else ())):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     argv += ["--database-url", args.database_url, "--transport", args.transport]

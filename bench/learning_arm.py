@@ -14,7 +14,9 @@ import threading
 from pathlib import Path
 
 HELD_OUT_SEED = 1
-TRAIN_SEED_BASE = 100  # round r imports training-split ladder tasks generated with seed 100 + r
+TRAIN_SEED_BASE = 100  # round r imports training-split ladder tasks generated with seed 100 + 1000 * --seed + r
+STAGE_SEED = 42  # the recipe's training seed; --seed adds to it
+TRAINED_STAGES = ("sft", "reward", "dpo", "online_rl")
 WITHOUT_QUALITY_CONTROL = {"control_bad25"}  # the platform as it was before issue 12
 
 
@@ -27,6 +29,10 @@ def configure(args, arm_dir: Path) -> None:
     shutil.copytree(args.recipe, recipe)
     with open(recipe / "evaluate.yaml", "a") as handle:
         handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+    if args.seed:  # evaluate keeps its seed: every run samples the held-out prompts alike
+        for stage in TRAINED_STAGES:
+            with open(recipe / f"{stage}.yaml", "a") as handle:
+                handle.write(f"seed: {STAGE_SEED + args.seed}\n")
     if args.reward_init:
         with open(recipe / "reward.yaml", "a") as handle:
             handle.write(f"init_model_path: {args.reward_init.resolve()}\nlearning_rate: {args.reward_init_lr}\n")
@@ -119,7 +125,8 @@ def import_round_prompts(args, number: int) -> list[int]:
     from training.ladder import ladder_tasks
 
     levels = [int(v) for v in args.levels.split(",")]
-    tasks = ladder_tasks(n=args.train_prompts, seed=TRAIN_SEED_BASE + number, split="train", levels=levels)
+    seed = TRAIN_SEED_BASE + 1000 * args.seed + number
+    tasks = ladder_tasks(n=args.train_prompts, seed=seed, split="train", levels=levels)
     return ladder_prompts_import(tasks, tag=f"r{number}", anchor_pairs=args.anchor_pairs)
 
 
@@ -151,7 +158,8 @@ def run_arm(args, *, mix: str) -> None:
                 prompt_ids=tuple(import_round_prompts(args, number)),
                 samples=args.samples,
                 mix=mix,
-                crowd_seed=number,
+                crowd_seed=1000 * args.seed + number,
+                sample_seed=1000 * (args.seed + 1),
                 quality_control=quality_control_hook(args),
                 # without quality control every vote weighs 1 (suspended volunteers would still be left out)
                 snapshot_filters=None if quality_controlled(args) else {"quality_control": False},

@@ -10,22 +10,66 @@ from pathlib import Path
 RESAMPLES = 2000
 
 
-def bootstrap_interval(rates: list[float], *, seed: int = 0) -> tuple[float | None, float | None]:
-    """95% percentile bootstrap of the mean over prompts (each resample draws prompts with replacement)."""
+def bootstrap_interval(
+    rates: list[float], *, seed: int = 0, clusters: list[str] | None = None
+) -> tuple[float | None, float | None]:
+    """95% percentile bootstrap of the mean over prompts. Each resample draws prompts with replacement or, given
+    ``clusters`` (a key per prompt: its template), whole clusters with replacement, every prompt of a drawn
+    cluster counting: prompts of one template share its difficulty, so they are not independent draws."""
     if not rates:
         return None, None
+    groups = _groups(rates, clusters)
     rng = random.Random(seed)
-    means = sorted(sum(rng.choices(rates, k=len(rates))) / len(rates) for _ in range(RESAMPLES))
+    means = []
+    for _ in range(RESAMPLES):
+        drawn = rng.choices(groups, k=len(groups))
+        means.append(sum(sum(g) for g in drawn) / sum(len(g) for g in drawn))
+    means.sort()
     return round(means[int(0.025 * RESAMPLES)], 4), round(means[int(0.975 * RESAMPLES) - 1], 4)
 
 
-def pass_figures(per_prompt: list[dict], role: str) -> dict:
-    """pass@1 (mean over prompts of passed / n) of one model in eval.json, with its interval."""
-    rates = [row[role]["passed"] / row[role]["n"] for row in per_prompt if row.get(role) and row[role]["n"]]
-    if not rates:
+def _groups(values: list[float], clusters: list[str] | None) -> list[list[float]]:
+    if clusters is None:
+        return [[v] for v in values]
+    if len(clusters) != len(values):
+        raise ValueError(f"{len(clusters)} cluster keys for {len(values)} values")
+    grouped: dict[str, list[float]] = {}
+    for value, key in zip(values, clusters, strict=True):
+        grouped.setdefault(key, []).append(value)
+    return list(grouped.values())
+
+
+def rise_interval(
+    before: dict[str, float], after: dict[str, float], templates: dict[str, str], *, seed: int = 0
+) -> dict:
+    """The paired rise of pass@1 from ``before`` to ``after`` (per-prompt pass rates on the same prompts and
+    seeds) with its 95% bootstrap interval over templates (whole templates drawn with replacement)."""
+    shared = sorted(set(before) & set(after))
+    if not shared:
+        return {"value": None, "low": None, "high": None, "prompts": 0, "templates": 0}
+    differences = [after[p] - before[p] for p in shared]
+    keys = [templates.get(p, p) for p in shared]
+    low, high = bootstrap_interval(differences, seed=seed, clusters=keys)
+    value = round(sum(differences) / len(differences), 4)
+    return {"value": value, "low": low, "high": high, "prompts": len(shared), "templates": len(set(keys))}
+
+
+def pass_figures(per_prompt: list[dict], role: str, templates: dict[str, str] | None = None) -> dict:
+    """pass@1 (mean over prompts of passed / n) of one model in eval.json, with its interval over prompts and,
+    given each prompt's template, its interval over templates; ``by_prompt`` keeps each prompt's rate for the
+    paired comparisons of the report."""
+    rows = [row for row in per_prompt if row.get(role) and row[role]["n"]]
+    if not rows:
         return {"pass_at_1": None, "pass_at_1_low": None, "pass_at_1_high": None}
+    rates = [row[role]["passed"] / row[role]["n"] for row in rows]
     low, high = bootstrap_interval(rates)
-    return {"pass_at_1": round(sum(rates) / len(rates), 4), "pass_at_1_low": low, "pass_at_1_high": high}
+    figures = {"pass_at_1": round(sum(rates) / len(rates), 4), "pass_at_1_low": low, "pass_at_1_high": high}
+    if templates is not None:
+        keys = [templates.get(str(row["prompt_id"]), str(row["prompt_id"])) for row in rows]
+        low_t, high_t = bootstrap_interval(rates, clusters=keys)
+        figures.update({"pass_at_1_low_template": low_t, "pass_at_1_high_template": high_t})
+    figures["by_prompt"] = {str(row["prompt_id"]): round(rate, 4) for row, rate in zip(rows, rates, strict=True)}
+    return figures
 
 
 def truth_pairs(per_prompt: list[dict], heldout: dict[str, dict]) -> list[dict]:
@@ -66,16 +110,18 @@ def add_figures(record: dict, *, heldout: Path) -> None:
     except (OSError, ValueError):
         evaluation = {"per_prompt": []}
     per_prompt = evaluation.get("per_prompt") or []
-    parent, candidate = pass_figures(per_prompt, "parent"), pass_figures(per_prompt, "policy")
+    tasks = {}
+    for line in heldout.read_text().splitlines():
+        task = json.loads(line)
+        tasks[task["task_id"]] = task
+    templates = {task_id: task["template"] for task_id, task in tasks.items()}
+    parent = pass_figures(per_prompt, "parent", templates)
+    candidate = pass_figures(per_prompt, "policy", templates)
     promoted = bool((record.get("promotion") or {}).get("promote"))
     record["parent"] = parent
     record["candidate"] = candidate
     record["promoted"] = promoted
     record.update(candidate if promoted else parent)  # pass_at_1*: the model active after the round
-    tasks = {}
-    for line in heldout.read_text().splitlines():
-        task = json.loads(line)
-        tasks[task["task_id"]] = task
     pairs = truth_pairs(per_prompt, tasks)
     record["reward_accuracy_heldout_ladder"] = heldout_reward_accuracy(eval_dir.parent / "reward", pairs)
     seconds = record["seconds"]

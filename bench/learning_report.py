@@ -13,6 +13,9 @@ KEEP = (
     "pass_at_1",
     "pass_at_1_low",
     "pass_at_1_high",
+    "pass_at_1_low_template",
+    "pass_at_1_high_template",
+    "by_prompt",
     "promoted",
     "parent",
     "candidate",
@@ -53,9 +56,13 @@ def _rounds(arm: dict) -> list[dict]:
     return out
 
 
-def assemble(records: dict[str, dict], *, bootstrap: dict, args: dict) -> dict:
+def assemble(
+    records: dict[str, dict], *, bootstrap: dict, args: dict, templates: dict[str, str] | None = None
+) -> dict:
+    """``templates``: each held-out prompt's template (the paired rise's interval draws whole templates)."""
     result: dict = {
-        "interval": "95% percentile bootstrap over held-out prompts (2,000 resamples of per-prompt pass rates)",
+        "interval": "95% percentile bootstraps of per-prompt pass rates (2,000 resamples): pass_at_1_low/high draw "
+        "prompts, pass_at_1_low/high_template draw whole templates (the verdict's)",
         "bootstrap_model": bootstrap,
         "settings": {k: str(v) for k, v in args.items() if k != "arm"},
         "crowds": {arm: record.get("mix") for arm, record in records.items()},
@@ -65,26 +72,43 @@ def assemble(records: dict[str, dict], *, bootstrap: dict, args: dict) -> dict:
     for arm, record in records.items():
         if arm != "main":
             result[arm] = {"rounds": _rounds(record)}
-    result["targets"] = targets(result)
+    result["targets"] = targets(result, templates)
     return result
 
 
-def _rise(rounds: list[dict]) -> tuple[float | None, bool]:
-    """The best rise of pass@1 over round 0 within rounds 1-3, and whether that round's interval clears round 0's."""
+def _rise(rounds: list[dict], templates: dict[str, str] | None = None) -> dict:
+    """The best rise of pass@1 over round 0 within rounds 1-3; whether that round's interval clears round 0's, over
+    prompts and over templates (the verdict's: the held-out prompts share templates); and the paired rise's own
+    interval over templates (the same prompts and seeds in both rounds)."""
+    rise = {"value": None, "round": None, "outside_intervals": False, "outside_prompt_intervals": False}
     if len(rounds) < 2 or rounds[0]["pass_at_1"] is None:
-        return None, False
+        return rise
     base = rounds[0]
     best = max(rounds[1:4], key=lambda r: r["pass_at_1"] if r["pass_at_1"] is not None else -1)
     if best["pass_at_1"] is None:
-        return None, False
-    return round(best["pass_at_1"] - base["pass_at_1"], 4), best["pass_at_1_low"] > base["pass_at_1_high"]
+        return rise
+    by_prompt = best["pass_at_1_low"] > base["pass_at_1_high"]
+    by_template = by_prompt
+    if best.get("pass_at_1_low_template") is not None and base.get("pass_at_1_high_template") is not None:
+        by_template = best["pass_at_1_low_template"] > base["pass_at_1_high_template"]
+    rise.update(
+        value=round(best["pass_at_1"] - base["pass_at_1"], 4),
+        round=best["round"],
+        outside_intervals=by_template,
+        outside_prompt_intervals=by_prompt,
+    )
+    if base.get("by_prompt") and best.get("by_prompt"):
+        from bench.learning_measure import rise_interval
+
+        rise["paired"] = rise_interval(base["by_prompt"], best["by_prompt"], templates or {})
+    return rise
 
 
-def targets(result: dict) -> dict:
+def targets(result: dict, templates: dict[str, str] | None = None) -> dict:
     main = result["rounds"][1:]
-    rise, outside = _rise(result["rounds"])
+    rise = _rise(result["rounds"], templates)
     swapped = result.get("control_swapped", {}).get("rounds") or []
-    swapped_rise, swapped_outside = _rise(swapped)
+    swapped_rise = _rise(swapped, templates)
     worse = [
         r["round"]
         for r in main
@@ -106,15 +130,18 @@ def targets(result: dict) -> dict:
     seconds = [r["round_seconds"] for arm in _arms(result) for r in arm[1:]]
     return {
         "pass_rise": {
-            "value": rise,
+            **rise,
             "target": PASS_RISE,
-            "outside_intervals": outside,
-            "met": rise is not None and rise >= PASS_RISE and outside,
+            "met": rise["value"] is not None and rise["value"] >= PASS_RISE and rise["outside_intervals"],
         },
         "swapped_does_not_rise": {
-            "value": swapped_rise,
-            "outside_intervals": swapped_outside,
-            "met": bool(swapped) and not (swapped_rise is not None and swapped_rise > 0 and swapped_outside),
+            **swapped_rise,
+            "met": bool(swapped)
+            and not (
+                swapped_rise["value"] is not None
+                and swapped_rise["value"] > 0
+                and (swapped_rise["outside_intervals"] or swapped_rise["outside_prompt_intervals"])
+            ),
         },
         "no_worse_promoted": {"value": worse, "met": not worse},
         "label_accuracy": {
@@ -149,16 +176,27 @@ def summary(result: dict) -> str:
     ]:
         trail = ", ".join(
             f"r{r['round']} {f(r['pass_at_1'])} [{f(r['pass_at_1_low'])}, {f(r['pass_at_1_high'])}]"
+            + (
+                f" (templates [{f(r['pass_at_1_low_template'])}, {f(r['pass_at_1_high_template'])}])"
+                if r.get("pass_at_1_low_template") is not None
+                else ""
+            )
             + ("" if r["round"] == 0 else (" promoted" if r["promoted"] else " kept"))
             for r in rounds
         )
         lines.append(f"{name}: held-out pass@1 {trail}")
     t = result["targets"]
     rise = t["pass_rise"]
+    paired = rise.get("paired") or {}
     lines += [
         f"pass@1 rise within 3 rounds: {f(rise['value'])} (target {rise['target']:.2f}, ratio "
         f"{f(rise['value'] / rise['target']) if rise['value'] is not None else 'n/a'}; outside intervals: "
-        f"{rise['outside_intervals']}): {'MET' if rise['met'] else 'NOT MET'}",
+        f"{rise['outside_intervals']} over templates, {rise['outside_prompt_intervals']} over prompts): "
+        f"{'MET' if rise['met'] else 'NOT MET'}",
+        f"paired rise r0 -> r{rise['round']}: {f(paired.get('value'))} [{f(paired.get('low'))}, "
+        f"{f(paired.get('high'))}] over {paired.get('templates')} templates ({paired.get('prompts')} prompts)"
+        if paired
+        else "paired rise: n/a",
         (
             f"swapped control rise: {f(t['swapped_does_not_rise']['value'])} (outside intervals: "
             f"{t['swapped_does_not_rise']['outside_intervals']}): does not rise "

@@ -49,6 +49,7 @@ class RoundSettings:
     temperature: float = 0.8
     mix: str = "careful:6,noisy:4"
     crowd_seed: int = 0
+    sample_seed: int = 1000  # round r's completions are sampled with seed sample_seed + r
     max_votes: int = 100_000
     max_crowd_seconds: float = 1800.0
     # Reading time, simulated (simulation.SimulatedTime): a careful volunteer's mean, in seconds. Quality control
@@ -234,7 +235,7 @@ def loop_round(number: int, settings: RoundSettings, *, api, model_path: str) ->
     version = generator_ensure(model_path)
     votes_before = Vote.objects.count()
     with timed(times, "generate_and_test"):
-        completions = completions_write(version, settings, seed=1000 + number)
+        completions = completions_write(version, settings, seed=settings.sample_seed + number)
     with timed(times, "crowd"):
         crowd = crowd_vote(settings, api)
     quality = None

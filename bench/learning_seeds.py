@@ -1,0 +1,120 @@
+"""The loop's rise averaged over runs: is it the recipe or one lucky seed?
+
+    python bench/learning.py --rounds 3 --heldout 384 --seed 1 --out var/bench/seed1   # and --seed 2, ...
+    python bench/learning_seeds.py var/bench/seed1 var/bench/seed2 var/bench/seed3
+
+Reads each DIR/learning.json (and DIR/heldout.jsonl: the runs must share their held-out prompts, as runs of
+bench/learning.py with the same --heldout do). For every arm it prints each run's rise from round 0 to the last
+round (the model the loop ends with; not the best round, which would favour lucky runs), then:
+- the mean rise over runs with a 95% t interval over runs (the seed-to-seed spread);
+- the paired rise pooled over runs: per prompt, the last round's pass rate minus round 0's, averaged over runs,
+  with a 95% bootstrap interval drawing whole templates (the prompts' spread).
+Writes DIR_OF_FIRST/../seeds.json unless --out names another file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.learning_measure import rise_interval  # noqa: E402
+
+
+def load(run: Path) -> tuple[dict, dict[str, str]]:
+    try:
+        result = json.loads((run / "learning.json").read_text())
+        lines = (run / "heldout.jsonl").read_text().splitlines()
+    except OSError as error:
+        raise SystemExit(f"{run}: not a bench/learning.py output folder ({error})") from error
+    return result, {t["task_id"]: t["template"] for t in map(json.loads, lines)}
+
+
+def arm_rounds(result: dict, arm: str) -> list[dict]:
+    return result["rounds"] if arm == "main" else (result.get(arm) or {}).get("rounds") or []
+
+
+def t_interval(values: list[float]) -> tuple[float | None, float | None]:
+    if len(values) < 2:
+        return None, None
+    from scipy import stats
+
+    mean, sem = statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
+    half = stats.t.ppf(0.975, len(values) - 1) * sem
+    return round(mean - half, 4), round(mean + half, 4)
+
+
+def combine(runs: list[tuple[str, dict, dict[str, str]]], arm: str) -> dict | None:
+    per_run, before, after = [], {}, {}
+    templates: dict[str, str] = {}
+    for name, result, run_templates in runs:
+        rounds = arm_rounds(result, arm)
+        if len(rounds) < 2 or not rounds[0].get("by_prompt") or not rounds[-1].get("by_prompt"):
+            continue
+        templates.update(run_templates)
+        first, last = rounds[0], rounds[-1]
+        paired = rise_interval(first["by_prompt"], last["by_prompt"], run_templates)
+        per_run.append({"run": name, "last_round": last["round"], "r0": first["pass_at_1"],
+                        "last": last["pass_at_1"], "rise": paired["value"], "paired": paired})  # fmt: skip
+        for prompt in set(first["by_prompt"]) & set(last["by_prompt"]):
+            before.setdefault(prompt, []).append(first["by_prompt"][prompt])
+            after.setdefault(prompt, []).append(last["by_prompt"][prompt])
+    if not per_run:
+        return None
+    counts = {len(v) for v in before.values()}
+    shared = {p for p, v in before.items() if len(v) == max(counts)}  # prompts every run evaluated
+    pooled = rise_interval(
+        {p: statistics.fmean(before[p]) for p in shared}, {p: statistics.fmean(after[p]) for p in shared}, templates
+    )
+    rises = [r["rise"] for r in per_run]
+    low, high = t_interval(rises)
+    return {"runs": per_run, "mean_rise": round(statistics.fmean(rises), 4), "t_low": low, "t_high": high,
+            "pooled_paired": pooled}  # fmt: skip
+
+
+def summary(combined: dict[str, dict]) -> str:
+    def f(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = []
+    for arm, c in combined.items():
+        for r in c["runs"]:
+            p = r["paired"]
+            lines.append(
+                f"{arm} {r['run']}: r0 {f(r['r0'])} -> r{r['last_round']} {f(r['last'])}, rise {f(r['rise'])} "
+                f"[{f(p['low'])}, {f(p['high'])}] over {p['templates']} templates"
+            )
+        pooled = c["pooled_paired"]
+        lines.append(
+            f"{arm}: mean rise over {len(c['runs'])} runs {f(c['mean_rise'])} (95% t interval over runs "
+            f"[{f(c['t_low'])}, {f(c['t_high'])}]); pooled paired rise {f(pooled['value'])} "
+            f"[{f(pooled['low'])}, {f(pooled['high'])}] over {pooled['templates']} templates "
+            f"({pooled['prompts']} prompts)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="bench/learning.py --out folders")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: beside the runs)")
+    args = parser.parse_args(argv)
+    runs = [(str(run), *load(run)) for run in args.runs]
+    arms = ["main"] + sorted({k for _, result, _ in runs for k in result if k.startswith("control_")})
+    combined = {arm: c for arm in arms if (c := combine(runs, arm)) is not None}
+    if not combined:
+        raise SystemExit("no run has a round after round 0 with per-prompt pass rates (by_prompt)")
+    out = args.out or args.runs[0].resolve().parent / "seeds.json"
+    out.write_text(json.dumps(combined, indent=2) + "\n")
+    print(summary(combined))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
