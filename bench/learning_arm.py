@@ -24,31 +24,7 @@ def configure(args, arm_dir: Path) -> None:
     """Environment for feedback.settings, before Django starts: eager Celery, this arm's folders and recipe."""
     var = arm_dir / "var"
     shutil.rmtree(arm_dir, ignore_errors=True)
-    (var / "recipes").mkdir(parents=True)
-    recipe = var / "recipes" / "ladder"
-    shutil.copytree(args.recipe, recipe)
-    with open(recipe / "evaluate.yaml", "a") as handle:
-        handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
-    if args.seed:  # evaluate keeps its seed: every run samples the held-out prompts alike
-        for stage in TRAINED_STAGES:
-            with open(recipe / f"{stage}.yaml", "a") as handle:
-                handle.write(f"seed: {STAGE_SEED + args.seed}\n")
-    if args.reward_init:
-        with open(recipe / "reward.yaml", "a") as handle:
-            handle.write(f"init_model_path: {args.reward_init.resolve()}\nlearning_rate: {args.reward_init_lr}\n")
-    if args.arm == "control_swapped":
-        # Reference pairs are labelled by the tests' outcomes, which the swap leaves true: the control learns
-        # only from the (swapped) labels it was given.
-        with open(recipe / "reward.yaml", "a") as handle:
-            handle.write("reference_pairs: false\n")
-        # Likewise SFT's check of the chosen side's outcome (it would drop exactly the control's test-decided rows),
-        # and the tests' reward in online RL: the control's policy is rewarded by its reward model alone.
-        with open(recipe / "sft.yaml", "a") as handle:
-            handle.write("skip_failed_chosen: false\n")
-        with open(recipe / "online_rl.yaml", "a") as handle:
-            handle.write("tests_weight: 0.0\nreward_model_weight: 1.0\n")
-    pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
-    (recipe / "pipeline.yaml").write_text(pipeline)
+    recipe_write(args, var / "recipes" / "ladder")
     database = _database_url(args.database_url, arm_dir.name) if args.database_url else f"sqlite:///{var}/db.sqlite3"
     os.environ.update(
         {
@@ -73,6 +49,35 @@ def configure(args, arm_dir: Path) -> None:
     if not quality_controlled(args):  # a platform without quality control: no gold pairs, no onboarding
         os.environ.update({"CODEPREF_QC_GOLD_RATE": "0", "CODEPREF_QC_ONBOARDING_PAIRS": "0"})
     os.environ.pop("CELERY_BROKER_URL", None)
+
+
+def recipe_write(args, recipe: Path) -> None:
+    """The arm's copy of ``--recipe`` at ``recipe``: held-out prompts, --seed, --reward-init and the control's
+    settings appended (a later key wins)."""
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(args.recipe, recipe)
+    with open(recipe / "evaluate.yaml", "a") as handle:
+        handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+    if args.seed:  # evaluate keeps its seed: every run samples the held-out prompts alike
+        for stage in TRAINED_STAGES:
+            with open(recipe / f"{stage}.yaml", "a") as handle:
+                handle.write(f"seed: {STAGE_SEED + args.seed}\n")
+    if args.reward_init:
+        with open(recipe / "reward.yaml", "a") as handle:
+            handle.write(f"init_model_path: {args.reward_init.resolve()}\nlearning_rate: {args.reward_init_lr}\n")
+    if args.arm == "control_swapped":
+        # Reference pairs are labelled by the tests' outcomes, which the swap leaves true: the control learns
+        # only from the (swapped) labels it was given.
+        with open(recipe / "reward.yaml", "a") as handle:
+            handle.write("reference_pairs: false\n")
+        # Likewise SFT's check of the chosen side's outcome (it would drop exactly the control's test-decided rows),
+        # and the tests' reward in online RL: the control's policy is rewarded by its reward model alone.
+        with open(recipe / "sft.yaml", "a") as handle:
+            handle.write("skip_failed_chosen: false\n")
+        with open(recipe / "online_rl.yaml", "a") as handle:
+            handle.write("tests_weight: 0.0\nreward_model_weight: 1.0\n")
+    pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
+    (recipe / "pipeline.yaml").write_text(pipeline)
 
 
 def quality_controlled(args) -> bool:
