@@ -88,13 +88,14 @@ def _rise(rounds: list[dict], templates: dict[str, str] | None = None) -> dict:
     if best["pass_at_1"] is None:
         return rise
     by_prompt = best["pass_at_1_low"] > base["pass_at_1_high"]
-    by_template = by_prompt
+    verdict, outside = "prompts", by_prompt  # records written before the intervals over templates
     if best.get("pass_at_1_low_template") is not None and base.get("pass_at_1_high_template") is not None:
-        by_template = best["pass_at_1_low_template"] > base["pass_at_1_high_template"]
+        verdict, outside = "templates", best["pass_at_1_low_template"] > base["pass_at_1_high_template"]
     rise.update(
         value=round(best["pass_at_1"] - base["pass_at_1"], 4),
         round=best["round"],
-        outside_intervals=by_template,
+        outside_intervals=outside,
+        verdict_intervals=verdict,
         outside_prompt_intervals=by_prompt,
     )
     if base.get("by_prompt") and best.get("by_prompt"):
@@ -191,7 +192,8 @@ def summary(result: dict) -> str:
     lines += [
         f"pass@1 rise within 3 rounds: {f(rise['value'])} (target {rise['target']:.2f}, ratio "
         f"{f(rise['value'] / rise['target']) if rise['value'] is not None else 'n/a'}; outside intervals: "
-        f"{rise['outside_intervals']} over templates, {rise['outside_prompt_intervals']} over prompts): "
+        f"{rise['outside_intervals']} over {rise.get('verdict_intervals', 'templates')}, "
+        f"{rise['outside_prompt_intervals']} over prompts): "
         f"{'MET' if rise['met'] else 'NOT MET'}",
         f"paired rise r0 -> r{rise['round']}: {f(paired.get('value'))} [{f(paired.get('low'))}, "
         f"{f(paired.get('high'))}] over {paired.get('templates')} templates ({paired.get('prompts')} prompts)"
