@@ -266,8 +266,9 @@ def plot(result: dict, path: Path) -> None:
             continue
         xs = [r["round"] + shift for r in shown]
         ys = [r["pass_at_1"] for r in shown]
-        low = [y - r["pass_at_1_low"] for y, r in zip(ys, shown, strict=True)]
-        high = [r["pass_at_1_high"] - y for y, r in zip(ys, shown, strict=True)]
+        kind = "_template" if all(r.get("pass_at_1_low_template") is not None for r in shown) else ""
+        low = [y - r[f"pass_at_1_low{kind}"] for y, r in zip(ys, shown, strict=True)]
+        high = [r[f"pass_at_1_high{kind}"] - y for y, r in zip(ys, shown, strict=True)]
         line = ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=4, label=f"{name}: active model")
         tried = [r for r in shown if r.get("candidate")]
         ax.plot(
@@ -283,7 +284,8 @@ def plot(result: dict, path: Path) -> None:
         )
     ax.set_xticks(sorted({r["round"] for _, rounds in arms for r in rounds}))
     ax.set_xlabel("round (0 = bootstrap model)")
-    ax.set_ylabel("held-out ladder pass@1 (95% bootstrap interval)")
+    over = "templates" if all(r.get("pass_at_1_low_template") is not None for r in result["rounds"]) else "prompts"
+    ax.set_ylabel(f"held-out ladder pass@1 (95% bootstrap over {over})")
     ax.set_title("The closed loop: active model after each round")
     ax.grid(alpha=0.3)
     ax.legend()
