@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import learning_report  # noqa: E402
+from bench import learning_measure, learning_report  # noqa: E402
 
 # 25% bad: 5 of 20 (one random, one always-left, a colluding group of three that picks the longer side)
 BAD25 = "careful:9,noisy:6,random:1,left:1,colluding:3"
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     model_info = bootstrap_model(args)
-    heldout = heldout_file(args)
-    templates = {t["task_id"]: t["template"] for t in map(json.loads, heldout.read_text().splitlines())}
+    templates = learning_measure.heldout_templates(heldout_file(args))
     arms = ["main"] + [f"control_{c}" for c in args.controls.split(",") if c and c != "none"]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -171,8 +170,6 @@ def arm_command(args, arm: str) -> list[str]:
 def run_arm_processes(args, arms: list[str]) -> dict[str, dict]:
     """Each arm in its own process (Django settings are per process), ``--jobs`` at a time; output in
     DIR/<arm>.log; each record from DIR/<arm>/arm.json."""
-    from bench.learning_measure import round_line
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEPREF_", "CELERY_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     waiting, running, records = list(arms), [], {}
@@ -191,7 +188,7 @@ def run_arm_processes(args, arms: list[str]) -> dict[str, dict]:
                 raise SystemExit(f"arm {arm} failed (exit {process.returncode}); see {args.out / f'{arm}.log'}")
             records[arm] = json.loads((args.out / arm / "arm.json").read_text())
             for record in records[arm]["rounds"]:
-                print(round_line(arm, record), flush=True)
+                print(learning_measure.round_line(arm, record), flush=True)
     return {arm: records[arm] for arm in arms}
 
 

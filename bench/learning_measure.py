@@ -72,6 +72,17 @@ def pass_figures(per_prompt: list[dict], role: str, templates: dict[str, str] | 
     return figures
 
 
+def heldout_tasks(path: Path) -> dict[str, dict]:
+    """bench/learning.py's held-out file (DIR/heldout.jsonl) by task id."""
+    tasks = (json.loads(line) for line in path.read_text().splitlines())
+    return {task["task_id"]: task for task in tasks}
+
+
+def heldout_templates(path: Path) -> dict[str, str]:
+    """Each held-out prompt's template: what the intervals over templates draw."""
+    return {task_id: task["template"] for task_id, task in heldout_tasks(path).items()}
+
+
 def truth_pairs(per_prompt: list[dict], heldout: dict[str, dict]) -> list[dict]:
     """Held-out ladder pairs decided by the tests: the reference solution against each model's first sample
     when that sample failed (its outcome is in eval.json)."""
@@ -110,10 +121,7 @@ def add_figures(record: dict, *, heldout: Path) -> None:
     except (OSError, ValueError):
         evaluation = {"per_prompt": []}
     per_prompt = evaluation.get("per_prompt") or []
-    tasks = {}
-    for line in heldout.read_text().splitlines():
-        task = json.loads(line)
-        tasks[task["task_id"]] = task
+    tasks = heldout_tasks(heldout)
     templates = {task_id: task["template"] for task_id, task in tasks.items()}
     parent = pass_figures(per_prompt, "parent", templates)
     candidate = pass_figures(per_prompt, "policy", templates)

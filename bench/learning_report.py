@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.learning_measure import rise_interval
+
 PASS_RISE = 0.10  # held-out pass@1 up by 10 points absolute within 3 rounds, outside the 95% intervals
 LABEL_ACCURACY = 0.90
 REWARD_ACCURACY = 0.90
@@ -99,8 +101,6 @@ def _rise(rounds: list[dict], templates: dict[str, str] | None = None) -> dict:
         outside_prompt_intervals=by_prompt,
     )
     if base.get("by_prompt") and best.get("by_prompt"):
-        from bench.learning_measure import rise_interval
-
         rise["paired"] = rise_interval(base["by_prompt"], best["by_prompt"], templates or {})
     return rise
 

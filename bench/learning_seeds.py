@@ -23,16 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.learning_measure import rise_interval  # noqa: E402
+from bench.learning_measure import heldout_templates, rise_interval  # noqa: E402
 
 
 def load(run: Path) -> tuple[dict, dict[str, str]]:
     try:
-        result = json.loads((run / "learning.json").read_text())
-        lines = (run / "heldout.jsonl").read_text().splitlines()
+        return json.loads((run / "learning.json").read_text()), heldout_templates(run / "heldout.jsonl")
     except OSError as error:
         raise SystemExit(f"{run}: not a bench/learning.py output folder ({error})") from error
-    return result, {t["task_id"]: t["template"] for t in map(json.loads, lines)}
 
 
 def arm_rounds(result: dict, arm: str) -> list[dict]:
