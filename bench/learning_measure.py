@@ -85,7 +85,7 @@ def heldout_templates(path: Path) -> dict[str, str]:
 
 def truth_pairs(per_prompt: list[dict], heldout: dict[str, dict]) -> list[dict]:
     """Held-out ladder pairs decided by the tests: the reference solution against each model's first sample
-    when that sample failed (its outcome is in eval.json)."""
+    when that sample failed (its outcome is in eval.json), with the prompt's template."""
     pairs = []
     for row in per_prompt:
         task = heldout.get(str(row["prompt_id"]))
@@ -93,13 +93,21 @@ def truth_pairs(per_prompt: list[dict], heldout: dict[str, dict]) -> list[dict]:
             seen = row.get(role) or {}
             if task and seen.get("outcomes") and seen["outcomes"][0] != "passed" and seen.get("sample", "").strip():
                 pairs.append(
-                    {"prompt": task["prompt"], "chosen": task["canonical_solution"], "rejected": seen["sample"]}
+                    {
+                        "prompt": task["prompt"],
+                        "chosen": task["canonical_solution"],
+                        "rejected": seen["sample"],
+                        "template": task.get("template") or str(row["prompt_id"]),
+                    }
                 )
     return pairs
 
 
 def heldout_reward_accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
-    from training import reward_scoring
+    """The reward model's accuracy on the pairs, alone and grounded in each prompt's docstring examples
+    (training/doc_examples.py), with the examples alone beside them (0.5 for a pair they cannot tell); each with
+    its 95% bootstrap interval over templates."""
+    from training import doc_examples, reward_scoring
     from training.boundary import at_token_boundary
 
     if not pairs or not (reward_dir / "config.json").is_file():
@@ -109,8 +117,14 @@ def heldout_reward_accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
         prompt, chosen, rejected = at_token_boundary(pair["prompt"], pair["chosen"], pair["rejected"])
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     model, tokenizer = reward_scoring.load_reward_model(str(reward_dir))
-    result = reward_scoring.pair_accuracy(model, tokenizer, rows)
-    return {"accuracy": round(result["accuracy"], 4), "pairs": result["pairs"]}
+    result = reward_scoring.pair_accuracy(model, tokenizer, rows, examples_weight=doc_examples.DEFAULT_WEIGHT)
+    keys = [pair.get("template") or str(i) for i, pair in enumerate(pairs)]
+    figures = {"pairs": result["pairs"], "templates": len(set(keys)), "examples_decided": result["examples_decided"]}
+    for name, wins in (("", result["wins"]), ("grounded_", result["grounded_wins"]),
+                       ("examples_", result["examples_wins"])):  # fmt: skip
+        low, high = bootstrap_interval(wins, clusters=keys)
+        figures.update({f"{name}accuracy": round(sum(wins) / len(wins), 4), f"{name}low": low, f"{name}high": high})
+    return figures
 
 
 def add_figures(record: dict, *, heldout: Path) -> None:
@@ -141,12 +155,13 @@ def round_line(arm: str, record: dict) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     heldout = record["reward_accuracy_heldout_ladder"]
+    grounded = f"; grounded {f(heldout['grounded_accuracy'])}" if heldout.get("grounded_accuracy") is not None else ""
     return (
         f"[{arm}] round {record['round']}: pass@1 parent {f(record['parent']['pass_at_1'])} "
         f"candidate {f(record['candidate']['pass_at_1'])} -> active {f(record['pass_at_1'])} "
         f"[{f(record['pass_at_1_low'])}, {f(record['pass_at_1_high'])}]; promoted {record['promoted']}; "
         f"labels {f(record['label_accuracy']['accuracy'])}; reward {f(record['reward_accuracy_before'])} -> "
-        f"{f(record['reward_accuracy_after'])} (held-out ladder {f(heldout['accuracy'])}); "
+        f"{f(record['reward_accuracy_after'])} (held-out ladder {f(heldout['accuracy'])}{grounded}); "
         f"DPO preference {f(record['policy_preference_before'])} -> {f(record['policy_preference_after'])}; "
         f"votes {record['votes_used']}; {record['round_seconds']:.0f}s"
     )

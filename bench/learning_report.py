@@ -24,6 +24,8 @@ KEEP = (
     "promotion",
     "reward_accuracy_before",
     "reward_accuracy_after",
+    "reward_accuracy_grounded_before",
+    "reward_accuracy_grounded_after",
     "reward_heldout_pairs",
     "reward_dropped_too_long",
     "reward_accuracy_heldout_ladder",
@@ -128,6 +130,11 @@ def targets(result: dict, templates: dict[str, str] | None = None) -> dict:
         for r in main
         if r["reward_accuracy_heldout_ladder"]["accuracy"] is not None
     ]
+    grounded = [
+        r["reward_accuracy_heldout_ladder"]["grounded_accuracy"]
+        for r in main
+        if r["reward_accuracy_heldout_ladder"].get("grounded_accuracy") is not None
+    ]
     seconds = [r["round_seconds"] for arm in _arms(result) for r in arm[1:]]
     return {
         "pass_rise": {
@@ -154,6 +161,11 @@ def targets(result: dict, templates: dict[str, str] | None = None) -> dict:
             "value": min(rewards) if rewards else None,
             "target": REWARD_ACCURACY,
             "met": bool(rewards) and min(rewards) >= REWARD_ACCURACY,
+        },
+        "grounded_reward_accuracy_heldout": {
+            "value": min(grounded) if grounded else None,
+            "target": REWARD_ACCURACY,
+            "met": bool(grounded) and min(grounded) >= REWARD_ACCURACY,
         },
         "round_seconds": {
             "value": max(seconds) if seconds else None,
@@ -212,7 +224,10 @@ def summary(result: dict) -> str:
     for key, what in (
         ("label_accuracy", "honest exported label accuracy (min over rounds)"),
         ("reward_accuracy_heldout", "reward accuracy, held-out test-decided ladder pairs (min)"),
+        ("grounded_reward_accuracy_heldout", "the same, grounded in the prompts' docstring examples (min)"),
     ):
+        if key not in t:  # a learning.json written before the grounded figure
+            continue
         value, target = t[key]["value"], t[key]["target"]
         ratio = f(value / target) if value is not None else "n/a"
         lines.append(

@@ -17,8 +17,10 @@ key=value`` override) trains on them from a snapshot folder. Then the saved rewa
 - ``train_fit``: the pairs it trained on.
 
 Each accuracy is printed with its 95% Wilson interval and its number of pairs, with the training loss curve and
-the reward stage's seconds. Samples are cached under DIR/samples (keyed by model, prompts and settings), so
-recipes can be compared on the same pairs. Writes DIR/<name>/report.json.
+the reward stage's seconds; beside it the grounded reward's (the learned score + 10 for a completion that passes
+its prompt's docstring example, training/doc_examples.py) and the example's alone (a pair it cannot tell counts
+0.5), so what the learned model adds shows. Samples are cached under DIR/samples (keyed by model, prompts and
+settings), so recipes can be compared on the same pairs. Writes DIR/<name>/report.json.
 """
 
 from __future__ import annotations
@@ -213,22 +215,31 @@ def train_reward(args, snapshot: Path, out: Path) -> dict:
 
 def accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
     """Pair accuracy scored as bench/learning_measure.py scores it (prompt on a token boundary, + EOS)."""
-    from training import reward_scoring
+    from training import doc_examples, reward_scoring
     from training.boundary import at_token_boundary
 
     if not pairs:
-        return {"accuracy": None, "pairs": 0, "low": None, "high": None}
+        return {"accuracy": None, "pairs": 0, "low": None, "high": None, "grounded": None}
     columns = ("prompt", "chosen", "rejected")
     rows = [dict(zip(columns, at_token_boundary(*(p[c] for c in columns)), strict=True)) for p in pairs]
     model, tokenizer = reward_scoring.load_reward_model(str(reward_dir), device="cpu")
-    result = reward_scoring.pair_accuracy(model, tokenizer, rows)
-    low, high = wilson(round(result["accuracy"] * result["pairs"]), result["pairs"])
+    result = reward_scoring.pair_accuracy(model, tokenizer, rows, examples_weight=doc_examples.DEFAULT_WEIGHT)
+    n = result["pairs"]
+    low, high = wilson(round(result["accuracy"] * n), n)
+    grounded_low, grounded_high = wilson(round(result["grounded_accuracy"] * n), n)
     return {
         "accuracy": round(result["accuracy"], 4),
-        "pairs": result["pairs"],
+        "pairs": n,
         "low": low,
         "high": high,
         "mean_margin": round(result["mean_margin"], 4),
+        "grounded": {  # the learned score + the prompt's docstring examples (training/doc_examples.py)
+            "accuracy": round(result["grounded_accuracy"], 4),
+            "low": grounded_low,
+            "high": grounded_high,
+            "examples_decided": result["examples_decided"],
+            "examples_alone": round(sum(result["examples_wins"]) / n, 4),  # a pair they cannot tell: 0.5
+        },
     }
 
 
@@ -269,9 +280,12 @@ def print_report(name: str, report: dict) -> None:
         if f["accuracy"] is None:
             print(f"[{name}] {set_name:<18} n/a (0 pairs)")
             continue
+        g = f["grounded"]
         print(
             f"[{name}] {set_name:<18} {f['accuracy']:.3f} [{f['low']:.3f}, {f['high']:.3f}] "
-            f"({f['pairs']} pairs, mean margin {f['mean_margin']:.3f})"
+            f"({f['pairs']} pairs, mean margin {f['mean_margin']:.3f}); grounded in the examples "
+            f"{g['accuracy']:.3f} [{g['low']:.3f}, {g['high']:.3f}] ({g['examples_decided']} decided by them; "
+            f"the examples alone {g['examples_alone']:.3f})"
         )
 
 

@@ -123,6 +123,19 @@ class RewardArguments(SnapshotArguments):
             "from a reward model trained on many more test-decided pairs. Its tokenizer is the one it scores with."
         },
     )
+    examples_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Also report the held-out accuracy of the grounded reward: the learned score plus this weight "
+            "for a completion that passes its prompt's own docstring examples in the sandbox "
+            "(training.doc_examples). The learned model's accuracy is reported alone as before. 0: off."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.examples_weight < 0:
+            raise ValueError("--examples_weight must be >= 0")
 
 
 @dataclass
@@ -163,6 +176,14 @@ class OnlineRLArguments(SnapshotArguments):
             "0 otherwise. It needs no tests and no labels. 0: off."
         },
     )
+    examples_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the examples reward: 1 when the completion passes its prompt's own docstring examples "
+            "(training.doc_examples, judged in the sandbox), 0 when not, none for a prompt without them. A signal "
+            "for prompts without tests; the examples are visible to the policy, so it can special-case them. 0: off."
+        },
+    )
     reward_model_eos: bool = field(
         default=True,
         metadata={
@@ -192,8 +213,9 @@ class OnlineRLArguments(SnapshotArguments):
         _check_positive("sandbox_timeout", self.sandbox_timeout, allow_none=False)
         _check_positive("sandbox_memory_mb", self.sandbox_memory_mb, allow_none=False)
         _check_positive("sandbox_workers", self.sandbox_workers)
-        if self.reward_model_weight < 0 or self.tests_weight < 0 or self.degenerate_weight < 0:
-            raise ValueError("--reward_model_weight, --tests_weight and --degenerate_weight must be >= 0")
+        for name in ("reward_model_weight", "tests_weight", "degenerate_weight", "examples_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0; got {getattr(self, name)}")
 
 
 @dataclass

@@ -15,6 +15,8 @@ Rewards, each a ``reward_funcs`` entry, weighted by ``reward_model_weight`` and 
 - ``tests``: 1.0 when the completion passes the prompt's unit tests in training.sandbox, 0.0 when not, and no
   reward (None, which TRL skips) for a prompt without tests. The snapshot's ``tests``, ``test_style`` and
   ``entry_point`` columns reach it as keyword arguments.
+- ``examples`` (``examples_weight``, off by default): 1.0 when the completion passes the prompt's own docstring
+  examples (training.doc_examples), 0.0 when not, None for a prompt without them.
 
 Prompts end on a token boundary (training.boundary): the policy samples after the prompt's last non-blank
 character, so its completions start with the trimmed newline, and the rewards see prompt + completion, the same
@@ -151,6 +153,29 @@ class TestsPass:
             self.runs += 1
             self.passes += int(result.passed)
         return rewards
+
+
+class ExamplesPass:
+    """1.0 when the completion passes its prompt's own docstring examples in the sandbox, 0.0 when not, None for
+    a prompt without examples the sandbox can judge strongly (training.doc_examples). The examples are in the
+    prompt, so the policy can special-case them: a signal where a prompt has no tests, never the truth."""
+
+    __name__ = "examples"
+
+    def __init__(
+        self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024, workers: int | None = None
+    ):
+        self.stops = list(stops)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.workers = workers
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+        from training.doc_examples import examples_pass
+
+        cut = [truncate_at_stop(c, self.stops) for c in completions]
+        passed = examples_pass(prompts, cut, timeout=self.timeout, memory_mb=self.memory_mb, workers=self.workers)
+        return [None if ok is None else float(ok) for ok in passed]
 
 
 def add_stop_rule(model, tokenizer, stops: Sequence[str], tails: dict[str, str] | None = None) -> None:
@@ -293,6 +318,21 @@ def _reward_functions(
         )
         reward_funcs.append(tests_reward)
         weights.append(script_args.tests_weight)
+    if script_args.examples_weight > 0:
+        from training.doc_examples import example_tests
+
+        if any(example_tests(r["prompt"]) for r in rows):
+            reward_funcs.append(
+                ExamplesPass(
+                    stops=script_args.stop_sequences,
+                    timeout=script_args.sandbox_timeout,
+                    memory_mb=script_args.sandbox_memory_mb,
+                    workers=script_args.sandbox_workers,
+                )
+            )
+            weights.append(script_args.examples_weight)
+        else:
+            logger.warning("online_rl: --examples_weight is set but no prompt has docstring examples to check")
     if not reward_funcs:
         raise ValueError(
             "online RL needs a reward: give --reward_model_path (the reward stage's folder) or prompts with tests"

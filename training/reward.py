@@ -12,9 +12,13 @@ scored from the saved folder in exactly the format RewardTrainer trained on (pro
 --init_model_path, the reward model it starts from) and after. RewardTrainer DROPS pairs longer than max_length
 tokens (it does not truncate them): they are counted per split before training, logged as a WARNING and reported;
 over-long held-out pairs are left out of the accuracies.
+With --examples_weight W the result also holds the *grounded* reward's held-out accuracy (the learned score plus W
+for a completion that passes its prompt's own docstring examples in the sandbox, training.doc_examples), before
+and after, and how many held-out pairs the examples decided on their own.
 result.json: {"heldout_accuracy", "heldout_accuracy_before", "heldout_margin", "heldout_margin_before",
-"heldout_pairs", "dropped_too_long", "dropped_too_long_by_split", "train_pairs", "reference_pairs" (added by
---reference_pairs, see training.data.reference_pairs), "init_model_path", "tokens_per_second", ...}.
+"heldout_pairs", "heldout_accuracy_grounded", "heldout_accuracy_grounded_before", "heldout_examples_decided",
+"dropped_too_long", "dropped_too_long_by_split", "train_pairs", "reference_pairs" (added by --reference_pairs, see
+training.data.reference_pairs), "init_model_path", "tokens_per_second", ...}.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         before = None
         if script_args.eval_before_training and test_rows and run_record.world_size() == 1:
             # One process only: under ZeRO-3 the weights are already sharded across ranks here.
-            before = heldout(trainer.model, trainer.processing_class, test_rows)
+            before = heldout(trainer.model, trainer.processing_class, test_rows, script_args.examples_weight)
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
         result = {
@@ -81,7 +85,11 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
             "dropped_too_long_by_split": dropped,
         }
         if run_record.is_main_process():
-            result.update(_heldout_after_training(record, trainer, training_args, model_args, test_rows, before))
+            result.update(
+                _heldout_after_training(
+                    record, trainer, training_args, model_args, test_rows, before, script_args.examples_weight
+                )
+            )
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
     return result
@@ -101,26 +109,40 @@ def start_model(script_args: RewardArguments, model_args) -> str:
     return str(folder)
 
 
-def _heldout_after_training(record, trainer, training_args, model_args, test_rows, before: dict | None) -> dict:
+def _heldout_after_training(
+    record, trainer, training_args, model_args, test_rows, before: dict | None, examples_weight: float = 0.0
+) -> dict:
     """The held-out accuracy and margin of the saved model (scored as RewardTrainer trained on), logged as eval
-    metrics at the trainer's last step, beside ``before``'s (the untrained head's, None when not measured)."""
+    metrics at the trainer's last step, beside ``before``'s (the untrained head's, None when not measured); with
+    ``examples_weight``, the grounded reward's too (training.doc_examples)."""
     model, tokenizer = reward_scoring.load_reward_model(
         training_args.output_dir,
         dtype=model_args.dtype,
         trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
     )
-    after = reward_scoring.pair_accuracy(model, tokenizer, test_rows)
+    after = reward_scoring.pair_accuracy(model, tokenizer, test_rows, examples_weight=examples_weight)
     record.log_metrics(
         {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
         step=trainer.state.global_step,
     )
-    return {
+    result = {
         "heldout_accuracy": after["accuracy"],
         "heldout_accuracy_before": before["accuracy"] if before else None,
         "heldout_margin_before": before["mean_margin"] if before else None,
         "heldout_pairs": after["pairs"],
         "heldout_margin": after["mean_margin"],
     }
+    if examples_weight > 0:
+        result.update(
+            {
+                "examples_weight": examples_weight,
+                "heldout_accuracy_grounded": after["grounded_accuracy"],
+                "heldout_accuracy_grounded_before": before.get("grounded_accuracy") if before else None,
+                "heldout_examples_pairs": after["examples_pairs"],
+                "heldout_examples_decided": after["examples_decided"],
+            }
+        )
+    return result
 
 
 def drop_too_long(tokenizer, train_rows, test_rows, max_length) -> tuple[dict[str, int], list[dict]]:
@@ -156,12 +178,12 @@ def too_long(tokenizer, rows, max_length: int | None) -> list[int]:
     return indices
 
 
-def heldout(model, tokenizer, rows) -> dict:
+def heldout(model, tokenizer, rows, examples_weight: float = 0.0) -> dict:
     """Pair accuracy of an in-memory model (the untrained head, before training)."""
     was_training = model.training
     model.eval()
     try:
-        return reward_scoring.pair_accuracy(model, tokenizer, rows)
+        return reward_scoring.pair_accuracy(model, tokenizer, rows, examples_weight=examples_weight)
     finally:
         model.train(was_training)
 

@@ -65,10 +65,22 @@ def load_reward_model(
     return model, tokenizer
 
 
-def pair_accuracy(model, tokenizer, rows: Sequence[dict], *, batch_size: int = 16) -> dict[str, Any]:
-    """Held-out accuracy of a reward model: the share of pairs where chosen scores strictly above rejected."""
+def pair_accuracy(
+    model, tokenizer, rows: Sequence[dict], *, batch_size: int = 16, examples_weight: float = 0.0, workers=None
+) -> dict[str, Any]:
+    """Held-out accuracy of a reward model: the share of pairs where chosen scores strictly above rejected.
+
+    With ``examples_weight`` > 0, also the *grounded* reward's (``training.doc_examples``: the learned score plus
+    ``examples_weight`` for a completion that passes its prompt's own docstring examples in the sandbox):
+    ``grounded_accuracy``, ``examples_pairs`` (pairs whose prompt has examples) and ``examples_decided`` (pairs
+    where one side passes them and the other does not). ``accuracy`` stays the learned model's alone. ``wins``
+    (and ``grounded_wins``, ``examples_wins``: 1 where the examples alone rank chosen first, 0 where they rank it
+    last, 0.5 where they cannot tell) are per pair, for intervals drawn over groups of pairs."""
     if not rows:
-        return {"accuracy": None, "pairs": 0, "mean_margin": None}
+        empty = {"accuracy": None, "pairs": 0, "mean_margin": None}
+        return empty | (
+            {"grounded_accuracy": None, "examples_pairs": 0, "examples_decided": 0} if examples_weight else {}
+        )
     prompts = [r["prompt"] for r in rows]
     chosen = score_texts(
         model, tokenizer, reward_texts(tokenizer, prompts, [r["chosen"] for r in rows]), batch_size=batch_size
@@ -78,8 +90,36 @@ def pair_accuracy(model, tokenizer, rows: Sequence[dict], *, batch_size: int = 1
     )
     wins = [c > r for c, r in zip(chosen, rejected, strict=True)]
     margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-    return {
+    result = {
         "accuracy": sum(wins) / len(wins),
         "pairs": len(wins),
         "mean_margin": sum(margins) / len(margins),
+        "wins": [float(w) for w in wins],
+    }
+    if examples_weight > 0:
+        result.update(grounded_accuracy(rows, chosen, rejected, weight=examples_weight, workers=workers))
+    return result
+
+
+def grounded_accuracy(
+    rows: Sequence[dict], chosen: Sequence[float], rejected: Sequence[float], *, weight: float, workers=None
+) -> dict[str, Any]:
+    """Pair accuracy of the learned scores grounded in each prompt's docstring examples (see pair_accuracy)."""
+    from training import doc_examples
+
+    prompts = [r["prompt"] for r in rows]
+    passed = doc_examples.examples_pass(
+        prompts + prompts, [r["chosen"] for r in rows] + [r["rejected"] for r in rows], workers=workers
+    )
+    chosen_ok, rejected_ok = passed[: len(rows)], passed[len(rows) :]
+    grounded_chosen = doc_examples.grounded_scores(chosen, chosen_ok, weight=weight)
+    grounded_rejected = doc_examples.grounded_scores(rejected, rejected_ok, weight=weight)
+    wins = [c > r for c, r in zip(grounded_chosen, grounded_rejected, strict=True)]
+    decided = [c is not None and c != r for c, r in zip(chosen_ok, rejected_ok, strict=True)]
+    return {
+        "grounded_accuracy": sum(wins) / len(wins),
+        "examples_pairs": sum(ok is not None for ok in chosen_ok),
+        "examples_decided": sum(decided),
+        "grounded_wins": [float(w) for w in wins],
+        "examples_wins": [float(c) if d else 0.5 for c, d in zip(chosen_ok, decided, strict=True)],
     }

@@ -214,6 +214,8 @@ def stage_metrics(results: dict[str, dict]) -> dict:
     return {
         "reward_accuracy_before": reward.get("heldout_accuracy_before"),
         "reward_accuracy_after": reward.get("heldout_accuracy"),
+        "reward_accuracy_grounded_before": reward.get("heldout_accuracy_grounded_before"),
+        "reward_accuracy_grounded_after": reward.get("heldout_accuracy_grounded"),
         "reward_margin_before": reward.get("heldout_margin_before"),
         "reward_margin_after": reward.get("heldout_margin"),
         "reward_heldout_pairs": reward.get("heldout_pairs"),

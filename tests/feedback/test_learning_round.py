@@ -170,6 +170,8 @@ def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_set
     before, after = record["reward_accuracy_before"], record["reward_accuracy_after"]
     assert after > before or before == after == 1.0
     assert record["reward_margin_after"] > record["reward_margin_before"] + 0.1
+    # the ladder recipe also reports the reward grounded in the prompts' docstring examples (test_doc_examples.py)
+    assert 0.0 <= record["reward_accuracy_grounded_after"] <= 1.0
     assert record["policy_margin_after"] > record["policy_margin_before"]
     assert record["policy_preference_after"] >= record["policy_preference_before"]
     curve = record["rl_reward_curve"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import learning_report, learning_seeds
+from bench import learning_measure, learning_report, learning_seeds
 from bench.learning_arm import recipe_write
 from bench.learning_measure import bootstrap_interval, pass_figures, rise_interval
 
@@ -132,3 +132,38 @@ def test_the_seeds_average_takes_each_runs_last_round(tmp_path, capsys):
 def test_the_seeds_average_refuses_a_folder_without_a_run(tmp_path):
     with pytest.raises(SystemExit, match="not a bench/learning.py output folder"):
         learning_seeds.main([str(tmp_path)])
+
+
+def test_the_report_reads_the_learned_and_the_grounded_reward_accuracy_apart():
+    templates = {"p1": "t1", "p2": "t2"}
+    rates = {"p1": 0.5, "p2": 0.25}
+    rounds = [{**_round(0, rates, templates), "round": 0}, _round(1, rates, templates), _round(2, rates, templates)]
+    rounds[1]["reward_accuracy_heldout_ladder"] = {"accuracy": 0.61, "grounded_accuracy": 0.95}
+    rounds[2]["reward_accuracy_heldout_ladder"] = {"accuracy": 0.8, "grounded_accuracy": 0.89}
+    t = learning_report.targets({"rounds": rounds}, templates)
+    assert (t["reward_accuracy_heldout"]["value"], t["reward_accuracy_heldout"]["met"]) == (0.61, False)
+    assert (t["grounded_reward_accuracy_heldout"]["value"], t["grounded_reward_accuracy_heldout"]["met"]) == (
+        0.89,
+        False,
+    )
+    rounds[2]["reward_accuracy_heldout_ladder"]["grounded_accuracy"] = 0.93
+    assert learning_report.targets({"rounds": rounds}, templates)["grounded_reward_accuracy_heldout"]["met"] is True
+    # a record from before the grounded figure: no grounded value, so never met
+    rounds[1]["reward_accuracy_heldout_ladder"] = rounds[2]["reward_accuracy_heldout_ladder"] = {"accuracy": 0.95}
+    assert learning_report.targets({"rounds": rounds}, templates)["grounded_reward_accuracy_heldout"] == {
+        "value": None,
+        "target": 0.9,
+        "met": False,
+    }
+
+
+def test_the_held_out_truth_pairs_carry_their_template():
+    heldout = {"p1": {"prompt": "def f(x):\n", "canonical_solution": "    return x\n", "template": "str.upper"}}
+    rows = [
+        {"prompt_id": "p1", "parent": {"outcomes": ["failed"], "sample": "    return 1\n"},
+         "policy": {"outcomes": ["passed"], "sample": "    return x\n"}},
+        {"prompt_id": "p9", "parent": {"outcomes": ["failed"], "sample": "    return 1\n"}},
+    ]  # fmt: skip
+    assert learning_measure.truth_pairs(rows, heldout) == [
+        {"prompt": "def f(x):\n", "chosen": "    return x\n", "rejected": "    return 1\n", "template": "str.upper"}
+    ]
