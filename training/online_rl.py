@@ -100,15 +100,8 @@ class DegeneratePenalty:
         ]
 
 
-class TestsPass:
-    """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests.
-
-    Only strong verdicts (judged outside the sandbox, ``training.sandbox.calls``) are rewards: a prompt whose
-    tests would take the weak path gets None, like one without tests, and is not run, because a pass that the
-    program can forge from inside its process would teach the policy the forgery (``self.weak`` counts them).
-    """
-
-    __name__ = "tests"
+class _SandboxReward:
+    """A reward judged in the sandbox: the completion cut at the stop sequences, run under these limits."""
 
     def __init__(
         self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024, workers: int | None = None
@@ -120,6 +113,17 @@ class TestsPass:
         self.runs = 0
         self.passes = 0
         self.weak = 0
+
+
+class TestsPass(_SandboxReward):
+    """1.0 when the completion passes the prompt's tests in the sandbox, 0.0 when not, None without tests.
+
+    Only strong verdicts (judged outside the sandbox, ``training.sandbox.calls``) are rewards: a prompt whose
+    tests would take the weak path gets None, like one without tests, and is not run, because a pass that the
+    program can forge from inside its process would teach the policy the forgery (``self.weak`` counts them).
+    """
+
+    __name__ = "tests"
 
     def __call__(self, prompts, completions, tests=None, test_style=None, entry_point=None, **kwargs):
         from training.sandbox import SandboxJob, run_many, verdict_strength
@@ -155,26 +159,20 @@ class TestsPass:
         return rewards
 
 
-class ExamplesPass:
+class ExamplesPass(_SandboxReward):
     """1.0 when the completion passes its prompt's own docstring examples in the sandbox, 0.0 when not, None for
     a prompt without examples the sandbox can judge strongly (training.doc_examples). The examples are in the
     prompt, so the policy can special-case them: a signal where a prompt has no tests, never the truth."""
 
     __name__ = "examples"
 
-    def __init__(
-        self, *, stops: Sequence[str], timeout: float = 10.0, memory_mb: int = 1024, workers: int | None = None
-    ):
-        self.stops = list(stops)
-        self.timeout = timeout
-        self.memory_mb = memory_mb
-        self.workers = workers
-
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         from training.doc_examples import examples_pass
 
         cut = [truncate_at_stop(c, self.stops) for c in completions]
         passed = examples_pass(prompts, cut, timeout=self.timeout, memory_mb=self.memory_mb, workers=self.workers)
+        self.runs += sum(ok is not None for ok in passed)
+        self.passes += sum(bool(ok) for ok in passed)
         return [None if ok is None else float(ok) for ok in passed]
 
 

@@ -133,6 +133,7 @@ def test_the_examples_reward_of_online_rl_is_one_zero_or_none(tmp_path):
     )
     # cut at the stop sequence before the run, so the trailing syntax error is not judged
     assert rewards == [1.0, 0.0, None]
+    assert (reward.runs, reward.passes) == (2, 1)
     # wired in by --examples_weight only where a prompt has examples
     config = cli.parse(
         online_rl.make_parser(),
