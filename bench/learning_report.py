@@ -26,6 +26,7 @@ KEEP = (
     "reward_accuracy_after",
     "reward_accuracy_grounded_before",
     "reward_accuracy_grounded_after",
+    "reward_accuracy_examples_alone",
     "reward_heldout_pairs",
     "reward_dropped_too_long",
     "reward_accuracy_heldout_ladder",

@@ -17,8 +17,9 @@ for a completion that passes its prompt's own docstring examples in the sandbox,
 and after, and how many held-out pairs the examples decided on their own.
 result.json: {"heldout_accuracy", "heldout_accuracy_before", "heldout_margin", "heldout_margin_before",
 "heldout_pairs", "heldout_accuracy_grounded", "heldout_accuracy_grounded_before", "heldout_examples_decided",
-"dropped_too_long", "dropped_too_long_by_split", "train_pairs", "reference_pairs" (added by --reference_pairs, see
-training.data.reference_pairs), "init_model_path", "tokens_per_second", ...}.
+"heldout_accuracy_examples_alone", "dropped_too_long", "dropped_too_long_by_split", "train_pairs",
+"reference_pairs" (added by --reference_pairs, see training.data.reference_pairs), "init_model_path",
+"tokens_per_second", ...}.
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def _heldout_after_training(
                 "heldout_accuracy_grounded_before": before.get("grounded_accuracy") if before else None,
                 "heldout_examples_pairs": after["examples_pairs"],
                 "heldout_examples_decided": after["examples_decided"],
+                # what the examples decide on their own (0.5 for a pair they cannot tell): the learned model's
+                # part in the grounded figure is the difference
+                "heldout_accuracy_examples_alone": sum(after["examples_wins"]) / max(1, after["pairs"]),
             }
         )
     return result

@@ -216,6 +216,7 @@ def stage_metrics(results: dict[str, dict]) -> dict:
         "reward_accuracy_after": reward.get("heldout_accuracy"),
         "reward_accuracy_grounded_before": reward.get("heldout_accuracy_grounded_before"),
         "reward_accuracy_grounded_after": reward.get("heldout_accuracy_grounded"),
+        "reward_accuracy_examples_alone": reward.get("heldout_accuracy_examples_alone"),
         "reward_margin_before": reward.get("heldout_margin_before"),
         "reward_margin_after": reward.get("heldout_margin"),
         "reward_heldout_pairs": reward.get("heldout_pairs"),

@@ -182,6 +182,7 @@ def test_the_reward_stage_reports_the_grounded_accuracy_beside_the_learned_one(
     assert result["heldout_accuracy"] < 0.5  # swapped labels learned
     assert result["heldout_accuracy_grounded"] == pytest.approx((8 + 8 * learned_rest) / 16)
     assert result["heldout_accuracy_grounded"] > result["heldout_accuracy"]
+    assert result["heldout_accuracy_examples_alone"] == (8 + 8 * 0.5) / 16  # the other 8 they cannot tell
     assert result["heldout_accuracy_grounded_before"] is not None
     with pytest.raises(SystemExit):
         reward.main([*argv[:-1], "-1"])
