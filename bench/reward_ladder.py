@@ -238,7 +238,7 @@ def accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
             "low": grounded_low,
             "high": grounded_high,
             "examples_decided": result["examples_decided"],
-            "examples_alone": round(sum(result["examples_wins"]) / n, 4),  # a pair they cannot tell: 0.5
+            "examples_alone": round(result["examples_accuracy"], 4),  # a pair they cannot tell: 0.5
         },
     }
 

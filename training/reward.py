@@ -71,10 +71,11 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         )
         kept = len(trainer.train_dataset)
         dropped, test_rows = drop_too_long(trainer.processing_class, train_rows, test_rows, training_args.max_length)
+        grounding = Grounding(script_args.examples_weight, test_rows)
         before = None
         if script_args.eval_before_training and test_rows and run_record.world_size() == 1:
             # One process only: under ZeRO-3 the weights are already sharded across ranks here.
-            before = heldout(trainer.model, trainer.processing_class, test_rows, script_args.examples_weight)
+            before = heldout(trainer.model, trainer.processing_class, test_rows, grounding)
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, task="reward", dtype=model_args.dtype)
         result = {
@@ -87,9 +88,7 @@ def run(script_args: RewardArguments, training_args, model_args) -> dict:
         }
         if run_record.is_main_process():
             result.update(
-                _heldout_after_training(
-                    record, trainer, training_args, model_args, test_rows, before, script_args.examples_weight
-                )
+                _heldout_after_training(record, trainer, training_args, model_args, test_rows, before, grounding)
             )
         result.update(run_record.throughput(trainer, output))
         record.write_result(result)
@@ -110,8 +109,25 @@ def start_model(script_args: RewardArguments, model_args) -> str:
     return str(folder)
 
 
+class Grounding:
+    """``--examples_weight`` and the held-out rows' example outcomes, run in the sandbox once (on first use) for
+    the before and after scores: they depend on the completions, not on the model."""
+
+    def __init__(self, weight: float, rows: list[dict]):
+        self.weight = weight
+        self.rows = rows
+        self._outcomes: tuple[list, list] | None = None
+
+    def kwargs(self) -> dict:
+        if self.weight <= 0:
+            return {}
+        if self._outcomes is None:
+            self._outcomes = reward_scoring.examples_outcomes(self.rows)
+        return {"examples_weight": self.weight, "examples": self._outcomes}
+
+
 def _heldout_after_training(
-    record, trainer, training_args, model_args, test_rows, before: dict | None, examples_weight: float = 0.0
+    record, trainer, training_args, model_args, test_rows, before: dict | None, grounding: Grounding
 ) -> dict:
     """The held-out accuracy and margin of the saved model (scored as RewardTrainer trained on), logged as eval
     metrics at the trainer's last step, beside ``before``'s (the untrained head's, None when not measured); with
@@ -121,7 +137,7 @@ def _heldout_after_training(
         dtype=model_args.dtype,
         trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
     )
-    after = reward_scoring.pair_accuracy(model, tokenizer, test_rows, examples_weight=examples_weight)
+    after = reward_scoring.pair_accuracy(model, tokenizer, test_rows, **grounding.kwargs())
     record.log_metrics(
         {"eval_accuracy": after["accuracy"], "eval_margin": after["mean_margin"]},
         step=trainer.state.global_step,
@@ -133,17 +149,17 @@ def _heldout_after_training(
         "heldout_pairs": after["pairs"],
         "heldout_margin": after["mean_margin"],
     }
-    if examples_weight > 0:
+    if grounding.weight > 0:
         result.update(
             {
-                "examples_weight": examples_weight,
+                "examples_weight": grounding.weight,
                 "heldout_accuracy_grounded": after["grounded_accuracy"],
                 "heldout_accuracy_grounded_before": before.get("grounded_accuracy") if before else None,
                 "heldout_examples_pairs": after["examples_pairs"],
                 "heldout_examples_decided": after["examples_decided"],
                 # what the examples decide on their own (0.5 for a pair they cannot tell): the learned model's
                 # part in the grounded figure is the difference
-                "heldout_accuracy_examples_alone": sum(after["examples_wins"]) / max(1, after["pairs"]),
+                "heldout_accuracy_examples_alone": after["examples_accuracy"],
             }
         )
     return result
@@ -182,12 +198,12 @@ def too_long(tokenizer, rows, max_length: int | None) -> list[int]:
     return indices
 
 
-def heldout(model, tokenizer, rows, examples_weight: float = 0.0) -> dict:
+def heldout(model, tokenizer, rows, grounding: Grounding | None = None) -> dict:
     """Pair accuracy of an in-memory model (the untrained head, before training)."""
     was_training = model.training
     model.eval()
     try:
-        return reward_scoring.pair_accuracy(model, tokenizer, rows, examples_weight=examples_weight)
+        return reward_scoring.pair_accuracy(model, tokenizer, rows, **(grounding.kwargs() if grounding else {}))
     finally:
         model.train(was_training)
 

@@ -66,21 +66,28 @@ def load_reward_model(
 
 
 def pair_accuracy(
-    model, tokenizer, rows: Sequence[dict], *, batch_size: int = 16, examples_weight: float = 0.0, workers=None
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    *,
+    batch_size: int = 16,
+    examples_weight: float = 0.0,
+    examples: tuple[list, list] | None = None,
+    workers=None,
 ) -> dict[str, Any]:
     """Held-out accuracy of a reward model: the share of pairs where chosen scores strictly above rejected.
 
     With ``examples_weight`` > 0, also the *grounded* reward's (``training.doc_examples``: the learned score plus
     ``examples_weight`` for a completion that passes its prompt's own docstring examples in the sandbox):
-    ``grounded_accuracy``, ``examples_pairs`` (pairs whose prompt has examples) and ``examples_decided`` (pairs
-    where one side passes them and the other does not). ``accuracy`` stays the learned model's alone. ``wins``
-    (and ``grounded_wins``, ``examples_wins``: 1 where the examples alone rank chosen first, 0 where they rank it
-    last, 0.5 where they cannot tell) are per pair, for intervals drawn over groups of pairs."""
+    ``grounded_accuracy``, ``examples_accuracy`` (the examples alone, a pair they cannot tell counting 0.5),
+    ``examples_pairs`` (pairs whose prompt has examples) and ``examples_decided`` (pairs where one side passes them
+    and the other does not). ``accuracy`` stays the learned model's alone. ``examples``: the rows'
+    ``examples_outcomes``, when the caller scores the same rows more than once (they do not depend on the model).
+    ``wins`` (and ``grounded_wins``, ``examples_wins``) are per pair, for intervals drawn over groups of pairs."""
     if not rows:
-        empty = {"accuracy": None, "pairs": 0, "mean_margin": None}
-        return empty | (
-            {"grounded_accuracy": None, "examples_pairs": 0, "examples_decided": 0} if examples_weight else {}
-        )
+        empty = {"accuracy": None, "pairs": 0, "mean_margin": None, "wins": []}
+        grounded = {"grounded_accuracy": None, "examples_accuracy": None, "examples_pairs": 0, "examples_decided": 0}
+        return empty | ({**grounded, "grounded_wins": [], "examples_wins": []} if examples_weight else {})
     prompts = [r["prompt"] for r in rows]
     chosen = score_texts(
         model, tokenizer, reward_texts(tokenizer, prompts, [r["chosen"] for r in rows]), batch_size=batch_size
@@ -97,29 +104,45 @@ def pair_accuracy(
         "wins": [float(w) for w in wins],
     }
     if examples_weight > 0:
-        result.update(grounded_accuracy(rows, chosen, rejected, weight=examples_weight, workers=workers))
+        chosen_ok, rejected_ok = examples if examples is not None else examples_outcomes(rows, workers=workers)
+        result.update(grounded_accuracy(chosen, rejected, chosen_ok, rejected_ok, weight=examples_weight))
     return result
 
 
-def grounded_accuracy(
-    rows: Sequence[dict], chosen: Sequence[float], rejected: Sequence[float], *, weight: float, workers=None
-) -> dict[str, Any]:
-    """Pair accuracy of the learned scores grounded in each prompt's docstring examples (see pair_accuracy)."""
+def examples_outcomes(rows: Sequence[dict], *, workers=None) -> tuple[list, list]:
+    """Whether each pair's chosen and rejected completion pass the prompt's docstring examples in the sandbox
+    (``training.doc_examples.examples_pass``; None where the prompt has none): two lists in the rows' order."""
     from training import doc_examples
 
     prompts = [r["prompt"] for r in rows]
     passed = doc_examples.examples_pass(
         prompts + prompts, [r["chosen"] for r in rows] + [r["rejected"] for r in rows], workers=workers
     )
-    chosen_ok, rejected_ok = passed[: len(rows)], passed[len(rows) :]
+    return passed[: len(rows)], passed[len(rows) :]
+
+
+def grounded_accuracy(
+    chosen: Sequence[float],
+    rejected: Sequence[float],
+    chosen_ok: Sequence[bool | None],
+    rejected_ok: Sequence[bool | None],
+    *,
+    weight: float,
+) -> dict[str, Any]:
+    """Pair accuracy of the learned scores grounded in each prompt's docstring examples, and of the examples
+    alone (see pair_accuracy)."""
+    from training import doc_examples
+
     grounded_chosen = doc_examples.grounded_scores(chosen, chosen_ok, weight=weight)
     grounded_rejected = doc_examples.grounded_scores(rejected, rejected_ok, weight=weight)
-    wins = [c > r for c, r in zip(grounded_chosen, grounded_rejected, strict=True)]
+    wins = [float(c > r) for c, r in zip(grounded_chosen, grounded_rejected, strict=True)]
     decided = [c is not None and c != r for c, r in zip(chosen_ok, rejected_ok, strict=True)]
+    alone = [float(c) if d else 0.5 for c, d in zip(chosen_ok, decided, strict=True)]
     return {
         "grounded_accuracy": sum(wins) / len(wins),
+        "examples_accuracy": sum(alone) / len(alone),
         "examples_pairs": sum(ok is not None for ok in chosen_ok),
         "examples_decided": sum(decided),
-        "grounded_wins": [float(w) for w in wins],
-        "examples_wins": [float(c) if d else 0.5 for c, d in zip(chosen_ok, decided, strict=True)],
+        "grounded_wins": wins,
+        "examples_wins": alone,
     }

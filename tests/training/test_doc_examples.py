@@ -151,7 +151,7 @@ def test_the_examples_reward_of_online_rl_is_one_zero_or_none(tmp_path):
 
 @pytest.mark.slow
 def test_the_reward_stage_reports_the_grounded_accuracy_beside_the_learned_one(
-    tmp_path, make_tiny_model, snapshot_dir, capsys
+    tmp_path, make_tiny_model, snapshot_dir, capsys, monkeypatch
 ):
     """Half the held-out prompts get a docstring example: there the example decides (every chosen body passes
     it, every broken one fails), elsewhere the learned score does. Trained on swapped labels, the learned model
@@ -174,7 +174,14 @@ def test_the_reward_stage_reports_the_grounded_accuracy_beside_the_learned_one(
     argv = ["--config", "training/recipes/tiny/reward.yaml", "--snapshot", str(snapshot), "--output_dir",
             str(tmp_path / "reward"), "--model_name_or_path", str(make_tiny_model("llama")), "--max_steps", "8",
             "--examples_weight", "10"]  # fmt: skip
+    runs = []
+    outcomes = reward_scoring.examples_outcomes
+    monkeypatch.setattr(
+        reward_scoring, "examples_outcomes", lambda rows, **kw: runs.append(len(rows)) or outcomes(rows)
+    )
     result = reward.main(argv)
+    assert runs == [16]  # the held-out pairs' examples ran once, for the before and the after figures
+    monkeypatch.undo()
     assert result["heldout_pairs"] == 16 and result["heldout_examples_pairs"] == 8
     assert result["heldout_examples_decided"] == 8
     model, tokenizer = reward_scoring.load_reward_model(tmp_path / "reward", device="cpu")
@@ -189,6 +196,15 @@ def test_the_reward_stage_reports_the_grounded_accuracy_beside_the_learned_one(
     assert "--examples_weight must be >= 0" in capsys.readouterr().err
 
 
+def test_no_held_out_pairs_give_no_grounded_figures():
+    from training import reward_scoring
+
+    result = reward_scoring.pair_accuracy(None, None, [], examples_weight=10.0)
+    assert result["accuracy"] is None and result["pairs"] == 0
+    assert result["grounded_accuracy"] is None and result["examples_accuracy"] is None
+    assert (result["examples_pairs"], result["examples_decided"], result["examples_wins"]) == (0, 0, [])
+
+
 def _with_example(prompt: str, body: str) -> str:
     """The prompt with one doctest example, its expected value computed from the reference body here."""
     name = doc_examples.entry_point(prompt)
@@ -197,3 +213,20 @@ def _with_example(prompt: str, body: str) -> str:
     want = namespace[name](7, 3)
     doc_end = prompt.rindex('"""')
     return prompt[:doc_end] + f"\n    >>> {name}(7, 3)\n    {want!r}\n    " + prompt[doc_end:]
+
+
+@pytest.mark.slow
+def test_the_reward_stage_with_examples_weight_and_no_held_out_pairs_reports_none(
+    tmp_path, make_tiny_model, snapshot_dir
+):
+    from training import reward
+
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(snapshot_dir, snapshot)
+    (snapshot / "preference" / "test.jsonl").write_text("")
+    argv = ["--config", "training/recipes/tiny/reward.yaml", "--snapshot", str(snapshot), "--output_dir",
+            str(tmp_path / "reward"), "--model_name_or_path", str(make_tiny_model("llama")), "--max_steps", "1",
+            "--examples_weight", "10"]  # fmt: skip
+    result = reward.main(argv)
+    assert result["heldout_pairs"] == 0 and result["heldout_accuracy"] is None
+    assert result["heldout_accuracy_grounded"] is None and result["heldout_accuracy_examples_alone"] is None
