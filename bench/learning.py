@@ -7,8 +7,16 @@ Each round, through the platform's own services (feedback/crowd/rounds.py): the 
 for new training-split ladder prompts (training/ladder.py; tests run in the sandbox, pairs formed), the
 simulated crowd votes on them through the HTTP API (a server on loopback in this process), a snapshot is
 exported, and a training cycle (recipe training/recipes/ladder) runs sft -> reward -> dpo -> online_rl ->
-evaluate, whose evaluation is on HELD-OUT ladder templates; the promotion gate then keeps or replaces the
-active model. Round 0 is the bootstrap model (``python -m training.bootstrap --preset ladder``, cached).
+evaluate; the promotion gate then keeps or replaces the active model. Round 0 is the bootstrap model
+(``python -m training.bootstrap --preset ladder``, cached).
+
+Two held-out sets, both of templates training never sees: the GATE set (DIR/gate.jsonl, ``--gate-prompts``
+tasks drawn with another seed) is what the cycle's evaluate stage samples to choose between its DPO and
+online-RL models and what the promotion gate judges; the REPORT set (DIR/heldout.jsonl, ``--heldout`` tasks)
+is never shown to the platform: after each round the benchmark samples the round's parent and candidate on
+it (the evaluate stage's settings and seeds, each model once: DIR/<arm>/measure/), and every pass@1 figure and
+verdict below reads it. A choice made on the gate set is thus measured on other tasks and other samples (the
+two sets share templates: 81 held-out templates of levels 1-2 are too few to split).
 
 Arms, each in its own process, database and var folder: ``main`` (an honest crowd), ``control_swapped`` (the
 crowd's labels swapped: must not improve), ``control_bad25_qc`` (a quarter of the crowd random / always-left /
@@ -53,6 +61,7 @@ ARMS = {
 }
 QUALITY_CONTROL = "feedback.datasets.quality:quality_recompute"
 HELDOUT_SEED = 1
+GATE_SEED = 2
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -73,6 +82,12 @@ def make_parser() -> argparse.ArgumentParser:
         default=384,
         help="held-out ladder prompts the cycle evaluates on (384 come from 75 of the 81 held-out templates of "
         "levels 1-2; 96 from 41)",
+    )
+    parser.add_argument(
+        "--gate-prompts",
+        type=int,
+        default=384,
+        help="held-out ladder prompts (another seed than --heldout's) the cycle evaluates on and the gate judges",
     )
     parser.add_argument("--samples", type=int, default=4, help="completions per training prompt per round")
     parser.add_argument("--levels", default="1,2", help="ladder levels (steps per task)")
@@ -110,8 +125,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.rounds < 1 or args.train_prompts < 2 or args.heldout < 2 or args.seed < 0:
-        raise SystemExit("--rounds must be at least 1, --train-prompts and --heldout at least 2, --seed at least 0")
+    if args.rounds < 1 or min(args.train_prompts, args.heldout, args.gate_prompts) < 2 or args.seed < 0:
+        raise SystemExit(
+            "--rounds must be at least 1, --train-prompts, --heldout and --gate-prompts at least 2, --seed at least 0"
+        )
     args.out = args.out.resolve()
     if args.arm:
         from bench.learning_arm import run_arm
@@ -122,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     model_info = bootstrap_model(args)
     templates = learning_measure.heldout_templates(heldout_file(args))
+    gate_file(args)
     arms = ["main"] + [f"control_{c}" for c in args.controls.split(",") if c and c != "none"]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -158,9 +176,22 @@ def heldout_file(args) -> Path:
     return path
 
 
+def gate_file(args) -> Path:
+    """DIR/gate.jsonl: held-out-split tasks of another seed, none with a report-set prompt's text."""
+    from training.ladder import ladder_tasks
+
+    levels = [int(v) for v in args.levels.split(",")]
+    report = {json.loads(line)["prompt"] for line in (args.out / "heldout.jsonl").read_text().splitlines()}
+    tasks = [t for t in ladder_tasks(n=args.gate_prompts, seed=GATE_SEED, split="heldout", levels=levels)]
+    path = args.out / "gate.jsonl"
+    path.write_text("".join(json.dumps(t.record()) + "\n" for t in tasks if t.prompt not in report))
+    return path
+
+
 def arm_command(args, arm: str) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--arm", arm]
-    names = ("rounds", "out", "preset", "model", "train_prompts", "heldout", "samples", "levels", "recipe", "seed")
+    names = ("rounds", "out", "preset", "model", "train_prompts", "heldout", "gate_prompts", "samples", "levels",
+             "recipe", "seed")  # fmt: skip
     for name in (*names, "reward_init_lr", *(("reward_init",) if args.reward_init else ())):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     argv += ["--database-url", args.database_url, "--transport", args.transport]

@@ -40,7 +40,7 @@ def configure(args, arm_dir: Path) -> None:
             "CODEPREF_PAIRING_POLICY": "self",
             "CODEPREF_VOTES_PER_PAIR": "3",
             "CODEPREF_SNAPSHOT_TEST_FRACTION": "0.2",
-            "CODEPREF_PROMOTION_MIN_COMPLETIONS": str(min(100, args.heldout * 4)),
+            "CODEPREF_PROMOTION_MIN_COMPLETIONS": str(min(100, args.gate_prompts * 4)),
             # The simulated crowd votes as fast as the server answers; the rate limits are not what is measured.
             "API_USER_RATE": "100000/min",
             "API_VOTE_RATE": "100000/min",
@@ -57,7 +57,7 @@ def recipe_write(args, recipe: Path) -> None:
     recipe.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(args.recipe, recipe)
     with open(recipe / "evaluate.yaml", "a") as handle:
-        handle.write(f"prompts_file: {args.out / 'heldout.jsonl'}\n")
+        handle.write(f"prompts_file: {args.out / 'gate.jsonl'}\n")  # the report set stays the benchmark's
     if args.seed:  # evaluate keeps its seed: every run samples the held-out prompts alike
         for stage in TRAINED_STAGES:
             with open(recipe / f"{stage}.yaml", "a") as handle:
@@ -135,6 +135,31 @@ def import_round_prompts(args, number: int) -> list[int]:
     return ladder_prompts_import(tasks, tag=f"r{number}", anchor_pairs=args.anchor_pairs)
 
 
+def measure_round(args, arm_dir: Path, record: dict) -> dict | None:
+    """The round's parent and candidate on the report set (learning_measure.measure), or None where the cycle
+    left no candidate."""
+    import time
+
+    from bench import learning_measure
+
+    if not record.get("policy_dir"):
+        return None
+    started = time.monotonic()
+    evaluation = json.loads((Path(record["eval_dir"]) / "eval.json").read_text())
+    settings = {
+        "heldout": args.out / "heldout.jsonl",
+        "config": arm_dir / "var" / "recipes" / "ladder" / "evaluate.yaml",
+        "snapshot": evaluation["snapshot"],
+        "cache": arm_dir / "measure",
+    }
+    measured = {
+        "parent": learning_measure.measure(record["generator_dir"], **settings),
+        "policy": learning_measure.measure(record["policy_dir"], **settings),
+    }
+    record["measure_seconds"] = round(time.monotonic() - started, 1)
+    return measured
+
+
 def quality_control_hook(args):
     """``--quality-control``'s ``module:function`` (issue 12's recompute), or None: off, or an arm without it."""
     spec = args.quality_control
@@ -171,7 +196,8 @@ def run_arm(args, *, mix: str) -> None:
                 swap_labels=args.arm == "control_swapped",
             )
             record = loop_round(number, settings, api=api, model_path=str(args.model))
-            learning_measure.add_figures(record, heldout=args.out / "heldout.jsonl")
+            measured = measure_round(args, arm_dir, record)
+            learning_measure.add_figures(record, heldout=args.out / "heldout.jsonl", measured=measured)
             rounds.append(record)
             print(learning_measure.round_line(args.arm, record), flush=True)
             arm = {"arm": args.arm, "mix": mix, "rounds": rounds}

@@ -1,11 +1,18 @@
-"""The figures bench/learning.py adds to a round's record: held-out pass@1 with bootstrap intervals (from the
-cycle's eval.json), and the reward model's accuracy on held-out, test-decided ladder pairs."""
+"""The figures bench/learning.py adds to a round's record: pass@1 on the report set with bootstrap intervals
+(``measure``: each model sampled on it by the evaluate stage, outside the platform), the gate's own figures,
+and the reward model's accuracy on held-out, test-decided ladder pairs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESAMPLES = 2000
 
@@ -127,15 +134,56 @@ def heldout_reward_accuracy(reward_dir: Path, pairs: list[dict]) -> dict:
     return figures
 
 
-def add_figures(record: dict, *, heldout: Path) -> None:
-    """pass@1 of the parent, the candidate and the model active after the round; held-out reward accuracy."""
+def measure(model_dir: str, *, heldout: Path, config: Path, snapshot: str, cache: Path) -> dict[str, dict]:
+    """One model's per-prompt outcomes on the report set (``heldout``), by prompt id: ``python -m
+    training.evaluate`` with the arm's evaluate settings and seed, the report set as its prompts, no parent.
+    Cached per model folder (and its config.json's time) under ``cache``: a model kept as parent is sampled
+    once, and the same seeds give the same samples."""
+    folder = Path(model_dir).resolve()
+    stamp = (folder / "config.json").stat().st_mtime_ns
+    out = cache / hashlib.sha256(f"{folder}:{stamp}".encode()).hexdigest()[:16]
+    if not (out / "eval.json").is_file():
+        command = [
+            sys.executable, "-m", "training.evaluate", "--config", str(config), "--prompts_file", str(heldout),
+            "--snapshot", str(snapshot), "--output_dir", str(out), "--model_name_or_path", str(folder),
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        (cache / f"{out.name}.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"measuring {folder} on {heldout} failed; see {cache / out.name}.log")
+    rows = json.loads((out / "eval.json").read_text())["per_prompt"]
+    return {str(row["prompt_id"]): {**row["policy"], "model": str(folder)} for row in rows}
+
+
+def gate_figures(evaluation: dict) -> dict:
+    """What the cycle's evaluate stage saw on the gate set: the parent's pass@1 and each candidate's."""
+    return {
+        "parent": (evaluation.get("pass@1") or {}).get("parent"),
+        "candidates": {c["name"]: c["pass@1"] for c in evaluation.get("candidates") or []},
+        "selected": evaluation.get("selected"),
+        "prompts": evaluation.get("prompts"),
+    }
+
+
+def add_figures(record: dict, *, heldout: Path, measured: dict[str, dict] | None = None) -> None:
+    """pass@1 of the parent, the candidate and the model active after the round, on the report set when
+    ``measured`` (``{"parent": measure(...), "policy": measure(...)}``) is given, else on the cycle's own
+    evaluation (records from before the gate set); the gate's figures; held-out reward accuracy."""
     eval_dir = Path(record["eval_dir"])
     try:
         evaluation = json.loads((eval_dir / "eval.json").read_text())
     except (OSError, ValueError):
         evaluation = {"per_prompt": []}
-    per_prompt = evaluation.get("per_prompt") or []
     tasks = heldout_tasks(heldout)
+    if measured is not None:
+        per_prompt = [
+            {"prompt_id": task_id, **{role: rows[task_id] for role, rows in measured.items() if task_id in rows}}
+            for task_id in tasks
+        ]
+        record["gate"] = gate_figures(evaluation)
+    else:
+        per_prompt = evaluation.get("per_prompt") or []
     templates = {task_id: task["template"] for task_id, task in tasks.items()}
     parent = pass_figures(per_prompt, "parent", templates)
     candidate = pass_figures(per_prompt, "policy", templates)
@@ -163,5 +211,17 @@ def round_line(arm: str, record: dict) -> str:
         f"labels {f(record['label_accuracy']['accuracy'])}; reward {f(record['reward_accuracy_before'])} -> "
         f"{f(record['reward_accuracy_after'])} (held-out ladder {f(heldout['accuracy'])}{grounded}); "
         f"DPO preference {f(record['policy_preference_before'])} -> {f(record['policy_preference_after'])}; "
-        f"votes {record['votes_used']}; {record['round_seconds']:.0f}s"
+        f"votes {record['votes_used']}; {record['round_seconds']:.0f}s{_gate_text(record.get('gate'))}"
     )
+
+
+def _gate_text(gate: dict | None) -> str:
+    if not gate:
+        return ""
+
+    def f(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    shown = ", ".join(f"{name} {f(v)}" + ("*" if name == gate.get("selected") else "")
+                      for name, v in gate["candidates"].items())  # fmt: skip
+    return f"; gate set: parent {f(gate['parent'])}, {shown}"

@@ -22,6 +22,8 @@ KEEP = (
     "parent",
     "candidate",
     "promotion",
+    "gate",
+    "measure_seconds",
     "reward_accuracy_before",
     "reward_accuracy_after",
     "reward_accuracy_grounded_before",
@@ -82,14 +84,18 @@ def assemble(
 
 
 def _rise(rounds: list[dict], templates: dict[str, str] | None = None) -> dict:
-    """The best rise of pass@1 over round 0 within rounds 1-3; whether that round's interval clears round 0's, over
+    """The rise of pass@1 from round 0 to the model active after round 3 (or the last round, if fewer); whether
+    that round's interval clears round 0's, over
     prompts and over templates (the verdict's: the held-out prompts share templates); and the paired rise's own
     interval over templates (the same prompts and seeds in both rounds)."""
     rise = {"value": None, "round": None, "outside_intervals": False, "outside_prompt_intervals": False}
     if len(rounds) < 2 or rounds[0]["pass_at_1"] is None:
         return rise
     base = rounds[0]
-    best = max(rounds[1:4], key=lambda r: r["pass_at_1"] if r["pass_at_1"] is not None else -1)
+    # The model the loop holds after its first 3 rounds (or fewer), not the best of them: with pass@1 read on a
+    # report set the gate never saw, a later round may measure below an earlier one, and picking the best
+    # round on the report set would select on it.
+    best = rounds[min(3, len(rounds) - 1)]
     if best["pass_at_1"] is None:
         return rise
     by_prompt = best["pass_at_1_low"] > base["pass_at_1_high"]

@@ -226,6 +226,14 @@ class EvaluateArguments(SnapshotArguments):
     parent_model_path: str | None = field(
         default=None, metadata={"help": "The policy it was trained from, evaluated side by side (optional)."}
     )
+    candidate_model_paths: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Other models of the cycle offered instead of the policy (e.g. its DPO model): each is sampled "
+            "like the policy, the one passing most becomes the evaluated policy, and the promotion gate divides "
+            "its alpha by the number of candidates (training.promotion_gate)."
+        },
+    )
     reward_model_path: str | None = field(
         default=None, metadata={"help": "Reward model folder: its held-out pair accuracy is reported (optional)."}
     )
@@ -320,6 +328,14 @@ class PipelineArguments:
             "help": "Command that starts a training stage and takes `-m <module>`: empty for this Python, or e.g. "
             "'accelerate launch --config_file training/recipes/accelerate/zero2.yaml', 'torchrun --nproc_per_node 2'. "
             "evaluate always runs as one plain process."
+        },
+    )
+    select_from: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Trained stages whose models the evaluate stage offers beside the last one's (e.g. dpo): the "
+            "one that passes most on its prompts becomes the cycle's policy, judged by the gate at alpha / "
+            "the number of candidates."
         },
     )
     stage_args: dict | str | None = field(

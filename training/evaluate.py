@@ -12,6 +12,11 @@ the per-prompt passing and degenerate counts of both models (``paired``) are wha
     python -m training.evaluate --config training/recipes/tiny/evaluate.yaml --snapshot DIR --output_dir DIR \\
         --model_name_or_path POLICY_DIR --parent_model_path PARENT_DIR --reward_model_path REWARD_DIR
 
+``--candidate_model_paths DIR ...`` offers other models of the cycle (the pipeline's ``select_from``, e.g. its DPO
+model) beside the policy: each is sampled on the same prompts and seeds, ``promotion_gate.select_candidate``
+picks the one that passes most, and that one is "policy" in everything below ("selected", "candidates" and
+"candidates_compared" say which and among what; the gate divides its alpha by the count).
+
 ``--prompts_file FILE`` evaluates a fixed set of prompts (the snapshot's prompts schema, or HumanEval's, which
 training.ladder writes) instead of the snapshot's split: a held-out set no training snapshot ever holds.
 
@@ -28,12 +33,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from training import cli, data, reward_scoring, run_record
 from training.configs import EvaluateArguments
-from training.promotion_gate import degenerate_reason
+from training.promotion_gate import Outcomes, degenerate_reason, select_candidate
 
 STAGE = "evaluate"
 EVAL_JSON = "eval.json"
@@ -184,6 +190,45 @@ def eval_prompts(args: EvaluateArguments, snapshot) -> list[dict]:
     return rows[: args.max_prompts] if args.max_prompts else rows
 
 
+def candidate_names(paths: list[str]) -> dict[str, str]:
+    """Each offered model by a name: its folder's (a cycle's stage: online_rl, dpo), made unique."""
+    names: dict[str, str] = {}
+    for path in paths:
+        base = Path(path).name or str(path)
+        name, n = base, 2
+        while name in names or name == "parent":
+            name, n = f"{base}-{n}", n + 1
+        names[name] = path
+    return names
+
+
+def choose(prompts: list[dict], offered: dict[str, str], rows_of: dict[str, list[dict]], n_samples: int) -> dict:
+    """Which offered model the gate judges (``promotion_gate.select_candidate`` on the same paired counts), and
+    every candidate's figures; one model offered is simply the policy."""
+    counts = paired_counts(prompts, rows_of, n_samples)
+
+    def outcomes(role: str) -> Outcomes:
+        return Outcomes(tuple(counts["prompt_ids"]), n_samples, tuple(counts["passed"][role]),
+                        tuple(counts["degenerate"][role]))  # fmt: skip
+
+    parent = outcomes("parent") if "parent" in rows_of else None
+    selected = select_candidate({name: outcomes(name) for name in offered}, parent) if prompts else next(iter(offered))
+    return {
+        "selected": selected,
+        "candidates_compared": len(offered),
+        "candidates": [
+            {
+                "name": name,
+                "path": path,
+                "pass@1": summarize(rows_of[name], [1])[1],
+                "degenerate_rate": degenerate_rates({name: rows_of[name]})[name],
+                "selected": name == selected,
+            }
+            for name, path in offered.items()
+        ],
+    }
+
+
 def run(args: EvaluateArguments) -> dict:
     from transformers import set_seed
 
@@ -193,24 +238,33 @@ def run(args: EvaluateArguments) -> dict:
     with run_record.StageRun(STAGE, args.output_dir, arguments=[args], seed=args.seed) as record:
         snapshot = data.open_snapshot(args.snapshot)
         prompts = eval_prompts(args, snapshot)
-        models = {"policy": args.model_name_or_path}
-        if args.parent_model_path:
-            models["parent"] = args.parent_model_path
+        offered = candidate_names([args.model_name_or_path, *args.candidate_model_paths])
+        sampled = {**offered, **({"parent": args.parent_model_path} if args.parent_model_path else {})}
         if not prompts:
             logger.warning("evaluate: prompts/%s.jsonl has no prompt with tests: no pass@k", args.split)
 
-        by_model: dict[str, list[dict]] = {}
-        for role, path in models.items():
+        rows_of: dict[str, list[dict]] = {}
+        for role, path in sampled.items():
             logger.info(
                 "evaluate: sampling %d x %d completions from the %s (%s)", len(prompts), args.n_samples, role, path
             )
-            by_model[role] = sample_and_test(path, prompts, args) if prompts else []
+            rows_of[role] = sample_and_test(path, prompts, args) if prompts else []
             forget(path)  # one model in memory at a time
+        choice = choose(prompts, offered, rows_of, args.n_samples)
+        models = {
+            "policy": offered[choice["selected"]],
+            **({"parent": sampled["parent"]} if "parent" in sampled else {}),
+        }
+        by_model = {
+            "policy": rows_of[choice["selected"]],
+            **({"parent": rows_of["parent"]} if "parent" in sampled else {}),
+        }
         ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
 
         reward = _reward_accuracy(args, snapshot)
         result = _headline(args, prompts, models, by_model, scores, ks, reward)
+        result.update(choice)
         _write_eval_json(record.output_dir / EVAL_JSON, result, args, snapshot, prompts, models, by_model)
         flat = {f"pass@{k}/{role}": scores[role][k] for k in ks for role in models}
         degenerate = {f"degenerate_rate/{role}": rate for role, rate in result["degenerate_rate"].items()}

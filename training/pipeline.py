@@ -11,6 +11,9 @@ out-of-memory kill takes down the stage, not the caller. Models flow from stage 
                     <out>/sft --dpo-----> <out>/dpo --online_rl--> <out>/online_rl  (rewarded by <out>/reward)
     evaluate: <out>/online_rl against the parent, and <out>/reward's accuracy  -> <out>/evaluate/eval.json
 
+With ``select_from: [dpo]`` the evaluate stage also samples <out>/dpo, and whichever of the two passes more on its
+prompts becomes the cycle's policy (``policy_dir``; the promotion gate then tests it at alpha / 2).
+
 The first stage that fails stops the cycle; ``<out>/summary.json`` then says which, why, and where its log is::
 
     {"state": "succeeded" | "failed" | "cancelled", "failed_stage": null | "dpo", "message": "...",
@@ -80,6 +83,14 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
     missing = [s for s in args.stages if not (recipe / f"{s}.yaml").is_file()]
     if missing:
         raise ValueError(f"recipe {recipe} has no {', '.join(s + '.yaml' for s in missing)} for the stages asked")
+    trained_before = {s: i for i, s in enumerate(args.stages) if s in TRAINING_STAGES and s != "reward"}
+    evaluated_at = args.stages.index("evaluate") if "evaluate" in args.stages else -1
+    for choice in args.select_from:
+        if trained_before.get(choice, len(args.stages)) > evaluated_at:
+            raise ValueError(
+                f"select_from: {choice} is not a policy stage run before evaluate in this cycle "
+                f"(stages: {', '.join(args.stages)}; policy stages: sft, dpo, online_rl)"
+            )
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     policy = parent  # the policy the next trained stage starts from
     reward_dir: str | None = None
@@ -93,6 +104,9 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
             flags += ["--reward_model_path", reward_dir]
         if stage == "evaluate":
             flags += ["--model_name_or_path", policy, "--parent_model_path", parent]
+            offered = [str(out / s) for s in args.select_from if str(out / s) != policy]
+            if offered:
+                flags += ["--candidate_model_paths", *offered]
             if reward_dir:
                 flags += ["--reward_model_path", reward_dir]
         if args.seed is not None:
@@ -284,6 +298,9 @@ def _run_step(
             summary["policy_dir"] = step["output_dir"]
         else:
             summary["evaluation"] = entry["result"]
+            chosen = (entry["result"].get("models") or {}).get("policy")
+            if entry["result"].get("candidates_compared", 1) > 1 and chosen:
+                summary["policy_dir"] = chosen  # the model the evaluation chose among the cycle's candidates
         run_record.write_json(summary_path, summary)
         return
     entry["state"] = "cancelled" if runner.cancelled else "failed"

@@ -21,6 +21,12 @@ those, ``decide`` promotes the policy only when all of these hold:
    no seed). With equal |d| this is the exact sign test; it needs at least 5 prompts that differ to reach
    p < 0.05 (1/32), so a tie (every d = 0, p = 1) never promotes.
 
+**Choosing among candidates.** A cycle may offer several of its stages' models (the recipe's ``select_from``,
+e.g. the DPO model beside the online-RL one): the evaluate stage samples each on the same prompts and seeds,
+``select_candidate`` picks the one that passes most (among those not failing rule 2), and the gate tests that
+one at ``alpha`` divided by the number of candidates (Bonferroni): picking the best of k and then testing it at
+``alpha`` would promote a no-better model up to k times as often.
+
 A first model (no parent evaluated) is promoted when it has enough evidence, pass@1 > 0 and a degenerate rate
 below 0.5: there is nothing to beat, but a model that never passes or mostly writes junk must not generate.
 
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -109,6 +115,8 @@ class Decision:
     parent_degenerate_rate: float | None = None
     min_completions: int = MIN_COMPLETIONS
     alpha: float = ALPHA
+    candidates: int = 1  # the models the policy was chosen from; alpha is already divided by it
+    chosen_from: str = ""  # those models' pass@1, the chosen one marked (the evaluate stage's ``candidates``)
 
     @property
     def summary(self) -> str:
@@ -144,8 +152,13 @@ def decide(
     *,
     min_completions: int = MIN_COMPLETIONS,
     alpha: float = ALPHA,
+    candidates: int = 1,
 ) -> Decision:
-    """Promote ``policy`` over ``parent`` (None for a first model)? See the module docstring for the rule."""
+    """Promote ``policy`` over ``parent`` (None for a first model)? See the module docstring for the rule.
+    ``candidates``: how many models ``policy`` was picked from on these same outcomes (alpha is divided by it)."""
+    if candidates < 1:
+        raise ValueError(f"candidates must be at least 1; got {candidates}")
+    alpha, asked = alpha / candidates, alpha
     base = {
         "n_prompts": len(policy.prompt_ids),
         "n_samples": policy.n_samples,
@@ -153,6 +166,7 @@ def decide(
         "degenerate_rate": round(policy.degenerate_rate, 6),
         "min_completions": min_completions,
         "alpha": alpha,
+        "candidates": candidates,
     }
     size = f"{len(policy.prompt_ids)} prompts x {policy.n_samples} samples"
     if policy.completions < min_completions:
@@ -174,14 +188,15 @@ def decide(
         "prompts_worse": sum(d < 0 for d in differences),
     }
     scores = f"pass@1 {policy.pass_at_1:.3f} vs parent {parent.pass_at_1:.3f}"
-    if sum(policy.degenerate) - sum(parent.degenerate) > int(DEGENERATE_TOLERANCE * policy.completions):
+    if too_degenerate(policy, parent):
         rates = f"{policy.degenerate_rate:.3f} vs parent {parent.degenerate_rate:.3f}"
         return Decision(False, f"more degenerate completions than its parent ({rates}; {scores})", **evidence)
     if policy.pass_at_1 <= parent.pass_at_1:
         return Decision(False, f"not better than its parent ({scores}, {size})", **evidence)
     tested = f"{scores}, {evidence['difference']:+.3f}, p = {evidence['p_value']:.3g}"
+    threshold = f"{alpha:.3g}" + (f" ({asked:g} / {candidates} candidates)" if candidates > 1 else "")
     if evidence["p_value"] >= alpha:
-        return Decision(False, f"better within noise ({tested} >= {alpha}, {size})", **evidence)
+        return Decision(False, f"better within noise ({tested} >= {threshold}, {size})", **evidence)
     rates = f"degenerate {policy.degenerate_rate:.3f} vs {parent.degenerate_rate:.3f}"
     return Decision(True, f"beats its parent ({tested}, {size}; {rates})", **evidence)
 
@@ -193,6 +208,22 @@ def _first_model(policy: Outcomes, base: dict, size: str) -> Decision:
     if policy.degenerate_rate >= FIRST_MODEL_MAX_DEGENERATE:
         return Decision(False, f"a first model must write degenerate completions < half the time ({scores})", **base)
     return Decision(True, f"first model ({scores})", **base)
+
+
+def too_degenerate(policy: Outcomes, parent: Outcomes) -> bool:
+    """Rule 2: more degenerate completions than the parent, beyond the tolerance."""
+    return sum(policy.degenerate) - sum(parent.degenerate) > int(DEGENERATE_TOLERANCE * policy.completions)
+
+
+def select_candidate(candidates: dict[str, Outcomes], parent: Outcomes | None) -> str:
+    """The name of the candidate the gate should judge: the most passing completions among those rule 2 lets
+    through (all of them if none is), then the fewest degenerate ones, then the first named (a cycle names its
+    last stage's model first)."""
+    if not candidates:
+        raise ValueError("select_candidate needs at least one candidate")
+    names = list(candidates)
+    eligible = [n for n in names if parent is None or not too_degenerate(candidates[n], parent)] or names
+    return min(eligible, key=lambda n: (-sum(candidates[n].passed), sum(candidates[n].degenerate), names.index(n)))
 
 
 def outcomes_from_evaluation(evaluation: dict, role: str) -> Outcomes | None:
@@ -219,4 +250,20 @@ def decide_from_evaluation(evaluation: dict, *, min_completions: int = MIN_COMPL
     if policy is None:
         return Decision(False, "the evaluation has no per-prompt outcomes for the policy (no held-out tests?)")
     parent = outcomes_from_evaluation(evaluation, "parent")
-    return decide(policy, parent, min_completions=min_completions, alpha=alpha)
+    try:
+        candidates = max(1, int(evaluation.get("candidates_compared") or 1))
+    except (TypeError, ValueError):
+        candidates = 1
+    decision = decide(policy, parent, min_completions=min_completions, alpha=alpha, candidates=candidates)
+    return replace(decision, chosen_from=_chosen_from(evaluation)) if candidates > 1 else decision
+
+
+def _chosen_from(evaluation: dict) -> str:
+    """'dpo 0.254 (chosen), online_rl 0.181' from the evaluate stage's ``candidates``."""
+    shown = []
+    for c in evaluation.get("candidates") or []:
+        if isinstance(c, dict):
+            score = c.get("pass@1")
+            text = f"{c.get('name')} {score:.3f}" if isinstance(score, (int, float)) else f"{c.get('name')} -"
+            shown.append(text + (" (chosen)" if c.get("selected") else ""))
+    return ", ".join(shown)

@@ -258,6 +258,7 @@ def loop_round(number: int, settings: RoundSettings, *, api, model_path: str) ->
     return {
         "round": number,
         "generator": version.name,
+        "generator_dir": version.target,
         "completions": len(completions),
         "completions_passed": sum(o == PASSED for o in outcomes),
         "completions_empty": sum(not c.text.strip() for c in completions),

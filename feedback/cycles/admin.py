@@ -319,6 +319,8 @@ def _promotion_rows(decision: dict) -> list[tuple[str, str]]:
         test = f"one-sided paired permutation test; promotes below {short(get('alpha'))}"
         rows.append(("p-value", f"{short(get('p_value'))} ({test})"))
         rows.append(("prompts better / worse", f"{get('prompts_better')} / {get('prompts_worse')}"))
+    if get("chosen_from"):
+        rows.append(("chosen from", f"{get('chosen_from')} (alpha divided by {get('candidates')})"))
     evaluated = f"{get('n_prompts')} prompts x {get('n_samples')} samples"
     rows.append(("evaluated", f"{evaluated} (needed: {get('min_completions')} completions)"))
     return rows

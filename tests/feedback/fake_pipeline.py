@@ -8,6 +8,8 @@ stage fails), ``crash`` (exit 3 without a summary), ``die`` (SIGKILL mid-stage),
 child process in its group and sleeps, for cancel and timeout tests).
 FAKE_PIPELINE_DELAY: seconds to wait before each stage.
 FAKE_PIPELINE_PROMPTS: held-out prompts in the evaluation (default 30, with 4 samples each).
+FAKE_PIPELINE_CANDIDATES=2: the evaluation chose the policy (dpo) over the online_rl model, as a recipe with
+``select_from: [dpo]`` has it do.
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ def _evaluation(mode: str, prompts: int) -> dict:
             "passed": {"policy": [policy] * prompts, "parent": [parent] * prompts},
             "degenerate": {"policy": [0] * prompts, "parent": [0] * prompts},
         },
+    }
+
+
+def _chosen() -> dict:
+    if os.environ.get("FAKE_PIPELINE_CANDIDATES") != "2":
+        return {}
+    return {
+        "selected": "dpo",
+        "candidates_compared": 2,
+        "candidates": [
+            {"name": "online_rl", "pass@1": 0.125, "selected": False},
+            {"name": "dpo", "pass@1": 0.5, "selected": True},
+        ],
     }
 
 
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             "stages": stages,
             "policy_dir": str(out / "dpo"),
             "parent_dir": args.model_name_or_path,
-            "evaluation": _evaluation(mode, int(os.environ.get("FAKE_PIPELINE_PROMPTS", "30"))),
+            "evaluation": {**_evaluation(mode, int(os.environ.get("FAKE_PIPELINE_PROMPTS", "30"))), **_chosen()},
         },
     )
     return 0

@@ -164,6 +164,14 @@ def test_one_round_moves_each_stage_metric_its_way_and_records_the_gate(loop_set
     assert gate["pass_at_1"] == evaluation["pass@1"]["policy"]
     assert gate["parent_pass_at_1"] == evaluation["pass@1"]["parent"]
     assert run.model_version.is_active == gate["promote"]
+    # The ladder recipe offers the DPO model beside the online-RL one (select_from): the one passing more is the
+    # cycle's policy, registered as its model version, and the gate tested it at alpha / 2.
+    offered = {c["name"]: c for c in evaluation["candidates"]}
+    assert set(offered) == {"online_rl", "dpo"} and evaluation["candidates_compared"] == 2
+    chosen = offered[evaluation["selected"]]
+    assert chosen["selected"] and chosen["pass@1"] == evaluation["pass@1"]["policy"]
+    assert Path(run.model_version.target) == Path(chosen["path"]).resolve() == Path(record["policy_dir"])
+    assert (gate["candidates"], gate["alpha"]) == (2, 0.025) and "(chosen)" in gate["chosen_from"]
     # Each stage's own metric against its before value.
     # Reward accuracy rises, unless the untrained head already ranked every held-out pair right (it sees two
     # kinds of broken body): then its margin must.

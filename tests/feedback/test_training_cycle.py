@@ -652,6 +652,19 @@ def test_the_admin_shows_a_cycles_stages_metrics_and_loss_curves(admin_client, s
     assert listing.status_code == 200 and f"cycle {run.pk}" in listing.content.decode()
 
 
+def test_the_admin_shows_which_candidate_the_gate_judged_and_at_what_alpha(
+    admin_client, snapshot, enqueued, monkeypatch
+):
+    monkeypatch.setenv("FAKE_PIPELINE_CANDIDATES", "2")
+    run = training_cycle_execute()
+    promotion = run.metrics["promotion"]
+    assert (promotion["candidates"], promotion["alpha"]) == (2, 0.025)
+    html = admin_client.get(f"/admin/feedback/trainingrun/{run.pk}/change/").content.decode()
+    row = "<tr><th>chosen from</th><td>online_rl 0.125, dpo 0.500 (chosen) (alpha divided by 2)</td></tr>"
+    assert row in html
+    assert "promotes below 0.025" in html
+
+
 def test_the_artefact_view_serves_only_images_and_logs_inside_the_run_to_staff(
     admin_client, client, volunteer, snapshot, enqueued, tmp_path
 ):

@@ -95,7 +95,7 @@ def test_a_seed_moves_the_trained_stages_seeds_but_not_the_evaluations(tmp_path)
     }
     assert seeds == {"sft": 45, "reward": 45, "dpo": 45, "online_rl": 45, "evaluate": 42}
     evaluate = yaml.safe_load((tmp_path / "arm" / "ladder" / "evaluate.yaml").read_text())
-    assert evaluate["prompts_file"] == str(tmp_path / "heldout.jsonl")
+    assert evaluate["prompts_file"] == str(tmp_path / "gate.jsonl")  # the report set is never the platform's
 
 
 def _run(folder: Path, rises: dict[str, float], templates: dict[str, str], *, control: bool = False) -> Path:
@@ -167,3 +167,84 @@ def test_the_held_out_truth_pairs_carry_their_template():
     assert learning_measure.truth_pairs(rows, heldout) == [
         {"prompt": "def f(x):\n", "chosen": "    return x\n", "rejected": "    return 1\n", "template": "str.upper"}
     ]
+
+
+def test_the_rise_is_read_at_the_model_held_after_round_3_not_at_the_best_round():
+    templates = {f"p{t}_{i}": f"t{t}" for t in range(64) for i in range(2)}
+    rates = {n: {p: (1.0 if int(t[1:]) < cut else 0.0) for p, t in templates.items()} for n, cut in
+             ((0, 16), (1, 16), (2, 48), (3, 24))}  # fmt: skip
+    rounds = [{**_round(0, rates[0], templates), "round": 0}] + [_round(n, rates[n], templates) for n in (1, 2, 3)]
+    rise = learning_report._rise(rounds, templates)
+    assert (rise["round"], rise["value"]) == (3, 0.125)  # round 2's +0.5 is not what the loop ended with
+    assert learning_report._rise(rounds[:3], templates)["value"] == 0.5  # two rounds run: the second
+
+
+def _measured(rates: dict[str, float], model: str) -> dict[str, dict]:
+    return {p: {"passed": int(r * 4), "n": 4, "outcomes": ["failed"] * (4 - int(r * 4)) + ["passed"] * int(r * 4),
+                "sample": "    return x\n", "model": model} for p, r in rates.items()}  # fmt: skip
+
+
+def test_the_rounds_pass_figures_come_from_the_report_set_and_the_gates_are_kept_apart(tmp_path):
+    heldout = tmp_path / "heldout.jsonl"
+    tasks = [{"task_id": f"r{i}", "template": f"t{i % 3}", "prompt": f"def f{i}(x):\n", "canonical_solution": ""}
+             for i in range(6)]  # fmt: skip
+    heldout.write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    eval_dir = tmp_path / "cycle" / "evaluate"
+    eval_dir.mkdir(parents=True)
+    gate = {  # the cycle's own evaluation, on other prompts
+        "pass@1": {"policy": 0.5, "parent": 0.25},
+        "selected": "dpo",
+        "prompts": 2,
+        "candidates": [{"name": "online_rl", "pass@1": 0.125}, {"name": "dpo", "pass@1": 0.5}],
+        "per_prompt": [{"prompt_id": "g1", "policy": {"passed": 4, "n": 4}, "parent": {"passed": 0, "n": 4}}],
+    }
+    (eval_dir / "eval.json").write_text(json.dumps(gate))
+    record = {"eval_dir": str(eval_dir), "promotion": {"promote": True}, "seconds": {"cycle": 10.0}}
+    measured = {
+        "parent": _measured({f"r{i}": 0.25 for i in range(6)}, "parent"),
+        "policy": _measured({f"r{i}": (0.75 if i < 3 else 0.25) for i in range(6)}, "dpo"),
+    }
+    learning_measure.add_figures(record, heldout=heldout, measured=measured)
+    assert record["parent"]["pass_at_1"] == 0.25 and record["candidate"]["pass_at_1"] == 0.5
+    assert set(record["candidate"]["by_prompt"]) == {f"r{i}" for i in range(6)}  # not the gate's g1
+    assert record["pass_at_1"] == 0.5 and record["promoted"] is True
+    assert record["gate"] == {"parent": 0.25, "candidates": {"online_rl": 0.125, "dpo": 0.5}, "selected": "dpo",
+                              "prompts": 2}  # fmt: skip
+    # the truth pairs for the reward's held-out accuracy: the report set's first samples that failed (all 12)
+    assert record["reward_accuracy_heldout_ladder"]["pairs"] == 12
+    unused = ("reward_accuracy_before", "reward_accuracy_after", "policy_preference_before", "policy_preference_after")
+    shown = {**record, "round": 1, "label_accuracy": {"accuracy": 1.0}, "votes_used": 1, **dict.fromkeys(unused)}
+    line = learning_measure.round_line("main", shown)
+    assert line.endswith("; gate set: parent 0.250, online_rl 0.125, dpo 0.500*")
+
+
+def test_the_gate_set_holds_other_tasks_of_the_held_out_templates(tmp_path):
+    from bench import learning
+
+    args = learning.make_parser().parse_args(["--out", str(tmp_path), "--heldout", "48", "--gate-prompts", "48"])
+    report = [json.loads(line) for line in learning.heldout_file(args).read_text().splitlines()]
+    gate = [json.loads(line) for line in learning.gate_file(args).read_text().splitlines()]
+    assert len(gate) >= 40 and not {t["prompt"] for t in gate} & {t["prompt"] for t in report}
+    assert {t["task_id"].split("/")[1] for t in gate + report} == {"heldout"}
+    assert {t["template"] for t in gate} - {t["template"] for t in report}  # drawn anew, not the report's list
+
+
+@pytest.mark.slow
+def test_a_model_is_measured_on_the_report_set_once(tmp_path, make_tiny_model, snapshot_dir):
+    from training.ladder import ladder_tasks
+
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps(t.record()) + "\n" for t in ladder_tasks(n=2, seed=1, split="heldout")))
+    config = tmp_path / "evaluate.yaml"
+    config.write_text((ROOT / "training" / "recipes" / "ladder" / "evaluate.yaml").read_text() + "max_new_tokens: 8\n")
+    model = make_tiny_model("llama", hidden=32, layers=1, heads=2)
+    settings = {"heldout": heldout, "config": config, "snapshot": str(snapshot_dir), "cache": tmp_path / "measure"}
+
+    first = learning_measure.measure(str(model), **settings)
+    assert sorted(first) == sorted(json.loads(line)["task_id"] for line in heldout.read_text().splitlines())
+    assert {row["n"] for row in first.values()} == {4} and {row["model"] for row in first.values()} == {str(model)}
+    logs = list((tmp_path / "measure").glob("*.log"))
+    assert len(logs) == 1
+    logs[0].unlink()
+    assert learning_measure.measure(str(model), **settings) == first  # from the cache: no new run, no new log
+    assert not list((tmp_path / "measure").glob("*.log"))

@@ -14,6 +14,7 @@ from training.promotion_gate import (
     decide_from_evaluation,
     degenerate_reason,
     paired_permutation_p,
+    select_candidate,
 )
 
 PROMPT = 'def add(a, b):\n    """Return a + b."""\n'
@@ -191,3 +192,80 @@ def test_the_decision_reads_the_evaluate_stages_paired_counts():
     assert not old.promote and old.reason.startswith("the evaluation has no per-prompt outcomes")
     del evaluation["paired"]["passed"]["parent"]
     assert decide_from_evaluation(evaluation).reason.startswith("first model")
+
+
+# --- choosing among a cycle's candidates ---------------------------------------------------------------------
+
+
+def test_the_candidate_that_passes_most_is_chosen_unless_the_gate_would_refuse_it_for_degenerate_output():
+    parent = outcomes([1] * 30)
+    rl, dpo = outcomes([1] * 30), outcomes([2] * 30)
+    assert select_candidate({"online_rl": rl, "dpo": dpo}, parent) == "dpo"
+    junk = outcomes([3] * 30, degenerate=[1] * 30)  # passes most, but 30 more degenerate samples of 120
+    assert select_candidate({"online_rl": rl, "dpo": dpo, "sft": junk}, parent) == "dpo"
+    assert select_candidate({"sft": junk}, parent) == "sft"  # nothing better on offer: the gate says no itself
+
+
+def test_a_tie_goes_to_fewer_degenerate_samples_then_to_the_first_named():
+    parent = outcomes([1] * 30, degenerate=[1] * 30)
+    clean, noisy = outcomes([2] * 30), outcomes([2] * 30, degenerate=[1] + [0] * 29)
+    assert select_candidate({"online_rl": noisy, "dpo": clean}, parent) == "dpo"
+    assert select_candidate({"online_rl": clean, "dpo": outcomes([2] * 30)}, parent) == "online_rl"
+    with pytest.raises(ValueError, match="at least one candidate"):
+        select_candidate({}, parent)
+
+
+def _evaluation(policy: list[int], parent: list[int], **extra) -> dict:
+    n = len(policy)
+    return {
+        "paired": {
+            "prompt_ids": list(range(n)),
+            "n_samples": 4,
+            "passed": {"policy": policy, "parent": parent},
+            "degenerate": {"policy": [0] * n, "parent": [0] * n},
+        },
+        **extra,
+    }
+
+
+def test_the_gate_divides_alpha_by_the_candidates_the_policy_was_chosen_from():
+    # 5 prompts one sample better, 25 equal: p = 1/32 = 0.031, under 0.05 but not under 0.05 / 2
+    policy, parent = [2] * 5 + [1] * 25, [1] * 30
+    alone = decide_from_evaluation(_evaluation(policy, parent))
+    assert alone.promote and alone.p_value == 1 / 32 and alone.alpha == 0.05 and alone.candidates == 1
+    candidates = [
+        {"name": "online_rl", "pass@1": 0.2, "selected": False},
+        {"name": "dpo", "pass@1": 0.292, "selected": True},
+    ]
+    chosen = decide_from_evaluation(_evaluation(policy, parent, candidates_compared=2, candidates=candidates))
+    assert not chosen.promote
+    assert chosen.reason == (
+        "better within noise (pass@1 0.292 vs parent 0.250, +0.042, p = 0.0312 >= 0.025 (0.05 / 2 candidates), "
+        "30 prompts x 4 samples)"
+    )
+    assert (chosen.alpha, chosen.candidates) == (0.025, 2)
+    assert chosen.chosen_from == "online_rl 0.200, dpo 0.292 (chosen)"
+    # a clear win still promotes at the divided alpha
+    assert decide_from_evaluation(_evaluation([2] * 30, parent, candidates_compared=2)).promote
+
+
+def test_picking_the_best_of_two_no_better_candidates_promotes_too_often_at_alpha_and_not_at_alpha_over_two():
+    """Under the null (both candidates sampled like the parent), promoting the better of two at alpha 0.05
+    errs about twice as often as 5%; the Bonferroni gate stays at or under it."""
+    import random
+
+    rng = random.Random(7)
+
+    def draw() -> Outcomes:  # 40 prompts x 4 samples of a pass rate that varies by prompt
+        return outcomes([sum(rng.random() < q for _ in range(4)) for q in rates])
+
+    naive = bonferroni = 0
+    trials = 2000
+    for _ in range(trials):
+        rates = [rng.random() for _ in range(40)]
+        parent, a, b = draw(), draw(), draw()
+        best = {"a": a, "b": b}[select_candidate({"a": a, "b": b}, parent)]
+        naive += decide(best, parent).promote
+        bonferroni += decide(best, parent, candidates=2).promote
+    assert naive / trials > 0.06  # 0.0665: choosing on the gate's own data breaks the 5% it promises
+    assert bonferroni / trials <= 0.05  # 0.0335
