@@ -51,24 +51,30 @@ def three_models(tmp_path, make_tiny_model, monkeypatch):
         generate.forget(folder)
 
 
-def test_the_candidate_that_passes_becomes_the_evaluated_policy(tmp_path, snapshot_dir, three_models):
+def evaluate_run(tmp_path, snapshot_dir, models: dict, *, prompts: int, samples: int, offered: list[str]) -> dict:
+    """The evaluate stage in this process (the models are loaded and scripted here): online_rl as the policy."""
     from training import evaluate
     from training.configs import EvaluateArguments
-    from training.promotion_gate import decide_from_evaluation
 
     args = EvaluateArguments(
         snapshot=str(snapshot_dir),
-        prompts_file=str(prompts_file(tmp_path / "gate.jsonl")),
-        model_name_or_path=three_models["online_rl"],
-        candidate_model_paths=[three_models["dpo"]],
-        parent_model_path=three_models["parent"],
+        prompts_file=str(prompts_file(tmp_path / "gate.jsonl", n=prompts)),
+        model_name_or_path=models["online_rl"],
+        candidate_model_paths=[models[name] for name in offered],
+        parent_model_path=models["parent"],
         output_dir=str(tmp_path / "evaluate"),
-        n_samples=2,
+        n_samples=samples,
         pass_k=[1],
         max_new_tokens=12,
         sandbox_workers=2,
     )
-    result = evaluate.run(args)
+    return evaluate.run(args)
+
+
+def test_the_candidate_that_passes_becomes_the_evaluated_policy(tmp_path, snapshot_dir, three_models):
+    from training.promotion_gate import decide_from_evaluation
+
+    result = evaluate_run(tmp_path, snapshot_dir, three_models, prompts=6, samples=2, offered=["dpo"])
 
     assert result["selected"] == "dpo" and result["candidates_compared"] == 2
     assert result["models"] == {"policy": three_models["dpo"], "parent": three_models["parent"]}
@@ -86,21 +92,7 @@ def test_the_candidate_that_passes_becomes_the_evaluated_policy(tmp_path, snapsh
 
 
 def test_one_model_offered_is_the_policy_as_before(tmp_path, snapshot_dir, three_models):
-    from training import evaluate
-    from training.configs import EvaluateArguments
-
-    args = EvaluateArguments(
-        snapshot=str(snapshot_dir),
-        prompts_file=str(prompts_file(tmp_path / "gate.jsonl", n=2)),
-        model_name_or_path=three_models["online_rl"],
-        parent_model_path=three_models["parent"],
-        output_dir=str(tmp_path / "evaluate"),
-        n_samples=1,
-        pass_k=[1],
-        max_new_tokens=12,
-        sandbox_workers=2,
-    )
-    result = evaluate.run(args)
+    result = evaluate_run(tmp_path, snapshot_dir, three_models, prompts=2, samples=1, offered=[])
     assert result["selected"] == "online_rl" and result["candidates_compared"] == 1
     assert result["models"]["policy"] == three_models["online_rl"] and result["pass@1"]["policy"] == 0.0
 
