@@ -148,6 +148,9 @@ def targets(result: dict, templates: dict[str, str] | None = None) -> dict:
             **rise,
             "target": PASS_RISE,
             "met": rise["value"] is not None and rise["value"] >= PASS_RISE and rise["outside_intervals"],
+            # The same prompts and seeds before and after: the paired rise's interval over templates is the test
+            # that fits. Met when even its lower end is a rise of PASS_RISE.
+            "met_paired": (rise.get("paired") or {}).get("low") is not None and rise["paired"]["low"] >= PASS_RISE,
         },
         "swapped_does_not_rise": {
             **swapped_rise,
@@ -215,7 +218,8 @@ def summary(result: dict) -> str:
         f"{rise['outside_prompt_intervals']} over prompts): "
         f"{'MET' if rise['met'] else 'NOT MET'}",
         f"paired rise r0 -> r{rise['round']}: {f(paired.get('value'))} [{f(paired.get('low'))}, "
-        f"{f(paired.get('high'))}] over {paired.get('templates')} templates ({paired.get('prompts')} prompts)"
+        f"{f(paired.get('high'))}] over {paired.get('templates')} templates ({paired.get('prompts')} prompts); "
+        f"its lower end >= {rise['target']:.2f}: {'MET' if rise.get('met_paired') else 'NOT MET'}"
         if paired
         else "paired rise: n/a",
         (

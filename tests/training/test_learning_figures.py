@@ -248,3 +248,30 @@ def test_a_model_is_measured_on_the_report_set_once(tmp_path, make_tiny_model, s
     logs[0].unlink()
     assert learning_measure.measure(str(model), **settings) == first  # from the cache: no new run, no new log
     assert not list((tmp_path / "measure").glob("*.log"))
+
+
+def test_the_paired_verdict_reads_the_lower_end_of_the_paired_rise_where_unpaired_intervals_overlap():
+    # 8 templates x 8 prompts, half of them hard (0 -> 0.25) and half easy (0.75 -> 1.0): every prompt rises by
+    # 0.25, so the paired interval is [0.25, 0.25], while the spread between templates makes the two rounds'
+    # intervals overlap
+    templates = {f"p{t}_{i}": f"t{t}" for t in range(8) for i in range(8)}
+    base = {p: (0.0 if int(t[1:]) < 4 else 0.75) for p, t in templates.items()}
+
+    def verdict(after: dict[str, float]) -> dict:
+        rounds = [{**_round(0, base, templates), "round": 0}, _round(1, after, templates)]
+        target = learning_report.targets({"rounds": rounds}, templates)["pass_rise"]
+        assert target["met"] is False and target["outside_intervals"] is False
+        lines = learning_report.summary({"rounds": rounds, "targets": {**_targets_rest(), "pass_rise": target}})
+        assert f"its lower end >= 0.10: {'MET' if target['met_paired'] else 'NOT MET'}" in lines
+        return target
+
+    even = verdict({p: r + 0.25 for p, r in base.items()})
+    assert (even["paired"]["low"], even["paired"]["high"], even["met_paired"]) == (0.25, 0.25, True)
+    # half the templates rise by 0.25, half not at all: +0.125 on average, but its lower end is under 0.10
+    uneven = verdict({p: r + (0.25 if int(templates[p][1:]) % 2 else 0.0) for p, r in base.items()})
+    assert uneven["value"] == 0.125 and uneven["paired"]["low"] < 0.10 and uneven["met_paired"] is False
+
+
+def _targets_rest() -> dict:
+    rest = {"value": None, "target": 1, "met": False}
+    return {"no_worse_promoted": {"value": [], "met": True}, "round_seconds": rest, "label_accuracy": rest}
