@@ -182,7 +182,7 @@ def gate_file(args) -> Path:
 
     levels = [int(v) for v in args.levels.split(",")]
     report = {json.loads(line)["prompt"] for line in (args.out / "heldout.jsonl").read_text().splitlines()}
-    tasks = [t for t in ladder_tasks(n=args.gate_prompts, seed=GATE_SEED, split="heldout", levels=levels)]
+    tasks = ladder_tasks(n=args.gate_prompts, seed=GATE_SEED, split="heldout", levels=levels)
     path = args.out / "gate.jsonl"
     path.write_text("".join(json.dumps(t.record()) + "\n" for t in tasks if t.prompt not in report))
     return path
