@@ -39,7 +39,7 @@ import numpy as np
 
 from training import cli, data, reward_scoring, run_record
 from training.configs import EvaluateArguments
-from training.promotion_gate import Outcomes, degenerate_reason, select_candidate
+from training.promotion_gate import degenerate_reason, outcomes_from_evaluation, select_candidate
 
 STAGE = "evaluate"
 EVAL_JSON = "eval.json"
@@ -205,14 +205,12 @@ def candidate_names(paths: list[str]) -> dict[str, str]:
 def choose(prompts: list[dict], offered: dict[str, str], rows_of: dict[str, list[dict]], n_samples: int) -> dict:
     """Which offered model the gate judges (``promotion_gate.select_candidate`` on the same paired counts), and
     every candidate's figures; one model offered is simply the policy."""
-    counts = paired_counts(prompts, rows_of, n_samples)
-
-    def outcomes(role: str) -> Outcomes:
-        return Outcomes(tuple(counts["prompt_ids"]), n_samples, tuple(counts["passed"][role]),
-                        tuple(counts["degenerate"][role]))  # fmt: skip
-
-    parent = outcomes("parent") if "parent" in rows_of else None
-    selected = select_candidate({name: outcomes(name) for name in offered}, parent) if prompts else next(iter(offered))
+    counted = {"paired": paired_counts(prompts, rows_of, n_samples)}
+    parent = outcomes_from_evaluation(counted, "parent")
+    if prompts:
+        selected = select_candidate({name: outcomes_from_evaluation(counted, name) for name in offered}, parent)
+    else:
+        selected = next(iter(offered))
     return {
         "selected": selected,
         "candidates_compared": len(offered),
@@ -251,14 +249,9 @@ def run(args: EvaluateArguments) -> dict:
             rows_of[role] = sample_and_test(path, prompts, args) if prompts else []
             forget(path)  # one model in memory at a time
         choice = choose(prompts, offered, rows_of, args.n_samples)
-        models = {
-            "policy": offered[choice["selected"]],
-            **({"parent": sampled["parent"]} if "parent" in sampled else {}),
-        }
-        by_model = {
-            "policy": rows_of[choice["selected"]],
-            **({"parent": rows_of["parent"]} if "parent" in sampled else {}),
-        }
+        roles = {"policy": choice["selected"], **({"parent": "parent"} if "parent" in sampled else {})}
+        models = {role: sampled[name] for role, name in roles.items()}
+        by_model = {role: rows_of[name] for role, name in roles.items()}
         ks = sorted({1, *args.pass_k})  # pass@1 always: the platform compares policies by it
         scores = {role: summarize(rows, ks) for role, rows in by_model.items()}
 
