@@ -47,6 +47,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-seeds", default=str(reward_ladder.TRAIN_SEED), help="task seeds (192 prompts each)")
     parser.add_argument("--train-prompts", type=int, default=192)
     parser.add_argument("--heldout", type=int, default=384, help="held-out ladder prompts, 4 samples each")
+    parser.add_argument(
+        "--heldout-seed",
+        type=int,
+        default=reward_ladder.HELDOUT_SEED,
+        help="held-out task seed: 1 is bench/learning.py's report set, 2 its gate set (probe there to choose a "
+        "recipe without reading the set the benchmark reports on)",
+    )
     parser.add_argument("--levels", default="1,2")
     return parser
 
@@ -176,10 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = sum(1 for _ in open(snapshot / "preference" / "train.jsonl"))
     print(f"{len(rows)} training prompts, {pairs} test-decided pairs", flush=True)
     models, seconds = run_stages(args, snapshot, folder)
-    tasks = [
-        t.record()
-        for t in ladder_tasks(n=args.heldout, seed=reward_ladder.HELDOUT_SEED, split="heldout", levels=levels)
-    ]
+    tasks = [t.record() for t in ladder_tasks(n=args.heldout, seed=args.heldout_seed, split="heldout", levels=levels)]
     figures = {}
     for name, path in {"parent": model, **models}.items():
         figures[name] = line = held_out(path, tasks, folder / "heldout" / name)

@@ -73,7 +73,29 @@ class SnapshotArguments:
 
 
 @dataclass
-class SFTArguments(SnapshotArguments):
+class PolicyArguments(SnapshotArguments):
+    """What every policy stage (sft, dpo, online_rl) takes beside its data."""
+
+    interpolate_with: str | None = field(
+        default=None,
+        metadata={
+            "help": "A model folder or hub id of the same architecture (the training cycle passes its parent): the "
+            "saved weights become --interpolation_weight x the trained ones + the rest x this model's "
+            "(training.interpolation, WiSE-FT). Unset: the trained weights as they are."
+        },
+    )
+    interpolation_weight: float = field(
+        default=0.5, metadata={"help": "The trained weights' share with --interpolate_with, in (0, 1]."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.interpolation_weight <= 1.0:
+            raise ValueError(f"--interpolation_weight must be in (0, 1]; got {self.interpolation_weight}")
+
+
+@dataclass
+class SFTArguments(PolicyArguments):
     include_chosen: bool = field(
         default=True, metadata={"help": "Train on the volunteers' chosen completions (preference/train.jsonl)."}
     )
@@ -139,7 +161,7 @@ class RewardArguments(SnapshotArguments):
 
 
 @dataclass
-class DPOArguments(SnapshotArguments):
+class DPOArguments(PolicyArguments):
     ref_model_path: str | None = field(
         default=None,
         metadata={
@@ -150,7 +172,7 @@ class DPOArguments(SnapshotArguments):
 
 
 @dataclass
-class OnlineRLArguments(SnapshotArguments):
+class OnlineRLArguments(PolicyArguments):
     algorithm: str = field(
         default="grpo",
         metadata={
@@ -338,6 +360,14 @@ class PipelineArguments:
             "the number of candidates."
         },
     )
+    merge_with_parent: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Policy stages whose saved model is moved part of the way back to the parent, with the trained "
+            'weights\' share: {"dpo": 0.5} (training.interpolation, WiSE-FT). The next stage starts from, and the '
+            "evaluate stage samples, the interpolated model."
+        },
+    )
     stage_args: dict | str | None = field(
         default=None,
         metadata={"help": 'Extra flags per stage, as a mapping (YAML) or JSON: {"dpo": ["--max_steps", "20"]}.'},
@@ -388,6 +418,34 @@ class PipelineArguments:
                 )
             self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}
         _check_positive("stage_timeout", self.stage_timeout)
+        self.merge_with_parent = _merge_weights(self.merge_with_parent, self.stages)
+
+
+def _merge_weights(value, stages: list[str]) -> dict[str, float]:
+    """``merge_with_parent`` as {stage: weight}: policy stages of this cycle, weights in (0, 1]."""
+    import json
+
+    example = 'e.g. {"dpo": 0.5}'
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--merge_with_parent must be JSON like {example}: {exc}") from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"--merge_with_parent must map policy stages to weights, {example}; got {value!r}")
+    weights = {}
+    for stage, weight in value.items():
+        if stage not in ("sft", "dpo", "online_rl") or stage not in stages:
+            raise ValueError(
+                f"merge_with_parent: {stage} is not a policy stage of this cycle (stages: {', '.join(stages)}; "
+                "policy stages: sft, dpo, online_rl)"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 < weight <= 1.0:
+            raise ValueError(f"merge_with_parent: {stage}'s weight must be a number in (0, 1]; got {weight!r}")
+        weights[stage] = float(weight)
+    return weights
 
 
 def prepare_training_args(training_args, model_args=None) -> None:

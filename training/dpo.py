@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import cli, data, loading, preference_scoring, run_record, saving
+from training import cli, data, interpolation, loading, preference_scoring, run_record, saving
 from training.configs import DPOArguments, prepare_training_args
 
 STAGE = "dpo"
@@ -80,6 +80,7 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
         else:
             result.update(heldout_reward_accuracy=None, heldout_margin=None, heldout_loss=None, heldout_pairs=0)
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
+        result.update(interpolation.after_training(script_args, training_args))
         after = None
         if test_rows and run_record.is_main_process():
             after = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)

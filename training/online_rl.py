@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from training import boundary, cli, data, loading, reward_scoring, run_record, saving
+from training import boundary, cli, data, interpolation, loading, reward_scoring, run_record, saving
 from training.configs import OnlineRLArguments, prepare_training_args
 from training.generate import StopAtNextStatement, truncate_at_stop
 
@@ -252,6 +252,7 @@ def run(script_args: OnlineRLArguments, training_args, model_args) -> dict:
             if tests_reward and tests_reward.runs
             else None,
             **run_record.throughput(trainer, output),
+            **interpolation.after_training(script_args, training_args),
         }
         record.write_result(result)
     return result

@@ -11,6 +11,9 @@ out-of-memory kill takes down the stage, not the caller. Models flow from stage 
                     <out>/sft --dpo-----> <out>/dpo --online_rl--> <out>/online_rl  (rewarded by <out>/reward)
     evaluate: <out>/online_rl against the parent, and <out>/reward's accuracy  -> <out>/evaluate/eval.json
 
+With ``merge_with_parent: {dpo: 0.5}`` the DPO stage saves its model halfway back to the parent
+(training.interpolation); online_rl then starts from it and evaluate samples it.
+
 With ``select_from: [dpo]`` the evaluate stage also samples <out>/dpo, and whichever of the two passes more on its
 prompts becomes the cycle's policy (``policy_dir``; the promotion gate then tests it at alpha / 2).
 
@@ -102,6 +105,8 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
             flags += ["--model_name_or_path", policy]
         if stage == "online_rl" and reward_dir:
             flags += ["--reward_model_path", reward_dir]
+        if stage in args.merge_with_parent:
+            flags += ["--interpolate_with", parent, "--interpolation_weight", str(args.merge_with_parent[stage])]
         if stage == "evaluate":
             flags += ["--model_name_or_path", policy, "--parent_model_path", parent]
             offered = [str(out / s) for s in args.select_from if str(out / s) != policy]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from training import cli, data, run_record, saving
+from training import cli, data, interpolation, run_record, saving
 from training.configs import SFTArguments, prepare_training_args
 
 STAGE = "sft"
@@ -65,6 +65,7 @@ def run(script_args: SFTArguments, training_args, model_args) -> dict:
         output = trainer.train()
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
         result = {"train_examples": len(rows), **run_record.throughput(trainer, output)}
+        result.update(interpolation.after_training(script_args, training_args))
         record.write_result(result)
     return result
 

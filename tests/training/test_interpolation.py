@@ -1,0 +1,138 @@
+"""Weight interpolation with the parent (training.interpolation, the pipeline's ``merge_with_parent``): the saved
+weights are the stated mix of the trained and the parent's, tensor by tensor; a model of another architecture or
+a weight outside (0, 1] is refused by name; the cycle passes its parent to the stages it names and to no other."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from tests.training.conftest import TINY, read_weights
+from training import interpolation, tiny
+
+
+@pytest.fixture
+def two_models(tmp_path, tiny_tokenizer):
+    """Two tiny Llama models of one architecture with different random weights."""
+    kwargs = dict(arch="llama", tokenizer=tiny_tokenizer, hidden=32, layers=1, heads=2)
+    return tiny.make_model(tmp_path / "a", seed=0, **kwargs), tiny.make_model(tmp_path / "b", seed=1, **kwargs)
+
+
+def test_the_saved_weights_are_the_stated_mix_of_the_two_models(two_models):
+    a, b = two_models
+    before_a, before_b = read_weights(a), read_weights(b)
+
+    found = interpolation.interpolate(a, str(b), 0.25)
+
+    after = read_weights(a)
+    assert after.keys() == before_a.keys()
+    for name, value in after.items():
+        torch.testing.assert_close(value, 0.25 * before_a[name] + 0.75 * before_b[name])
+    distance = sum(float((0.75 * (before_b[n] - before_a[n])).pow(2).sum()) for n in before_a) ** 0.5
+    assert found["interpolated_with"] == str(b) and found["interpolation_weight"] == 0.25
+    assert found["interpolation_distance"] == pytest.approx(distance, rel=1e-4) and distance > 1.0
+    assert read_weights(b).keys() == before_b.keys()  # the parent is read, never written
+    for name, value in read_weights(b).items():
+        assert torch.equal(value, before_b[name])
+
+
+def test_weight_one_keeps_the_trained_model(two_models):
+    a, b = two_models
+    before = read_weights(a)
+
+    assert interpolation.interpolate(a, str(b), 1.0)["interpolation_distance"] == 0.0
+
+    for name, value in read_weights(a).items():
+        assert torch.equal(value, before[name])
+
+
+def test_another_architecture_or_a_weight_outside_the_range_is_refused_by_name(tmp_path, two_models, tiny_tokenizer):
+    a, _ = two_models
+    deeper = tiny.make_model(tmp_path / "deeper", arch="llama", tokenizer=tiny_tokenizer, hidden=32, layers=2, heads=2)
+
+    with pytest.raises(interpolation.InterpolationError, match=r"not the architecture of .*model\.layers\.1\."):
+        interpolation.interpolate(a, str(deeper), 0.5)
+    for weight in (0.0, 1.5):
+        with pytest.raises(interpolation.InterpolationError, match="must be in \\(0, 1\\]"):
+            interpolation.interpolate(a, str(deeper), weight)
+
+
+def test_the_cycle_passes_its_parent_to_the_stages_it_names(tmp_path, snapshot_dir):
+    from training import pipeline
+    from training.configs import PipelineArguments
+
+    def plan(**kwargs):
+        args = PipelineArguments(
+            snapshot=str(snapshot_dir),
+            output_dir=str(tmp_path),
+            model_name_or_path="org/parent-model",
+            recipe="training/recipes/tiny",
+            **kwargs,
+        )
+        return {s["stage"]: s["command"] for s in pipeline.plan(args)}
+
+    steps = plan(merge_with_parent={"dpo": 0.5})
+    dpo = steps["dpo"]
+    assert dpo[dpo.index("--interpolate_with") + 1] == "org/parent-model"
+    assert dpo[dpo.index("--interpolation_weight") + 1] == "0.5"
+    assert all("--interpolate_with" not in steps[s] for s in ("sft", "reward", "online_rl", "evaluate"))
+    assert steps["online_rl"][steps["online_rl"].index("--model_name_or_path") + 1] == str(tmp_path / "dpo")
+    # a JSON string, as on the command line
+    assert "--interpolate_with" in plan(merge_with_parent='{"sft": 0.75}')["sft"]
+    assert all("--interpolate_with" not in command for command in plan().values())
+
+    with pytest.raises(ValueError, match="merge_with_parent: reward is not a policy stage"):
+        plan(merge_with_parent={"reward": 0.5})
+    with pytest.raises(ValueError, match="merge_with_parent: online_rl is not a policy stage of this cycle"):
+        plan(merge_with_parent={"online_rl": 0.5}, stages=["sft", "dpo", "evaluate"])
+    with pytest.raises(ValueError, match="dpo's weight must be a number in \\(0, 1\\]; got 2"):
+        plan(merge_with_parent={"dpo": 2})
+    with pytest.raises(ValueError, match="must be JSON"):
+        plan(merge_with_parent="{dpo: 0.5")
+
+
+def test_a_stage_refuses_a_weight_outside_the_range(snapshot_dir):
+    from training.configs import DPOArguments
+
+    with pytest.raises(ValueError, match="--interpolation_weight must be in \\(0, 1\\]; got 0.0"):
+        DPOArguments(snapshot=str(snapshot_dir), interpolate_with="x", interpolation_weight=0.0)
+
+
+@pytest.mark.slow
+def test_the_dpo_stage_saves_the_mix_and_measures_it(tmp_path, make_tiny_model, snapshot_dir):
+    from training import dpo
+
+    start = make_tiny_model("llama", hidden=32, layers=1, heads=2)
+    parent = shutil.copytree(start, tmp_path / "parent")
+
+    def train(out, *extra):
+        return dpo.main(
+            [
+                "--config", str(TINY / "dpo.yaml"),
+                "--snapshot", str(snapshot_dir),
+                "--output_dir", str(out),
+                "--model_name_or_path", str(start),
+                "--disable_tqdm", "true",
+                "--max_steps", "4",
+                *extra,
+            ]
+        )  # fmt: skip
+
+    train(tmp_path / "trained")
+    result = train(tmp_path / "mixed", "--interpolate_with", str(parent), "--interpolation_weight", "0.5")
+
+    trained, mixed, base = (read_weights(tmp_path / n) for n in ("trained", "mixed", "parent"))
+    assert any(not torch.equal(trained[n], base[n]) for n in base)  # training moved the weights
+    for name, value in mixed.items():
+        torch.testing.assert_close(value, 0.5 * trained[name] + 0.5 * base[name])
+    saved = json.loads((tmp_path / "mixed" / "result.json").read_text())
+    assert saved["interpolated_with"] == str(parent) and saved["interpolation_weight"] == 0.5
+    # the policy's own preference is measured on the model the stage leaves: the mix, not the trained weights
+    trained_after = json.loads((tmp_path / "trained" / "result.json").read_text())["policy_margin_after"]
+    assert result["policy_margin_after"] != trained_after
+    assert abs(result["policy_margin_after"] - result["policy_margin_before"]) < abs(
+        trained_after - result["policy_margin_before"]
+    )

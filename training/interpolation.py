@@ -1,0 +1,68 @@
+"""A trained policy's weights moved back part of the way towards the model it started from (WiSE-FT).
+
+A policy stage (sft, dpo, online_rl) with ``--interpolate_with BASE --interpolation_weight W`` saves, in place of
+its trained weights theta, ``W * theta + (1 - W) * theta_BASE``: the weight-space ensemble of Wortsman et al.,
+"Robust fine-tuning of zero-shot models" (2022). Fine-tuning on a few dozen rows buys its gain with damage
+elsewhere (the ladder's SFT and DPO models write 3-12% unparseable samples on unseen templates, against their
+parent's 1-2%); halfway back to the parent keeps most of the gain and little of the damage (bench/README.md).
+
+The training cycle sets BASE to its parent (``merge_with_parent: {dpo: 0.5}`` in the pipeline recipe), so the
+stage's folder, and what the next stage starts from, is the interpolated model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class InterpolationError(ValueError):
+    pass
+
+
+def interpolate(folder: str | Path, base: str, weight: float, *, trust_remote_code: bool = False) -> dict[str, Any]:
+    """Rewrite the model in ``folder`` as ``weight`` x itself + (1 - ``weight``) x ``base`` (a folder or hub id of
+    the same architecture), parameter by parameter in float32, saved in the folder's own dtype. Returns what the
+    stage's result.json records."""
+    import torch
+
+    from training import loading
+
+    if not 0.0 < weight <= 1.0:
+        raise InterpolationError(f"--interpolation_weight must be in (0, 1]; got {weight}")
+    model = loading.causal_lm(str(folder), trust_remote_code=trust_remote_code, dtype="auto")
+    other = loading.causal_lm(str(base), trust_remote_code=trust_remote_code, dtype="auto")
+    mine, theirs = dict(model.named_parameters()), dict(other.named_parameters())
+    differ = sorted(set(mine) ^ set(theirs)) or [n for n in mine if mine[n].shape != theirs[n].shape]
+    if differ:
+        raise InterpolationError(
+            f"--interpolate_with {base}: not the architecture of {folder} (first differing parameter: {differ[0]})"
+        )
+    moved = 0.0
+    with torch.no_grad():
+        for name, param in mine.items():
+            ours, base_value = param.float(), theirs[name].float()
+            moved += float(((1.0 - weight) * (base_value - ours)).pow(2).sum())
+            param.copy_((weight * ours + (1.0 - weight) * base_value).to(param.dtype))
+    model.save_pretrained(str(folder))
+    return {
+        "interpolated_with": str(base),
+        "interpolation_weight": weight,
+        # how far the saved weights moved back (L2 norm over all parameters): 0 means the two were the same model
+        "interpolation_distance": round(moved**0.5, 6),
+    }
+
+
+def after_training(script_args, training_args) -> dict[str, Any]:
+    """A policy stage's last step after saving: interpolate its folder when ``--interpolate_with`` is set (on the
+    main process only: the folder is written once)."""
+    from training import run_record
+
+    if not script_args.interpolate_with or not run_record.is_main_process():
+        return {}
+    return interpolate(
+        training_args.output_dir,
+        script_args.interpolate_with,
+        script_args.interpolation_weight,
+        trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
+    )
