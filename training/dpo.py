@@ -80,10 +80,17 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
         else:
             result.update(heldout_reward_accuracy=None, heldout_margin=None, heldout_loss=None, heldout_pairs=0)
         saving.save_model(trainer, training_args.output_dir, dtype=model_args.dtype)
-        result.update(interpolation.after_training(script_args, training_args))
         after = None
         if test_rows and run_record.is_main_process():
             after = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)
+        # What DPO learned is measured above, on the trained weights; with --interpolate_with the folder then holds
+        # the mix with the parent, measured again.
+        result.update(interpolation.after_training(script_args, training_args))
+        if "interpolated_with" in result and after:
+            mixed = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)
+            result.update(
+                policy_preference_interpolated=mixed["accuracy"], policy_margin_interpolated=mixed["mean_margin"]
+            )
         result.update(
             policy_preference_before=before["accuracy"] if before else None,
             policy_margin_before=before["mean_margin"] if before else None,
