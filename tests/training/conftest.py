@@ -101,3 +101,18 @@ def pipeline_command(*, snapshot: Path, output_dir: Path, model: Path, extra: Se
         "--model_name_or_path", str(model),
         *extra,
     ]  # fmt: skip
+
+
+def planned_commands(snapshot: Path, out: Path, parent: str = "org/parent-model", **arguments) -> dict:
+    """{stage: command line} of a tiny-recipe training cycle as the pipeline plans it (nothing runs)."""
+    from training import pipeline
+    from training.configs import PipelineArguments
+
+    args = PipelineArguments(
+        snapshot=str(snapshot),
+        output_dir=str(out),
+        model_name_or_path=parent,
+        recipe="training/recipes/tiny",
+        **arguments,
+    )
+    return {step["stage"]: step["command"] for step in pipeline.plan(args)}

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from tests.training.conftest import planned_commands
 from training import generate
 
 PROMPT = 'def inc_{i}(x: int) -> int:\n    """Return x plus one.\n    >>> inc_{i}(1)\n    2\n    """\n'
@@ -100,18 +101,8 @@ def test_one_model_offered_is_the_policy_as_before(tmp_path, snapshot_dir, three
 def test_the_pipeline_offers_the_select_from_stages_to_evaluate_and_refuses_one_that_is_not_run_before(
     tmp_path, snapshot_dir
 ):
-    from training import pipeline
-    from training.configs import PipelineArguments
-
     def plan(**kw):
-        args = PipelineArguments(
-            snapshot=str(snapshot_dir),
-            output_dir=str(tmp_path),
-            model_name_or_path="org/p",
-            recipe="training/recipes/tiny",
-            **kw,
-        )
-        return {s["stage"]: s["command"] for s in pipeline.plan(args)}
+        return planned_commands(snapshot_dir, tmp_path, parent="org/p", **kw)
 
     command = plan(select_from=["dpo", "sft"])["evaluate"]
     at = command.index("--candidate_model_paths")

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from tests.training.conftest import TINY, read_weights
+from tests.training.conftest import TINY, planned_commands, read_weights
 from training import interpolation, tiny
 
 
@@ -61,18 +61,8 @@ def test_another_architecture_or_a_weight_outside_the_range_is_refused_by_name(t
 
 
 def test_the_cycle_passes_its_parent_to_the_stages_it_names(tmp_path, snapshot_dir):
-    from training import pipeline
-    from training.configs import PipelineArguments
-
     def plan(**kwargs):
-        args = PipelineArguments(
-            snapshot=str(snapshot_dir),
-            output_dir=str(tmp_path),
-            model_name_or_path="org/parent-model",
-            recipe="training/recipes/tiny",
-            **kwargs,
-        )
-        return {s["stage"]: s["command"] for s in pipeline.plan(args)}
+        return planned_commands(snapshot_dir, tmp_path, **kwargs)
 
     steps = plan(merge_with_parent={"dpo": 0.5})
     dpo = steps["dpo"]
