@@ -3,9 +3,9 @@
 A policy stage (sft, dpo, online_rl) with ``--interpolate_with BASE --interpolation_weight W`` saves, in place of
 its trained weights theta, ``W * theta + (1 - W) * theta_BASE``: the weight-space ensemble of Wortsman et al.,
 "Robust fine-tuning of zero-shot models" (2022). Fine-tuning on a few dozen rows buys its gain with damage
-elsewhere (the ladder's DPO models wrote 2.5-11.7% unparseable samples on unseen templates, against their
-parents' 0.5-2.1%); halfway back to the parent keeps the gain and drops the damage below the parent's rate
-(bench/README.md, runs X-Z and AA).
+elsewhere (in runs T-V the ladder's DPO models wrote 2.5-11.7% unparseable samples on unseen templates, against
+their parents' 0.5-1.6%); halfway back to the parent the rate was 0.2-1.7% in runs X-Z and AA, where the parents
+wrote 0.1-2.1% (bench/README.md).
 
 Both models are loaded on the CPU in their saved dtype, so the step needs about twice the model's size in memory
 (a 15B model in bf16: about 60 GB); it runs once, after training, on the main process.
