@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from training.generate import DEFAULT_STOP
+from training.interpolation import check_weight
 from training.run_record import METRICS
 
 logger = logging.getLogger("training")
@@ -90,8 +91,7 @@ class PolicyArguments(SnapshotArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0.0 < self.interpolation_weight <= 1.0:
-            raise ValueError(f"--interpolation_weight must be in (0, 1]; got {self.interpolation_weight}")
+        check_weight(self.interpolation_weight)
 
 
 @dataclass
@@ -390,8 +390,6 @@ class PipelineArguments:
     )
 
     def __post_init__(self):
-        import json
-
         for name in ("snapshot", "output_dir", "model_name_or_path"):
             if not getattr(self, name):
                 raise ValueError(f"--{name} is required")
@@ -403,11 +401,7 @@ class PipelineArguments:
         order = [STAGES.index(s) for s in self.stages]
         if order != sorted(set(order)):
             raise ValueError(f"--stages must keep the order {', '.join(STAGES)} without repeats; got {self.stages!r}")
-        if isinstance(self.stage_args, str):
-            try:
-                self.stage_args = json.loads(self.stage_args) if self.stage_args.strip() else None
-            except json.JSONDecodeError as exc:
-                raise ValueError(f'--stage_args must be JSON like {{"dpo": ["--max_steps", "20"]}}: {exc}') from exc
+        self.stage_args = _from_json(self.stage_args, "stage_args", '{"dpo": ["--max_steps", "20"]}')
         if self.stage_args is not None:
             if not isinstance(self.stage_args, dict) or any(
                 s not in STAGES or not isinstance(v, list) for s, v in self.stage_args.items()
@@ -421,20 +415,26 @@ class PipelineArguments:
         self.merge_with_parent = _merge_weights(self.merge_with_parent, self.stages)
 
 
-def _merge_weights(value, stages: list[str]) -> dict[str, float]:
-    """``merge_with_parent`` as {stage: weight}: policy stages of this cycle, weights in (0, 1]."""
+def _from_json(value, name: str, example: str):
+    """A mapping flag given on the command line as JSON text (a YAML recipe gives it parsed): the parsed value,
+    None for an empty string, a usage error naming the flag for bad JSON."""
     import json
 
-    example = 'e.g. {"dpo": 0.5}'
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--merge_with_parent must be JSON like {example}: {exc}") from exc
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--{name} must be JSON like {example}: {exc}") from exc
+
+
+def _merge_weights(value, stages: list[str]) -> dict[str, float]:
+    """``merge_with_parent`` as {stage: weight}: policy stages of this cycle, weights in (0, 1]."""
+    value = _from_json(value, "merge_with_parent", '{"dpo": 0.5}')
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"--merge_with_parent must map policy stages to weights, {example}; got {value!r}")
+        raise ValueError(f'--merge_with_parent must map policy stages to weights, e.g. {{"dpo": 0.5}}; got {value!r}')
     weights = {}
     for stage, weight in value.items():
         if stage not in ("sft", "dpo", "online_rl") or stage not in stages:

@@ -24,6 +24,12 @@ class InterpolationError(ValueError):
     pass
 
 
+def check_weight(weight: float) -> None:
+    """The trained weights' share must be in (0, 1]: 0 would throw the training away, above 1 extrapolates."""
+    if not 0.0 < weight <= 1.0:
+        raise InterpolationError(f"--interpolation_weight must be in (0, 1]; got {weight}")
+
+
 def interpolate(folder: str | Path, base: str, weight: float, *, trust_remote_code: bool = False) -> dict[str, Any]:
     """Rewrite the model in ``folder`` as ``weight`` x itself + (1 - ``weight``) x ``base`` (a folder or hub id of
     the same architecture), parameter by parameter in float32, saved in the folder's own dtype. Returns what the
@@ -32,8 +38,7 @@ def interpolate(folder: str | Path, base: str, weight: float, *, trust_remote_co
 
     from training import loading
 
-    if not 0.0 < weight <= 1.0:
-        raise InterpolationError(f"--interpolation_weight must be in (0, 1]; got {weight}")
+    check_weight(weight)
     model = loading.causal_lm(str(folder), trust_remote_code=trust_remote_code, dtype="auto")
     other = loading.causal_lm(str(base), trust_remote_code=trust_remote_code, dtype="auto")
     mine, theirs = dict(model.named_parameters()), dict(other.named_parameters())
