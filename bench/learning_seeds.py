@@ -10,6 +10,13 @@ round (the model the loop ends with; not the best round, which would favour luck
 - the paired rise pooled over runs: per prompt, the last round's pass rate minus round 0's, averaged over runs,
   with a 95% bootstrap interval drawing whole templates (the prompts' spread).
 Writes DIR_OF_FIRST/../seeds.json unless --out names another file.
+
+With ``--against B1 B2 ...`` (runs of another recipe, a control, on the same seeds), it compares the two recipes
+instead, arm by arm: runs are matched by their ``--seed``, and a pair whose round 0 differs (another bootstrap
+model or report set: not a controlled comparison) is refused. Per seed, the last round's pass@1 of the runs
+minus the control's, paired over prompts, with its interval over templates; then the mean difference over seeds
+with a 95% t interval over seeds, and the difference pooled over seeds (per prompt, averaged over seeds) with its
+interval over templates. Writes DIR_OF_FIRST/../compare.json unless --out names another file.
 """
 
 from __future__ import annotations
@@ -75,11 +82,79 @@ def combine(runs: list[tuple[str, dict, dict[str, str]]], arm: str) -> dict | No
             "pooled_paired": pooled}  # fmt: skip
 
 
-def summary(combined: dict[str, dict]) -> str:
-    def f(value) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
+def seed_of(result: dict) -> str:
+    return str((result.get("settings") or {}).get("seed", "0"))
 
-    lines = []
+
+def compare(runs: list[tuple[str, dict, dict[str, str]]], against: list[tuple[str, dict, dict[str, str]]], arm: str):
+    """``runs`` against ``against`` (a control recipe), matched by seed: the last round's pass@1 difference per
+    seed, over seeds (t interval) and pooled over prompts (interval over templates). None without pairs."""
+    for side in (runs, against):
+        seeds = [seed_of(result) for _, result, _ in side]
+        if twice := sorted({s for s in seeds if seeds.count(s) > 1}):
+            raise SystemExit(f"two runs of --seed {', '.join(twice)} on one side: each seed is compared once")
+    controls = {seed_of(result): (name, result) for name, result, _ in against}
+    pairs, differences, templates = [], {}, {}
+    for name, result, run_templates in runs:
+        seed = seed_of(result)
+        if seed not in controls:
+            raise SystemExit(f"{name}: no run of --seed {seed} among --against")
+        control_name, control = controls[seed]
+        mine, theirs = arm_rounds(result, arm), arm_rounds(control, arm)
+        if (
+            len(mine) < 2
+            or len(theirs) < 2
+            or not all(r.get("by_prompt") for r in (*mine[::-1][:1], *mine[:1], *theirs[:1], *theirs[-1:]))
+        ):
+            continue
+        if mine[0]["by_prompt"] != theirs[0]["by_prompt"]:
+            raise SystemExit(
+                f"{name} and {control_name}: round 0 differs (another bootstrap model or report set), "
+                "so the comparison would not be controlled"
+            )
+        templates.update(run_templates)
+        paired = rise_interval(theirs[-1]["by_prompt"], mine[-1]["by_prompt"], run_templates)
+        pairs.append({"seed": seed, "run": name, "control": control_name, "r0": mine[0]["pass_at_1"],
+                      "last": mine[-1]["pass_at_1"], "control_last": theirs[-1]["pass_at_1"],
+                      "difference": paired["value"], "paired": paired})  # fmt: skip
+        for prompt in set(mine[-1]["by_prompt"]) & set(theirs[-1]["by_prompt"]):
+            differences.setdefault(prompt, []).append(mine[-1]["by_prompt"][prompt] - theirs[-1]["by_prompt"][prompt])
+    if not pairs:
+        return None
+    shared = {p: statistics.fmean(v) for p, v in differences.items() if len(v) == len(pairs)}
+    pooled = rise_interval(dict.fromkeys(shared, 0.0), shared, templates)
+    values = [p["difference"] for p in pairs]
+    low, high = t_interval(values)
+    return {"pairs": pairs, "mean_difference": round(statistics.fmean(values), 4), "t_low": low, "t_high": high,
+            "pooled_paired": pooled}  # fmt: skip
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def compare_summary(compared: dict[str, dict]) -> str:
+    f, lines = _f, []
+    for arm, c in compared.items():
+        for p in c["pairs"]:
+            q = p["paired"]
+            lines.append(
+                f"{arm} seed {p['seed']}: r0 {f(p['r0'])}; last {f(p['last'])} ({p['run']}) against "
+                f"{f(p['control_last'])} ({p['control']}): {f(p['difference'])} [{f(q['low'])}, {f(q['high'])}] "
+                f"over {q['templates']} templates"
+            )
+        pooled = c["pooled_paired"]
+        lines.append(
+            f"{arm}: mean difference over {len(c['pairs'])} seeds {f(c['mean_difference'])} (95% t interval over "
+            f"seeds [{f(c['t_low'])}, {f(c['t_high'])}]); pooled paired difference {f(pooled['value'])} "
+            f"[{f(pooled['low'])}, {f(pooled['high'])}] over {pooled['templates']} templates "
+            f"({pooled['prompts']} prompts)"
+        )
+    return "\n".join(lines)
+
+
+def summary(combined: dict[str, dict]) -> str:
+    f, lines = _f, []
     for arm, c in combined.items():
         for r in c["runs"]:
             p = r["paired"]
@@ -100,10 +175,21 @@ def summary(combined: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="bench/learning.py --out folders")
+    parser.add_argument("--against", nargs="+", type=Path, default=[], help="a control recipe's runs, same seeds")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: beside the runs)")
     args = parser.parse_args(argv)
     runs = [(str(run), *load(run)) for run in args.runs]
     arms = ["main"] + sorted({k for _, result, _ in runs for k in result if k.startswith("control_")})
+    if args.against:
+        against = [(str(run), *load(run)) for run in args.against]
+        compared = {arm: c for arm in arms if (c := compare(runs, against, arm)) is not None}
+        if not compared:
+            raise SystemExit("no pair of runs has a round after round 0 with per-prompt pass rates (by_prompt)")
+        out = args.out or args.runs[0].resolve().parent / "compare.json"
+        out.write_text(json.dumps(compared, indent=2) + "\n")
+        print(compare_summary(compared))
+        print(f"wrote {out}")
+        return 0
     combined = {arm: c for arm in arms if (c := combine(runs, arm)) is not None}
     if not combined:
         raise SystemExit("no run has a round after round 0 with per-prompt pass rates (by_prompt)")

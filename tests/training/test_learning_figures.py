@@ -98,12 +98,20 @@ def test_a_seed_moves_the_trained_stages_seeds_but_not_the_evaluations(tmp_path)
     assert evaluate["prompts_file"] == str(tmp_path / "gate.jsonl")  # the report set is never the platform's
 
 
-def _run(folder: Path, rises: dict[str, float], templates: dict[str, str], *, control: bool = False) -> Path:
+def _run(
+    folder: Path,
+    rises: dict[str, float],
+    templates: dict[str, str],
+    *,
+    control: bool = False,
+    seed: int | None = None,
+    start: float = 0.25,
+) -> Path:
     folder.mkdir()
-    base = {p: 0.25 for p in templates}
+    base = {p: start for p in templates}
     rounds = [{**_round(0, base, templates), "round": 0}, _round(1, base, templates)]
-    rounds.append(_round(2, {p: 0.25 + rises[p] for p in templates}, templates))
-    result = {"rounds": rounds}
+    rounds.append(_round(2, {p: start + rises[p] for p in templates}, templates))
+    result = {"rounds": rounds, **({"settings": {"seed": str(seed)}} if seed is not None else {})}
     if control:
         result["control_swapped"] = {"rounds": rounds[:2]}
     (folder / "learning.json").write_text(json.dumps(result))
@@ -127,6 +135,38 @@ def test_the_seeds_average_takes_each_runs_last_round(tmp_path, capsys):
     assert main["pooled_paired"]["templates"] == 4
     assert [r["rise"] for r in combined["control_swapped"]["runs"]] == [0.0]
     assert "main: mean rise over 3 runs 0.167" in capsys.readouterr().out
+
+
+def test_two_recipes_compare_seed_by_seed_on_the_last_round_and_only_from_the_same_start(tmp_path, capsys):
+    templates = {f"p{i}": f"t{i % 4}" for i in range(8)}
+    lift = {p: 0.25 for p in templates}
+    recipe = [_run(tmp_path / f"mix{s}", lift, templates, seed=s) for s in (0, 2)]
+    control = [  # listed in another order: runs are matched by seed
+        _run(tmp_path / "plain2", {p: (0.5 if i < 4 else 0.0) for i, p in enumerate(templates)}, templates, seed=2),
+        _run(tmp_path / "plain0", {p: 0.0 for p in templates}, templates, seed=0),
+    ]
+    argv = [str(r) for r in recipe] + ["--against", *map(str, control), "--out", str(tmp_path / "c.json")]
+    assert learning_seeds.main(argv) == 0
+    main = json.loads((tmp_path / "c.json").read_text())["main"]
+    assert [(p["seed"], p["control"].endswith(f"plain{p['seed']}")) for p in main["pairs"]] == [
+        ("0", True),
+        ("2", True),
+    ]
+    assert [p["difference"] for p in main["pairs"]] == [0.25, 0.0]
+    assert [(p["last"], p["control_last"]) for p in main["pairs"]] == [(0.5, 0.25), (0.5, 0.5)]
+    assert main["mean_difference"] == 0.125 and main["t_low"] < 0.125 < main["t_high"]
+    # pooled, per prompt the mean over seeds: p0-p3 (0.25 + -0.25) / 2 = 0, p4-p7 (0.25 + 0.25) / 2 = 0.25
+    assert main["pooled_paired"]["value"] == 0.125
+    assert main["pooled_paired"]["templates"] == 4
+    assert "main: mean difference over 2 seeds 0.125" in capsys.readouterr().out
+    # another bootstrap model (round 0 differs) is not a control
+    other = _run(tmp_path / "other0", lift, templates, seed=0, start=0.5)
+    with pytest.raises(SystemExit, match="round 0 differs"):
+        learning_seeds.main([str(recipe[0]), "--against", str(other)])
+    with pytest.raises(SystemExit, match="no run of --seed 2 among --against"):
+        learning_seeds.main([str(recipe[1]), "--against", str(control[1])])
+    with pytest.raises(SystemExit, match="two runs of --seed 0 on one side"):
+        learning_seeds.main([str(recipe[0]), "--against", str(control[1]), str(other)])
 
 
 def test_the_seeds_average_refuses_a_folder_without_a_run(tmp_path):
