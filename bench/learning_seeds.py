@@ -133,42 +133,40 @@ def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _over_templates(paired: dict) -> str:
+    return f"[{_f(paired['low'])}, {_f(paired['high'])}] over {paired['templates']} templates"
+
+
+def _overall(arm: str, what: str, unit: str, count: int, mean, low, high, pooled: dict) -> str:
+    return (
+        f"{arm}: mean {what} over {count} {unit} {_f(mean)} (95% t interval over {unit} [{_f(low)}, {_f(high)}]); "
+        f"pooled paired {what} {_f(pooled['value'])} {_over_templates(pooled)} ({pooled['prompts']} prompts)"
+    )
+
+
 def compare_summary(compared: dict[str, dict]) -> str:
-    f, lines = _f, []
+    lines = []
     for arm, c in compared.items():
-        for p in c["pairs"]:
-            q = p["paired"]
-            lines.append(
-                f"{arm} seed {p['seed']}: r0 {f(p['r0'])}; last {f(p['last'])} ({p['run']}) against "
-                f"{f(p['control_last'])} ({p['control']}): {f(p['difference'])} [{f(q['low'])}, {f(q['high'])}] "
-                f"over {q['templates']} templates"
-            )
-        pooled = c["pooled_paired"]
-        lines.append(
-            f"{arm}: mean difference over {len(c['pairs'])} seeds {f(c['mean_difference'])} (95% t interval over "
-            f"seeds [{f(c['t_low'])}, {f(c['t_high'])}]); pooled paired difference {f(pooled['value'])} "
-            f"[{f(pooled['low'])}, {f(pooled['high'])}] over {pooled['templates']} templates "
-            f"({pooled['prompts']} prompts)"
-        )
+        lines += [
+            f"{arm} seed {p['seed']}: r0 {_f(p['r0'])}; last {_f(p['last'])} ({p['run']}) against "
+            f"{_f(p['control_last'])} ({p['control']}): {_f(p['difference'])} {_over_templates(p['paired'])}"
+            for p in c["pairs"]
+        ]
+        lines.append(_overall(arm, "difference", "seeds", len(c["pairs"]), c["mean_difference"], c["t_low"],
+                              c["t_high"], c["pooled_paired"]))  # fmt: skip
     return "\n".join(lines)
 
 
 def summary(combined: dict[str, dict]) -> str:
-    f, lines = _f, []
+    lines = []
     for arm, c in combined.items():
-        for r in c["runs"]:
-            p = r["paired"]
-            lines.append(
-                f"{arm} {r['run']}: r0 {f(r['r0'])} -> r{r['last_round']} {f(r['last'])}, rise {f(r['rise'])} "
-                f"[{f(p['low'])}, {f(p['high'])}] over {p['templates']} templates"
-            )
-        pooled = c["pooled_paired"]
-        lines.append(
-            f"{arm}: mean rise over {len(c['runs'])} runs {f(c['mean_rise'])} (95% t interval over runs "
-            f"[{f(c['t_low'])}, {f(c['t_high'])}]); pooled paired rise {f(pooled['value'])} "
-            f"[{f(pooled['low'])}, {f(pooled['high'])}] over {pooled['templates']} templates "
-            f"({pooled['prompts']} prompts)"
-        )
+        lines += [
+            f"{arm} {r['run']}: r0 {_f(r['r0'])} -> r{r['last_round']} {_f(r['last'])}, rise {_f(r['rise'])} "
+            f"{_over_templates(r['paired'])}"
+            for r in c["runs"]
+        ]
+        lines.append(_overall(arm, "rise", "runs", len(c["runs"]), c["mean_rise"], c["t_low"], c["t_high"],
+                              c["pooled_paired"]))  # fmt: skip
     return "\n".join(lines)
 
 
