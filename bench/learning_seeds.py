@@ -101,11 +101,8 @@ def compare(runs: list[tuple[str, dict, dict[str, str]]], against: list[tuple[st
             raise SystemExit(f"{name}: no run of --seed {seed} among --against")
         control_name, control = controls[seed]
         mine, theirs = arm_rounds(result, arm), arm_rounds(control, arm)
-        if (
-            len(mine) < 2
-            or len(theirs) < 2
-            or not all(r.get("by_prompt") for r in (*mine[::-1][:1], *mine[:1], *theirs[:1], *theirs[-1:]))
-        ):
+        ends = (mine[0], mine[-1], theirs[0], theirs[-1]) if min(len(mine), len(theirs)) >= 2 else ()
+        if not ends or not all(r.get("by_prompt") for r in ends):
             continue
         if mine[0]["by_prompt"] != theirs[0]["by_prompt"]:
             raise SystemExit(
