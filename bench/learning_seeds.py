@@ -54,8 +54,25 @@ def t_interval(values: list[float]) -> tuple[float | None, float | None]:
     return round(mean - half, 4), round(mean + half, 4)
 
 
+def pooled_paired(pairs: list[tuple[dict[str, float], dict[str, float]]], templates: dict[str, str]) -> dict:
+    """The paired change pooled over runs: per prompt the runs share, the mean of the ``after`` rates minus the mean
+    of the ``before`` rates (each pair: per-prompt pass rates on the same prompts and seeds), with its 95%
+    interval over templates."""
+    before: dict[str, list[float]] = {}
+    after: dict[str, list[float]] = {}
+    for first, last in pairs:
+        for prompt in set(first) & set(last):
+            before.setdefault(prompt, []).append(first[prompt])
+            after.setdefault(prompt, []).append(last[prompt])
+    counts = {len(v) for v in before.values()}
+    shared = {p for p, v in before.items() if len(v) == max(counts)}  # prompts every run evaluated
+    return rise_interval(
+        {p: statistics.fmean(before[p]) for p in shared}, {p: statistics.fmean(after[p]) for p in shared}, templates
+    )
+
+
 def combine(runs: list[tuple[str, dict, dict[str, str]]], arm: str) -> dict | None:
-    per_run, before, after = [], {}, {}
+    per_run, rates = [], []
     templates: dict[str, str] = {}
     for name, result, run_templates in runs:
         rounds = arm_rounds(result, arm)
@@ -66,20 +83,13 @@ def combine(runs: list[tuple[str, dict, dict[str, str]]], arm: str) -> dict | No
         paired = rise_interval(first["by_prompt"], last["by_prompt"], run_templates)
         per_run.append({"run": name, "last_round": last["round"], "r0": first["pass_at_1"],
                         "last": last["pass_at_1"], "rise": paired["value"], "paired": paired})  # fmt: skip
-        for prompt in set(first["by_prompt"]) & set(last["by_prompt"]):
-            before.setdefault(prompt, []).append(first["by_prompt"][prompt])
-            after.setdefault(prompt, []).append(last["by_prompt"][prompt])
+        rates.append((first["by_prompt"], last["by_prompt"]))
     if not per_run:
         return None
-    counts = {len(v) for v in before.values()}
-    shared = {p for p, v in before.items() if len(v) == max(counts)}  # prompts every run evaluated
-    pooled = rise_interval(
-        {p: statistics.fmean(before[p]) for p in shared}, {p: statistics.fmean(after[p]) for p in shared}, templates
-    )
     rises = [r["rise"] for r in per_run]
     low, high = t_interval(rises)
     return {"runs": per_run, "mean_rise": round(statistics.fmean(rises), 4), "t_low": low, "t_high": high,
-            "pooled_paired": pooled}  # fmt: skip
+            "pooled_paired": pooled_paired(rates, templates)}  # fmt: skip
 
 
 def seed_of(result: dict) -> str:
@@ -89,12 +99,8 @@ def seed_of(result: dict) -> str:
 def compare(runs: list[tuple[str, dict, dict[str, str]]], against: list[tuple[str, dict, dict[str, str]]], arm: str):
     """``runs`` against ``against`` (a control recipe), matched by seed: the last round's pass@1 difference per
     seed, over seeds (t interval) and pooled over prompts (interval over templates). None without pairs."""
-    for side in (runs, against):
-        seeds = [seed_of(result) for _, result, _ in side]
-        if twice := sorted({s for s in seeds if seeds.count(s) > 1}):
-            raise SystemExit(f"two runs of --seed {', '.join(twice)} on one side: each seed is compared once")
     controls = {seed_of(result): (name, result) for name, result, _ in against}
-    pairs, differences, templates = [], {}, {}
+    pairs, rates, templates = [], [], {}
     for name, result, run_templates in runs:
         seed = seed_of(result)
         if seed not in controls:
@@ -114,16 +120,21 @@ def compare(runs: list[tuple[str, dict, dict[str, str]]], against: list[tuple[st
         pairs.append({"seed": seed, "run": name, "control": control_name, "r0": mine[0]["pass_at_1"],
                       "last": mine[-1]["pass_at_1"], "control_last": theirs[-1]["pass_at_1"],
                       "difference": paired["value"], "paired": paired})  # fmt: skip
-        for prompt in set(mine[-1]["by_prompt"]) & set(theirs[-1]["by_prompt"]):
-            differences.setdefault(prompt, []).append(mine[-1]["by_prompt"][prompt] - theirs[-1]["by_prompt"][prompt])
+        rates.append((theirs[-1]["by_prompt"], mine[-1]["by_prompt"]))
     if not pairs:
         return None
-    shared = {p: statistics.fmean(v) for p, v in differences.items() if len(v) == len(pairs)}
-    pooled = rise_interval(dict.fromkeys(shared, 0.0), shared, templates)
     values = [p["difference"] for p in pairs]
     low, high = t_interval(values)
     return {"pairs": pairs, "mean_difference": round(statistics.fmean(values), 4), "t_low": low, "t_high": high,
-            "pooled_paired": pooled}  # fmt: skip
+            "pooled_paired": pooled_paired(rates, templates)}  # fmt: skip
+
+
+def refuse_repeated_seeds(*sides: list[tuple[str, dict, dict[str, str]]]) -> None:
+    """Each seed once on each side of a comparison."""
+    for side in sides:
+        seeds = [seed_of(result) for _, result, _ in side]
+        if twice := sorted({s for s in seeds if seeds.count(s) > 1}):
+            raise SystemExit(f"two runs of --seed {', '.join(twice)} on one side: each seed is compared once")
 
 
 def _f(value) -> str:
@@ -177,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = ["main"] + sorted({k for _, result, _ in runs for k in result if k.startswith("control_")})
     if args.against:
         against = [(str(run), *load(run)) for run in args.against]
+        refuse_repeated_seeds(runs, against)
         compared = {arm: c for arm in arms if (c := compare(runs, against, arm)) is not None}
         if not compared:
             raise SystemExit("no pair of runs has a round after round 0 with per-prompt pass rates (by_prompt)")

@@ -430,11 +430,12 @@ def _from_json(value, name: str, example: str):
 
 def _merge_weights(value, stages: list[str]) -> dict[str, float]:
     """``merge_with_parent`` as {stage: weight}: policy stages of this cycle, weights in (0, 1]."""
-    value = _from_json(value, "merge_with_parent", '{"dpo": 0.5}')
+    example = '{"dpo": 0.5}'
+    value = _from_json(value, "merge_with_parent", example)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f'--merge_with_parent must map policy stages to weights, e.g. {{"dpo": 0.5}}; got {value!r}')
+        raise ValueError(f"--merge_with_parent must map policy stages to weights, e.g. {example}; got {value!r}")
     weights = {}
     for stage, weight in value.items():
         if stage not in ("sft", "dpo", "online_rl") or stage not in stages:
