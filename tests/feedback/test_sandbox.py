@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -552,3 +553,54 @@ def test_a_daemon_escaping_its_session_under_setpriv_is_killed_by_uid():
     result = run("add", daemon, isolation="setpriv")
     assert result.passed  # its output closed, the run ends at once; the daemon is found by its uid
     assert no_processes_left(int(result.stdout.split()[0]))
+
+
+def test_seeding_the_module_random_does_not_decide_the_runs_uids():
+    # Every evaluation calls transformers.set_seed(42), which seeds the module random: uids drawn from it came in
+    # the same order in every evaluation on the host.
+    import random
+
+    random.seed(42)
+    first = [sandbox_isolation.draw_uid() for _ in range(8)]
+    random.seed(42)
+    assert [sandbox_isolation.draw_uid() for _ in range(8)] != first
+    assert all(UID_BASE <= uid < UID_BASE + sandbox_isolation.UID_COUNT for uid in first)
+
+
+def test_a_leased_uid_is_not_leased_again_until_its_run_ends(monkeypatch):
+    draws = iter([7, 7, 7, 9, 7])
+    monkeypatch.setattr(sandbox_isolation._uid_source, "randrange", lambda count: next(draws))
+    with sandbox_isolation.leased_uid() as held, sandbox_isolation.leased_uid() as other:
+        assert (held, other) == (UID_BASE + 7, UID_BASE + 9)  # 7 twice more while held: drawn again
+    with sandbox_isolation.leased_uid() as again:
+        assert again == UID_BASE + 7  # released
+    monkeypatch.setattr(sandbox_isolation._uid_source, "randrange", lambda count: 7)
+    with sandbox_isolation.leased_uid(), pytest.raises(sandbox_isolation.NoFreeUid, match="no free sandbox uid"):
+        with sandbox_isolation.leased_uid():
+            pass
+
+
+# Two processes seeded alike, each running its jobs two at a time under setpriv, whose clean-up kills every
+# process of a run's uid on the host; 8 uids only, so that draws meet often. Before the lease, 30% of 400
+# ladder runs in two such processes ended "no report from the harness (exit status -9)".
+CROWDED_UIDS = """
+import random, sys
+from training.sandbox import SandboxJob, isolation, run_many
+isolation.UID_COUNT = 8
+random.seed(42)
+job = SandboxJob(prompt=sys.argv[1], completion=sys.argv[2], tests=sys.argv[3], style="humaneval",
+                 entry_point="add", isolation="setpriv")
+results = run_many([job] * 24, workers=2)
+print(sum(r.passed for r in results), [r.stderr for r in results if not r.passed][:1])
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access(SETPRIV, os.X_OK), reason="needs root and setpriv")
+def test_runs_of_two_processes_seeded_alike_never_share_a_uid_nor_kill_each_other():
+    prompt, tests, *_ = PROMPTS["add"]
+    slow = "    import time\n    time.sleep(0.1)\n    return a + b\n"  # long enough for runs to overlap
+    command = [sys.executable, "-c", CROWDED_UIDS, prompt, slow, tests]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [output.split(" ", 1)[0] for output in outputs] == ["24", "24"], outputs

@@ -3,13 +3,17 @@ needs, and killing what a run leaves behind (a bwrap, or every process of a run'
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import random
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from training.sandbox.limits import TMPFS_MB
@@ -21,14 +25,49 @@ SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 SANDBOX_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
-# Uids handed to runs: high enough that no account or image user has them, wide enough that two concurrent
-# runs almost never draw the same one (they would then share one RLIMIT_NPROC budget, nothing worse).
+# Uids handed to runs: high enough that no account or image user has them. Two runs must never hold one at the
+# same time: under setpriv a run's clean-up kills every process of its uid on the host, a concurrent run's too
+# (which then ends with "no report from the harness (exit status -9)"), and the two would share one
+# RLIMIT_NPROC budget. So a run leases its uid (``leased_uid``), drawn from the OS's randomness: the module
+# ``random`` is seeded alike by every evaluation (transformers.set_seed(42)), and two evaluations on one host
+# drew the same uids in the same order (bench/README.md, "The sandbox's uids").
 UID_BASE = 200_000
 UID_COUNT = 100_000
+UID_LEASE_TRIES = 64
+_uid_source = random.SystemRandom()
+
+
+class NoFreeUid(OSError):
+    pass
 
 
 def draw_uid() -> int:
-    return UID_BASE + random.randrange(UID_COUNT)
+    return UID_BASE + _uid_source.randrange(UID_COUNT)
+
+
+@contextlib.contextmanager
+def leased_uid() -> Iterator[int]:
+    """A run's uid, held by no other run on this host until the block ends: the lease is an abstract unix
+    socket named for the uid (one network namespace, the host's: every sandbox of this machine is started from
+    it), which the kernel frees when its holder closes it or dies, so a crashed host process leaks nothing.
+    Elsewhere than Linux (no abstract sockets; no uid is dropped to there either) the uid is only drawn."""
+    if not sys.platform.startswith("linux"):
+        yield draw_uid()
+        return
+    for _ in range(UID_LEASE_TRIES):
+        uid = draw_uid()
+        holder = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            holder.bind(f"\0codepref-sandbox-uid-{uid}")
+        except OSError:  # another run holds it
+            holder.close()
+            continue
+        try:
+            yield uid
+        finally:
+            holder.close()
+        return
+    raise NoFreeUid(errno.EAGAIN, f"no free sandbox uid in {UID_LEASE_TRIES} draws")
 
 
 def interpreter() -> str:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from training.sandbox.limits import MAX_PROCESSES
 
 # Bump whenever the harness, the limits or the isolation could change a verdict: stored outcomes with another
-# version are re-run by ``manage.py run_tests --all``.
-SANDBOX_VERSION = "2.0"
+# version are re-run by ``manage.py run_tests --all``. 2.1: a run's uid is leased (training/sandbox/isolation.py);
+# under setpriv, runs of two processes seeded alike had killed each other, stored as "error".
+SANDBOX_VERSION = "2.1"
 
 OUTCOMES = ("passed", "failed", "error", "timeout")
 ISOLATIONS = ("bubblewrap", "setpriv", "rlimits")

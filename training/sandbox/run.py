@@ -14,7 +14,7 @@ import time
 from training.sandbox.calls import CallPlan, call_plan
 from training.sandbox.cgroups import RunCgroup, cgroup_support
 from training.sandbox.cold import run_cold
-from training.sandbox.isolation import draw_uid, seccomp_filter
+from training.sandbox.isolation import NoFreeUid, leased_uid, seccomp_filter
 from training.sandbox.job import SANDBOX_VERSION, RunResult, SandboxJob
 from training.sandbox.judge import judge
 from training.sandbox.limits import cgroup_cpus, outputs_limit, rlimits
@@ -80,8 +80,15 @@ def _limits_held(ran: Ran, seccomp: bool) -> dict[str, str]:
 
 def _launch(job: SandboxJob, orders: HarnessJob, *, isolation: str, started: float) -> Ran | str:
     """A warm sandbox (its own cgroup, limits set per run) where one serves, else a cold one with a cgroup made
-    for this run."""
-    uid = draw_uid()
+    for this run; under a uid no other run holds until everything of this one is killed."""
+    try:
+        with leased_uid() as uid:
+            return _launch_as(job, orders, isolation=isolation, started=started, uid=uid)
+    except NoFreeUid as exc:
+        return f"[sandbox] {exc}\n"
+
+
+def _launch_as(job: SandboxJob, orders: HarnessJob, *, isolation: str, started: float, uid: int) -> Ran | str:
     report_limit = outputs_limit(job.tests)
     if isolation == "bubblewrap" and os.geteuid() == 0 and (warm_wanted() if job.warm is None else job.warm):
         ran = run_warm(
