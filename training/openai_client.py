@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 OPENAI_MAX_STOP = 4  # OpenAI's API takes at most 4 stop sequences; the rest are applied here
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
+# Not the module random: every process that samples seeds it alike (transformers.set_seed), and the retries
+# of workers seeded alike would then wait in step.
+_jitter = random.SystemRandom()
+
 
 @dataclass
 class OpenAIClient:
@@ -152,7 +156,7 @@ class OpenAIClient:
                 delay = min(self.max_backoff, max(0.0, float(retry_after)))
             except ValueError:
                 pass  # an HTTP date: keep our own backoff
-        time.sleep(delay * (0.5 + random.random() / 2))  # jitter, so that workers do not retry in step
+        time.sleep(delay * (0.5 + _jitter.random() / 2))  # jitter, so that workers do not retry in step
 
 
 def _error_message(response) -> str:
