@@ -56,17 +56,13 @@ def leased_uid() -> Iterator[int]:
         return
     for _ in range(UID_LEASE_TRIES):
         uid = draw_uid()
-        holder = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            holder.bind(f"\0codepref-sandbox-uid-{uid}")
-        except OSError:  # another run holds it
-            holder.close()
-            continue
-        try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as holder:
+            try:
+                holder.bind(f"\0codepref-sandbox-uid-{uid}")
+            except OSError:  # another run holds it
+                continue
             yield uid
-        finally:
-            holder.close()
-        return
+            return
     raise NoFreeUid(errno.EAGAIN, f"no free sandbox uid in {UID_LEASE_TRIES} draws")
 
 
