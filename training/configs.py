@@ -88,10 +88,19 @@ class PolicyArguments(SnapshotArguments):
     interpolation_weight: float = field(
         default=0.5, metadata={"help": "The trained weights' share with --interpolate_with, in (0, 1]."}
     )
+    interpolated_output_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --interpolate_with: save the mix to this folder and keep the trained weights in "
+            "--output_dir. Unset: the mix replaces the trained weights in --output_dir."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
         check_weight(self.interpolation_weight)
+        if self.interpolated_output_dir and not self.interpolate_with:
+            raise ValueError("--interpolated_output_dir needs --interpolate_with (the model to mix with)")
 
 
 @dataclass
@@ -365,7 +374,15 @@ class PipelineArguments:
         metadata={
             "help": "Policy stages whose saved model is moved part of the way back to the parent, with the trained "
             'weights\' share: {"dpo": 0.5} (training.interpolation, WiSE-FT). The next stage starts from, and the '
-            "evaluate stage samples, the interpolated model."
+            "evaluate stage samples, the interpolated model (but see merge_beside)."
+        },
+    )
+    merge_beside: bool = field(
+        default=False,
+        metadata={
+            "help": "With merge_with_parent: save each mix beside its stage's folder, as <output_dir>/<stage>_merged, "
+            "and let the next stage start from the trained weights; select_from then names the mix as "
+            "<stage>_merged (e.g. [dpo_merged])."
         },
     )
     stage_args: dict | str | None = field(
@@ -413,6 +430,8 @@ class PipelineArguments:
             self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}
         _check_positive("stage_timeout", self.stage_timeout)
         self.merge_with_parent = _merge_weights(self.merge_with_parent, self.stages)
+        if self.merge_beside and not self.merge_with_parent:
+            raise ValueError("merge_beside: true needs merge_with_parent (which stages to mix, and how much)")
 
 
 def _from_json(value, name: str, example: str):

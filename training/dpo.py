@@ -84,10 +84,10 @@ def run(script_args: DPOArguments, training_args, model_args) -> dict:
         if test_rows and run_record.is_main_process():
             after = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)
         # What DPO learned is measured above, on the trained weights; with --interpolate_with the folder then holds
-        # the mix with the parent, measured again.
+        # the mix with the parent (or --interpolated_output_dir does), measured again.
         result.update(interpolation.after_training(script_args, training_args))
         if "interpolated_with" in result and after:
-            mixed = saved_policy_preference(training_args.output_dir, test_rows, training_args, model_args)
+            mixed = saved_policy_preference(result["interpolated_dir"], test_rows, training_args, model_args)
             result.update(
                 policy_preference_interpolated=mixed["accuracy"], policy_margin_interpolated=mixed["mean_margin"]
             )

@@ -11,7 +11,10 @@ Both models are loaded on the CPU in their saved dtype, so the step needs about 
 (a 15B model in bf16: about 60 GB); it runs once, after training, on the main process.
 
 The training cycle sets BASE to its parent (``merge_with_parent: {dpo: 0.5}`` in the pipeline recipe), so the
-stage's folder, and what the next stage starts from, is the interpolated model.
+stage's folder, and what the next stage starts from, is the interpolated model. With ``--interpolated_output_dir
+DIR`` (the recipe's ``merge_beside: true``) the mix is saved to DIR instead, and the stage's own folder keeps the
+trained weights for the next stage to start from: in runs AB-AG, GRPO from the halfway model gained less than GRPO
+from the DPO model itself in all 4 cycles that compare (bench/README.md).
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ def check_weight(weight: float) -> None:
         raise InterpolationError(f"--interpolation_weight must be in (0, 1]; got {weight}")
 
 
-def interpolate(folder: str | Path, base: str, weight: float, *, trust_remote_code: bool = False) -> dict[str, Any]:
+def interpolate(
+    folder: str | Path,
+    base: str,
+    weight: float,
+    *,
+    output_dir: str | Path | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
     """Rewrite the model in ``folder`` as ``weight`` x itself + (1 - ``weight``) x ``base`` (a folder or hub id of
-    the same architecture), parameter by parameter in float32, saved in the folder's own dtype. Returns what the
-    stage's result.json records."""
+    the same architecture), parameter by parameter in float32, saved in the folder's own dtype; with
+    ``output_dir`` the mix (weights, config, tokenizer) is saved there and ``folder`` is left as it was. Returns
+    what the stage's result.json records."""
     import torch
 
     from training import loading
@@ -53,8 +64,12 @@ def interpolate(folder: str | Path, base: str, weight: float, *, trust_remote_co
             ours, base_value = param.float(), theirs[name].float()
             moved += float(((1.0 - weight) * (base_value - ours)).pow(2).sum())
             param.copy_((weight * ours + (1.0 - weight) * base_value).to(param.dtype))
-    model.save_pretrained(str(folder))
+    target = Path(output_dir) if output_dir else Path(folder)
+    model.save_pretrained(str(target))
+    if output_dir:
+        loading.tokenizer(str(folder), trust_remote_code=trust_remote_code).save_pretrained(str(target))
     return {
+        "interpolated_dir": str(target),
         "interpolated_with": str(base),
         "interpolation_weight": weight,
         # how far the saved weights moved back (L2 norm over all parameters): 0 means the two were the same model
@@ -73,5 +88,6 @@ def after_training(script_args, training_args) -> dict[str, Any]:
         training_args.output_dir,
         script_args.interpolate_with,
         script_args.interpolation_weight,
+        output_dir=script_args.interpolated_output_dir,
         trust_remote_code=bool(getattr(training_args, "trust_remote_code", False)),
     )

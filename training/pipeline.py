@@ -14,6 +14,9 @@ out-of-memory kill takes down the stage, not the caller. Models flow from stage 
 With ``merge_with_parent: {dpo: 0.5}`` the DPO stage saves its model halfway back to the parent
 (training.interpolation); online_rl then starts from it and evaluate samples it.
 
+With ``merge_beside: true`` as well, the mix is saved beside the stage's folder as <out>/dpo_merged, and online_rl
+starts from the trained <out>/dpo; ``select_from: [dpo_merged]`` offers the mix to the evaluate stage.
+
 With ``select_from: [dpo]`` the evaluate stage also samples <out>/dpo, and whichever of the two passes more on its
 prompts becomes the cycle's policy (``policy_dir``; the promotion gate then tests it at alpha / 2).
 
@@ -50,6 +53,7 @@ SUMMARY = "summary.json"
 STAGE_LOG = "stage.log"
 TRAINING_STAGES = ("sft", "reward", "dpo", "online_rl")
 LOG_TAIL_LINES = 20
+MERGED = "_merged"  # <out>/<stage>_merged: a stage's mix with the parent under merge_beside
 logger = logging.getLogger("training")
 
 
@@ -87,12 +91,16 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
     if missing:
         raise ValueError(f"recipe {recipe} has no {', '.join(s + '.yaml' for s in missing)} for the stages asked")
     trained_before = {s: i for i, s in enumerate(args.stages) if s in TRAINING_STAGES and s != "reward"}
+    offerable = "policy stages: sft, dpo, online_rl"
+    if args.merge_beside:
+        trained_before.update({f"{s}{MERGED}": trained_before[s] for s in args.merge_with_parent})
+        offerable += f"; their mixes with the parent: {', '.join(s + MERGED for s in args.merge_with_parent)}"
     evaluated_at = args.stages.index("evaluate") if "evaluate" in args.stages else -1
     for choice in args.select_from:
         if trained_before.get(choice, len(args.stages)) > evaluated_at:
             raise ValueError(
                 f"select_from: {choice} is not a policy stage run before evaluate in this cycle "
-                f"(stages: {', '.join(args.stages)}; policy stages: sft, dpo, online_rl)"
+                f"(stages: {', '.join(args.stages)}; {offerable})"
             )
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     policy = parent  # the policy the next trained stage starts from
@@ -107,6 +115,8 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
             flags += ["--reward_model_path", reward_dir]
         if stage in args.merge_with_parent:
             flags += ["--interpolate_with", parent, "--interpolation_weight", str(args.merge_with_parent[stage])]
+            if args.merge_beside:
+                flags += ["--interpolated_output_dir", str(out / f"{stage}{MERGED}")]
         if stage == "evaluate":
             flags += ["--model_name_or_path", policy, "--parent_model_path", parent]
             offered = [str(out / s) for s in args.select_from if str(out / s) != policy]
