@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from training.generate import DEFAULT_STOP
-from training.interpolation import check_weight
+from training.interpolation import MERGE_EXAMPLE, check_weight, merge_weights
 from training.run_record import METRICS
 
 logger = logging.getLogger("training")
@@ -429,9 +429,8 @@ class PipelineArguments:
                 )
             self.stage_args = {s: [str(x) for x in v] for s, v in self.stage_args.items()}
         _check_positive("stage_timeout", self.stage_timeout)
-        self.merge_with_parent = _merge_weights(self.merge_with_parent, self.stages)
-        if self.merge_beside and not self.merge_with_parent:
-            raise ValueError("merge_beside: true needs merge_with_parent (which stages to mix, and how much)")
+        merge = _from_json(self.merge_with_parent, "merge_with_parent", MERGE_EXAMPLE)
+        self.merge_with_parent = merge_weights(merge, self.stages, beside=self.merge_beside)
 
 
 def _from_json(value, name: str, example: str):
@@ -445,27 +444,6 @@ def _from_json(value, name: str, example: str):
         return json.loads(value) if value.strip() else None
     except json.JSONDecodeError as exc:
         raise ValueError(f"--{name} must be JSON like {example}: {exc}") from exc
-
-
-def _merge_weights(value, stages: list[str]) -> dict[str, float]:
-    """``merge_with_parent`` as {stage: weight}: policy stages of this cycle, weights in (0, 1]."""
-    example = '{"dpo": 0.5}'
-    value = _from_json(value, "merge_with_parent", example)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"--merge_with_parent must map policy stages to weights, e.g. {example}; got {value!r}")
-    weights = {}
-    for stage, weight in value.items():
-        if stage not in ("sft", "dpo", "online_rl") or stage not in stages:
-            raise ValueError(
-                f"merge_with_parent: {stage} is not a policy stage of this cycle (stages: {', '.join(stages)}; "
-                "policy stages: sft, dpo, online_rl)"
-            )
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 < weight <= 1.0:
-            raise ValueError(f"merge_with_parent: {stage}'s weight must be a number in (0, 1]; got {weight!r}")
-        weights[stage] = float(weight)
-    return weights
 
 
 def prepare_training_args(training_args, model_args=None) -> None:

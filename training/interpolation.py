@@ -22,6 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+POLICY_STAGES = ("sft", "dpo", "online_rl")
+MERGE_EXAMPLE = '{"dpo": 0.5}'
+
 
 class InterpolationError(ValueError):
     pass
@@ -31,6 +34,28 @@ def check_weight(weight: float) -> None:
     """The trained weights' share must be in (0, 1]: 0 would throw the training away, above 1 extrapolates."""
     if not 0.0 < weight <= 1.0:
         raise InterpolationError(f"--interpolation_weight must be in (0, 1]; got {weight}")
+
+
+def merge_weights(value, stages: list[str], *, beside: bool = False) -> dict[str, float]:
+    """The pipeline's ``merge_with_parent`` (already parsed from JSON or YAML) as {stage: weight}: policy stages
+    of this cycle, weights in (0, 1]; ``merge_beside`` needs at least one."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"--merge_with_parent must map policy stages to weights, e.g. {MERGE_EXAMPLE}; got {value!r}")
+    weights = {}
+    for stage, weight in value.items():
+        if stage not in POLICY_STAGES or stage not in stages:
+            raise ValueError(
+                f"merge_with_parent: {stage} is not a policy stage of this cycle (stages: {', '.join(stages)}; "
+                f"policy stages: {', '.join(POLICY_STAGES)})"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 < weight <= 1.0:
+            raise ValueError(f"merge_with_parent: {stage}'s weight must be a number in (0, 1]; got {weight!r}")
+        weights[stage] = float(weight)
+    if beside and not weights:
+        raise ValueError("merge_beside: true needs merge_with_parent (which stages to mix, and how much)")
+    return weights
 
 
 def interpolate(
@@ -64,7 +89,7 @@ def interpolate(
             ours, base_value = param.float(), theirs[name].float()
             moved += float(((1.0 - weight) * (base_value - ours)).pow(2).sum())
             param.copy_((weight * ours + (1.0 - weight) * base_value).to(param.dtype))
-    target = Path(output_dir) if output_dir else Path(folder)
+    target = Path(output_dir or folder)
     model.save_pretrained(str(target))
     if output_dir:
         loading.tokenizer(str(folder), trust_remote_code=trust_remote_code).save_pretrained(str(target))
