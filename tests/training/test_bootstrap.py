@@ -72,6 +72,29 @@ def test_the_same_seed_gives_identical_weights_and_another_seed_does_not(built, 
     assert not all(torch.equal(first[k], third[k]) for k in first)
 
 
+def test_a_bf16_preset_trains_in_fp32_on_a_cpu_without_bf16_kernels(built, tmp_path, monkeypatch, caplog):
+    """bf16 autocast is emulated on an AVX2-only CPU (about 100x slower there): a bf16 preset then trains in fp32,
+    to the very weights of the same preset without bf16, and says so."""
+    import dataclasses
+
+    import torch
+
+    from training import pretrain
+
+    monkeypatch.setitem(bootstrap.PRESETS, "test_bf16", dataclasses.replace(bootstrap.PRESETS["test"], bf16=True))
+    monkeypatch.setattr(pretrain, "cpu_does_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="training.bootstrap"):
+        fallback = bootstrap.build(tmp_path / "fallback", preset="test_bf16", seed=0, threads=1)
+    assert fallback.info["bf16"] is False and built.info["bf16"] is False
+    assert "no bf16 kernels" in caplog.text
+    first, second = _weights(built.path), _weights(fallback.path)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    monkeypatch.setattr(pretrain, "cpu_does_bf16", lambda: True)  # where the CPU has them, the preset's bf16 holds
+    native = bootstrap.build(tmp_path / "native", preset="test_bf16", seed=0, threads=1, max_steps=2)
+    assert native.info["bf16"] is True
+
+
 def test_a_folder_holding_the_same_preset_and_seed_is_kept(built):
     stamp = (built.path / "model.safetensors").stat().st_mtime_ns
     again = bootstrap.build(built.path, preset="test", seed=0, threads=1)
