@@ -17,6 +17,8 @@ model or report set: not a controlled comparison) is refused. Per seed, the last
 minus the control's, paired over prompts, with its interval over templates; then the mean difference over seeds
 with a 95% t interval over seeds, and the difference pooled over seeds (per prompt, averaged over seeds) with its
 interval over templates. Writes DIR_OF_FIRST/../compare.json unless --out names another file.
+
+``--round N`` reads every run as if it had stopped after round N (runs cut short, or one round of longer runs).
 """
 
 from __future__ import annotations
@@ -38,6 +40,18 @@ def load(run: Path) -> tuple[dict, dict[str, str]]:
         return json.loads((run / "learning.json").read_text()), heldout_templates(run / "heldout.jsonl")
     except OSError as error:
         raise SystemExit(f"{run}: not a bench/learning.py output folder ({error})") from error
+
+
+def up_to(name: str, result: dict, last: int) -> dict:
+    """The run as if it had stopped after round ``last`` (``--round``): every arm's later rounds dropped; a run
+    whose main arm never reached that round is refused, so that no run is compared at an earlier round."""
+    if not any(r["round"] == last for r in result["rounds"]):
+        reached = max((r["round"] for r in result["rounds"]), default=None)
+        raise SystemExit(f"{name}: no round {last} (its last round is {reached})")
+    cut = {**result, "rounds": [r for r in result["rounds"] if r["round"] <= last]}
+    for arm in [k for k in result if k.startswith("control_") and isinstance(result[k], dict)]:
+        cut[arm] = {**result[arm], "rounds": [r for r in result[arm].get("rounds") or [] if r["round"] <= last]}
+    return cut
 
 
 def arm_rounds(result: dict, arm: str) -> list[dict]:
@@ -183,11 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="bench/learning.py --out folders")
     parser.add_argument("--against", nargs="+", type=Path, default=[], help="a control recipe's runs, same seeds")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default: beside the runs)")
+    parser.add_argument(
+        "--round",
+        type=int,
+        default=None,
+        help="compare the models active after this round instead of each run's last (every run must have reached it)",
+    )
     args = parser.parse_args(argv)
-    runs = [(str(run), *load(run)) for run in args.runs]
+    if args.round is not None and args.round < 1:
+        raise SystemExit("--round must be at least 1 (round 0 is the bootstrap model)")
+
+    def read(run: Path) -> tuple[str, dict, dict[str, str]]:
+        result, templates = load(run)
+        return str(run), (result if args.round is None else up_to(str(run), result, args.round)), templates
+
+    runs = [read(run) for run in args.runs]
     arms = ["main"] + sorted({k for _, result, _ in runs for k in result if k.startswith("control_")})
     if args.against:
-        against = [(str(run), *load(run)) for run in args.against]
+        against = [read(run) for run in args.against]
         refuse_repeated_seeds(runs, against)
         compared = {arm: c for arm in arms if (c := compare(runs, against, arm)) is not None}
         if not compared:

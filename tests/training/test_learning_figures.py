@@ -169,6 +169,30 @@ def test_two_recipes_compare_seed_by_seed_on_the_last_round_and_only_from_the_sa
         learning_seeds.main([str(recipe[0]), "--against", str(control[1]), str(other)])
 
 
+def test_runs_compare_at_a_given_round_and_a_run_short_of_it_is_refused(tmp_path, capsys):
+    templates = {f"p{i}": f"t{i % 4}" for i in range(8)}
+    recipe = _run(tmp_path / "mix0", {p: 0.25 for p in templates}, templates, seed=0, control=True)
+    control = _run(tmp_path / "plain0", {p: 0.0 for p in templates}, templates, seed=0)
+    rounds = json.loads((recipe / "learning.json").read_text())["rounds"]
+    assert rounds[1]["pass_at_1"] == 0.25 and rounds[2]["pass_at_1"] == 0.5  # round 2 lifts, round 1 does not
+    assert (
+        learning_seeds.main([str(recipe), "--against", str(control), "--round", "1", "--out", str(tmp_path / "c1")])
+        == 0
+    )
+    assert json.loads((tmp_path / "c1").read_text())["main"]["pairs"][0]["difference"] == 0.0
+    assert learning_seeds.main([str(recipe), "--against", str(control), "--out", str(tmp_path / "c2")]) == 0
+    assert json.loads((tmp_path / "c2").read_text())["main"]["pairs"][0]["difference"] == 0.25
+    assert learning_seeds.main([str(recipe), "--round", "1", "--out", str(tmp_path / "s1")]) == 0
+    rise = json.loads((tmp_path / "s1").read_text())
+    assert [r["last_round"] for r in rise["main"]["runs"]] == [1] and rise["main"]["runs"][0]["rise"] == 0.0
+    assert [r["last_round"] for r in rise["control_swapped"]["runs"]] == [1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="mix0: no round 3 \\(its last round is 2\\)"):
+        learning_seeds.main([str(recipe), "--round", "3"])
+    with pytest.raises(SystemExit, match="--round must be at least 1"):
+        learning_seeds.main([str(recipe), "--round", "0"])
+
+
 def test_the_seeds_average_refuses_a_folder_without_a_run(tmp_path):
     with pytest.raises(SystemExit, match="not a bench/learning.py output folder"):
         learning_seeds.main([str(tmp_path)])
