@@ -53,7 +53,7 @@ class Preset:
 
 def cpu_does_bf16() -> bool:
     """Whether this CPU has bf16 kernels (oneDNN's test: AVX-512 BW/VL/DQ, or AMX). Without them bf16 autocast
-    is emulated: on an AVX2-only AMD EPYC a 1024 x 1024 matmul took 123 s for 50 in bf16 against 1.06 s in fp32,
+    is emulated: on an AVX2-only AMD EPYC 50 matmuls of 1024 x 1024 took 123 s in bf16 against 1.06 s in fp32,
     and the ladder bootstrap ran at 390 tokens/s, so its 15-minute guard would have cut it at about step 80 of 200.
     """
     import torch
