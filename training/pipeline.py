@@ -48,6 +48,7 @@ from typing import Any
 
 from training import cli, run_record
 from training.configs import PipelineArguments
+from training.interpolation import POLICY_STAGES
 
 SUMMARY = "summary.json"
 STAGE_LOG = "stage.log"
@@ -142,7 +143,7 @@ def plan(args: PipelineArguments) -> list[dict[str, Any]]:
         )
         if stage == "reward":
             reward_dir = str(stage_dir)
-        elif stage in ("sft", "dpo", "online_rl"):
+        elif stage in POLICY_STAGES:
             policy = str(stage_dir)
     return steps
 

@@ -73,8 +73,8 @@ def test_the_same_seed_gives_identical_weights_and_another_seed_does_not(built, 
 
 
 def test_a_bf16_preset_trains_in_fp32_on_a_cpu_without_bf16_kernels(built, tmp_path, monkeypatch, caplog):
-    """bf16 autocast is emulated on an AVX2-only CPU (about 100x slower there): a bf16 preset then trains in fp32,
-    to the very weights of the same preset without bf16, and says so."""
+    """bf16 autocast is emulated on an AVX2-only CPU (the ladder preset ran 14 times slower there): a bf16 preset
+    then trains in fp32, to the very weights of the same preset without bf16, and says so."""
     import dataclasses
 
     import torch
