@@ -107,6 +107,12 @@ def make_parser() -> argparse.ArgumentParser:
         "test-decided training-split pairs) at --reward-init-lr, instead of a new head on the SFT policy",
     )
     parser.add_argument("--reward-init-lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="train the recipe's stages on the CUDA GPU in bf16 (use_cpu false, bf16 true; generation and "
+        "evaluation use the GPU whenever torch sees one): the GPU form, bench/gpu_learning.sh",
+    )
     parser.add_argument("--database-url", default="", help="postgres://... (default: SQLite under DIR)")
     parser.add_argument("--transport", choices=("http", "in-process"), default="http")
     parser.add_argument(
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             "--rounds must be at least 1, --train-prompts, --heldout and --gate-prompts at least 2, --seed at least 0"
         )
     args.out = args.out.resolve()
+    if args.gpu and not cuda_available():
+        raise SystemExit("--gpu: torch sees no CUDA GPU on this machine; leave --gpu out to train on the CPU")
     if args.arm:
         from bench.learning_arm import run_arm
 
@@ -166,6 +174,12 @@ def bootstrap_model(args) -> dict:
     return {k: built.info.get(k) for k in keep}
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def heldout_file(args) -> Path:
     from training.ladder import ladder_tasks
 
@@ -194,7 +208,7 @@ def arm_command(args, arm: str) -> list[str]:
              "recipe", "seed")  # fmt: skip
     for name in (*names, "reward_init_lr", *(("reward_init",) if args.reward_init else ())):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    argv += ["--database-url", args.database_url, "--transport", args.transport]
+    argv += ["--database-url", args.database_url, "--transport", args.transport] + (["--gpu"] if args.gpu else [])
     return argv + ["--quality-control", args.quality_control] + (["--anchor-pairs"] if args.anchor_pairs else [])
 
 

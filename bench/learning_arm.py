@@ -62,6 +62,10 @@ def recipe_write(args, recipe: Path) -> None:
         for stage in TRAINED_STAGES:
             with open(recipe / f"{stage}.yaml", "a") as handle:
                 handle.write(f"seed: {STAGE_SEED + args.seed}\n")
+    if getattr(args, "gpu", False):  # the recipe's stages on the CUDA GPU, bf16 mixed precision (fp32 weights)
+        for stage in TRAINED_STAGES:
+            with open(recipe / f"{stage}.yaml", "a") as handle:
+                handle.write("use_cpu: false\nbf16: true\n")
     if args.reward_init:
         with open(recipe / "reward.yaml", "a") as handle:
             handle.write(f"init_model_path: {args.reward_init.resolve()}\nlearning_rate: {args.reward_init_lr}\n")
@@ -76,8 +80,9 @@ def recipe_write(args, recipe: Path) -> None:
             handle.write("skip_failed_chosen: false\n")
         with open(recipe / "online_rl.yaml", "a") as handle:
             handle.write("tests_weight: 0.0\nreward_model_weight: 1.0\n")
-    pipeline = (recipe / "pipeline.yaml").read_text().replace("recipe: training/recipes/ladder", f"recipe: {recipe}")
-    (recipe / "pipeline.yaml").write_text(pipeline)
+    # The copy's pipeline reads the copy's stage files, whatever folder the original named.
+    with open(recipe / "pipeline.yaml", "a") as handle:
+        handle.write(f"recipe: {recipe}\n")
 
 
 def quality_controlled(args) -> bool:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import choix
 import numpy as np
 
 # choix starts every transition rate of the spectral chain at this value: a weak prior that keeps the strengths
@@ -74,6 +73,8 @@ def _win_matrices(data: Outcomes, counts: np.ndarray, n_items: int) -> np.ndarra
 
 def strengths(wins: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     """Centred log-strengths from one matrix of wins (choix), iterating from ``start`` if given."""
+    import choix  # here, not at the top: it imports scipy (35 MB), which nothing else in the platform imports
+
     wins = np.asarray(wins, dtype=float)
     return choix.ilsr_pairwise_dense(wins, alpha=PRIOR_RATE, initial_params=start, max_iter=500, tol=1e-8)
 

@@ -43,6 +43,7 @@ def test_the_test_preset_builds_a_saved_model_with_its_training_facts(built):
     assert 50_000 < info["params"] < 500_000
     assert info["final_loss"] < info["first_loss"]  # it learned something from the source
     assert info["corpus"]["files"] > 0 and info["corpus"]["tokens"] > 1000
+    assert info["device"] == "cpu"  # torch sees no CUDA GPU here (pretrain.train_device)
 
 
 def test_the_saved_model_reloads_and_generates_text(built):
@@ -128,3 +129,26 @@ def test_bad_build_options_are_refused_with_a_message(tmp_path, options, message
     with pytest.raises(ValueError, match=message):
         bootstrap.build(tmp_path / "model", **options)
     assert not (tmp_path / "model").exists()
+
+
+def test_the_gpu_forms_preset_is_a_100m_model_of_the_ladders_training_templates_only():
+    """bench/gpu_learning.sh's bootstrap: issue 10 asks for ~100M parameters. Counted on torch's meta device (no
+    weights, no training); its ladder tasks come from the training split, like the CPU ladder preset's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training import pretrain, tiny
+    from training.ladder import ladder_tasks
+
+    preset = bootstrap.PRESETS["ladder-100m"]
+    # make_config reads only the tokenizer's size and special ids
+    tokenizer = type("Tokenizer", (), {"__len__": lambda self: preset.vocab_size, "bos_token_id": 0,
+                                        "eos_token_id": 1, "pad_token_id": 1})()  # fmt: skip
+    config = tiny.make_config("llama", tokenizer, hidden=preset.hidden, layers=preset.layers, heads=preset.heads,
+                              max_positions=preset.max_positions)  # fmt: skip
+    with torch.device("meta"):
+        params = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    assert 90_000_000 < params < 110_000_000, params
+    assert preset.bf16 and preset.ladder.levels == bootstrap.PRESETS["ladder"].ladder.levels
+    heldout = {t.template for t in ladder_tasks(n=2000, seed=1, split="heldout", levels=preset.ladder.levels)}
+    assert heldout and not heldout & set(pretrain.ladder_templates(preset.ladder))

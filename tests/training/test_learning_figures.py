@@ -98,6 +98,33 @@ def test_a_seed_moves_the_trained_stages_seeds_but_not_the_evaluations(tmp_path)
     assert evaluate["prompts_file"] == str(tmp_path / "gate.jsonl")  # the report set is never the platform's
 
 
+def test_the_gpu_form_trains_every_stage_on_the_gpu_and_the_copy_reads_its_own_stage_files(tmp_path):
+    """--gpu appends use_cpu false and bf16 true to the trained stages (a later key wins); evaluation is left as
+    it is. Any recipe folder, the base one included, has its copy's pipeline pointed at the copy."""
+    args = argparse.Namespace(
+        recipe=ROOT / "training" / "recipes" / "base", out=tmp_path, seed=0, reward_init=None, arm="main", gpu=True
+    )
+    copy = tmp_path / "arm" / "ladder"
+    recipe_write(args, copy)
+    for stage in ("sft", "reward", "dpo", "online_rl"):
+        config = yaml.safe_load((copy / f"{stage}.yaml").read_text())
+        assert (config["use_cpu"], config["bf16"]) == (False, True), stage
+    assert "use_cpu" not in yaml.safe_load((copy / "evaluate.yaml").read_text())
+    assert yaml.safe_load((copy / "pipeline.yaml").read_text())["recipe"] == str(copy)
+    args.gpu = False
+    recipe_write(args, tmp_path / "cpu" / "ladder")
+    assert "use_cpu" not in yaml.safe_load((tmp_path / "cpu" / "ladder" / "sft.yaml").read_text())
+
+
+def test_the_gpu_form_is_refused_where_torch_sees_no_gpu(tmp_path, monkeypatch):
+    from bench import learning
+
+    monkeypatch.setattr(learning, "cuda_available", lambda: False)
+    with pytest.raises(SystemExit, match="--gpu: torch sees no CUDA GPU"):
+        learning.main(["--gpu", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()  # refused before anything was built or written
+
+
 def _run(
     folder: Path,
     rises: dict[str, float],
