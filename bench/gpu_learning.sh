@@ -24,11 +24,14 @@ RUN=var/bench/gpu-learning # the arms' folders hold models per round: kept off t
 MODEL=var/models/bootstrap-$PRESET
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS-var/gpu-wheels} # empty: install nothing
-EXTRA=${EXTRA:-} # more bench/learning.py flags, e.g. "--train-prompts 16 --heldout 24 --gate-prompts 24"
+EXTRA=${EXTRA:-} # more flags for what WHAT runs (bench/learning.py or bench/reward_ladder.py), e.g. "--heldout 48"
 WHAT=${WHAT:-learning} # or reward: bench/reward_ladder.py from the 100M model against the 1.8M one, same pairs
 SEEDS=${SEEDS:-100,101,102,103,104,105,106,107} # WHAT=reward: the training prompts' seeds (192 prompts each)
 mkdir -p "$RESULTS" "$RUN"
-left() { echo $((BUDGET_S - ($(date +%s) - started))); }
+left() { # seconds of the budget left, at least 1 (timeout refuses 0 and less)
+  local n=$((BUDGET_S - ($(date +%s) - started)))
+  echo $((n > 0 ? n : 1))
+}
 
 if [ -n "$WHEELS" ] && compgen -G "$WHEELS/*.whl" >/dev/null; then
   "$PY" -m pip install --quiet --no-index --no-deps --target /tmp/codepref-site "$WHEELS"/*.whl || exit 1
