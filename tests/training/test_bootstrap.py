@@ -33,6 +33,8 @@ def _weights(path):
 
 
 def test_the_test_preset_builds_a_saved_model_with_its_training_facts(built):
+    import torch
+
     path = built.path
     assert not built.cached
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json"):
@@ -43,8 +45,6 @@ def test_the_test_preset_builds_a_saved_model_with_its_training_facts(built):
     assert 50_000 < info["params"] < 500_000
     assert info["final_loss"] < info["first_loss"]  # it learned something from the source
     assert info["corpus"]["files"] > 0 and info["corpus"]["tokens"] > 1000
-    import torch
-
     assert info["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # where it trained, on the record
 
 
