@@ -73,12 +73,6 @@ _MODELS_LOCK = threading.Lock()
 MODEL_CACHE_SIZE = int(os.environ.get("CODEPREF_MODEL_CACHE_SIZE", "2"))
 
 
-def _device():
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load(target: str, *, trust_remote_code: bool = False):
     """(model, tokenizer) for a local folder or a hub id, cached per process.
 
@@ -132,7 +126,7 @@ def forget(target: str) -> None:
 def _load_uncached(target: str, *, local: bool, trust_remote_code: bool = False):
     import torch
 
-    device = _device()
+    device = torch.device(loading.default_device())
     # On a GPU the checkpoint's own dtype (usually bf16/fp16); on CPU fp32, which is what CPUs run fast.
     dtype = "auto" if device.type == "cuda" else torch.float32
     started = time.monotonic()

@@ -18,6 +18,13 @@ class RemoteCodeRefused(ValueError):
     """The checkpoint needs its own code to load and trust_remote_code is off."""
 
 
+def default_device() -> str:
+    """Where a model goes when nothing says otherwise: the first CUDA GPU when torch sees one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def needs_remote_code(path: str | Path) -> bool:
     """Whether a local model folder names its own classes (``auto_map`` in config.json or tokenizer_config.json)."""
     import json

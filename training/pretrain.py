@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training import tiny
+from training import loading, tiny
 
 logger = logging.getLogger("training.bootstrap")
 
@@ -64,14 +64,6 @@ def cpu_does_bf16() -> bool:
         return False
 
 
-def train_device() -> str:
-    """Where the bootstrap trains: the first CUDA GPU when torch sees one, else the CPU. A model built on either is
-    the same preset (the cache key leaves the device out, as it leaves bf16 out); training_info.json says which."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _blocks(tokenizer, texts: list[str], seq_len: int):
     """The corpus as one token stream (files joined by EOS) cut into rows of seq_len + 1 tokens."""
     import torch
@@ -108,7 +100,9 @@ def train(tmp: Path, *, preset: Preset, seed: int, minutes: float, log_every: in
     order = torch.randperm(len(blocks), generator=generator)
     n_val = max(1, int(len(blocks) * preset.val_fraction))
     val, train_rows = blocks[order[:n_val]], blocks[order[n_val:]]
-    device = train_device()
+    # The first CUDA GPU when torch sees one, else the CPU. A model built on either is the same preset (the cache
+    # key leaves the device out, as it leaves bf16 out); training_info.json says which.
+    device = loading.default_device()
     model = _model(tokenizer, preset).to(device)
     params = sum(p.numel() for p in model.parameters())
     logger.info(

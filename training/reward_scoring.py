@@ -50,7 +50,7 @@ def load_reward_model(
     from training import loading
 
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = loading.default_device()
     kwargs: dict[str, Any] = {"num_labels": 1}
     if dtype and dtype != "auto":
         kwargs["dtype"] = getattr(torch, dtype)
